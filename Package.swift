@@ -19,12 +19,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .target(
             name: "KernelsC",
-            cSettings: [.unsafeFlags(["-O3", "-march=x86-64-v3"])]
+            cSettings: [.unsafeFlags(["-O3", "-march=x86-64-v3"])],
+            linkerSettings: [.linkedLibrary("openblas")]
         ),
-        .target(name: "Kernels", dependencies: ["CBLAS", "KernelsC"], swiftSettings: fastMath),
+        .target(name: "Kernels", dependencies: ["KernelsC"], swiftSettings: fastMath),
         .target(name: "Tokenization", swiftSettings: fastMath),
         .target(name: "Models", dependencies: ["Kernels", "Tokenization"], swiftSettings: fastMath),
         .target(name: "Engine", dependencies: ["Models", "Kernels", "Tokenization"], swiftSettings: fastMath),

@@ -1,6 +1,10 @@
 import ArgumentParser
 
 @main
-struct PDServe: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "pdserve", abstract: "LLM serving engine with prefill/decode disaggregation.")
+struct PDServe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pdserve",
+        abstract: "An LLM serving engine with prefill/decode disaggregation.",
+        subcommands: [GenerateCommand.self]
+    )
 }

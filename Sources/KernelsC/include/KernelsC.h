@@ -1,15 +1,78 @@
 #ifndef PDSERVE_KERNELSC_H
 #define PDSERVE_KERNELSC_H
+// CPU compute kernels for PDServe. Plain C with AVX2/FMA intrinsics so the hot
+// loops compile to predictable code; Swift wraps them behind safe types.
 #include <stdint.h>
 #include <stddef.h>
 
+// MARK: dtype conversion
+
 /// Widens `count` bfloat16 values (raw bits) to float32.
 void pds_bf16_to_f32(const uint16_t *src, float *dst, size_t count);
-
 /// Narrows `count` float32 values to bfloat16 with round-to-nearest-even.
 void pds_f32_to_bf16(const float *src, uint16_t *dst, size_t count);
-
 /// Widens `count` IEEE half values (raw bits) to float32.
 void pds_f16_to_f32(const uint16_t *src, float *dst, size_t count);
+
+// MARK: worker pool
+
+/// A fixed set of worker threads that run one parallel loop at a time.
+/// The calling thread takes part, so a pool of size 1 runs everything inline.
+typedef struct pds_pool pds_pool;
+typedef void (*pds_task_fn)(void *ctx, int task, int ntasks);
+
+pds_pool *pds_pool_create(int nthreads);
+void pds_pool_destroy(pds_pool *pool);
+int pds_pool_size(const pds_pool *pool);
+/// Runs fn(ctx, i, ntasks) for every i in [0, ntasks) across the pool and returns when all are done.
+void pds_pool_run(pds_pool *pool, pds_task_fn fn, void *ctx, int ntasks);
+
+/// Sets OpenBLAS's thread count (used by the large-batch linear path).
+void pds_blas_set_threads(int nthreads);
+
+// MARK: linear layers  y[t, o] = sum_k x[t, k] * W[o, k] (+ bias[o])
+
+/// Weight element types.
+enum { PDS_F32 = 0, PDS_BF16 = 1 };
+
+/// x: [rows, in] (row stride `in`); W: [out, in] row-major of dtype `wtype`;
+/// y: [rows, out]. Small `rows` stream W once with SIMD dot products; large
+/// `rows` use OpenBLAS sgemm (bf16 weights widened block by block).
+void pds_linear(pds_pool *pool, const float *x, int rows, int in,
+                const void *w, int wtype, int out, const float *bias, float *y);
+
+// MARK: element-wise
+
+/// out[t] = x[t] * rsqrt(mean(x[t]^2) + eps) * weight, for rows of `dim` floats.
+void pds_rmsnorm(const float *x, const float *weight, float eps, int rows, int dim, float *out);
+/// In place: x[i] = silu(gate[i]) * x[i] over `count` values.
+void pds_silu_mul(const float *gate, float *x, size_t count);
+/// In place: x[i] += y[i].
+void pds_add(float *x, const float *y, size_t count);
+/// Rotary embedding (rotate-half convention) in place on x: [tokens, heads, head_dim].
+/// Angle for token t, pair i: positions[t] * inv_freq[i].
+void pds_rope(float *x, int tokens, int heads, int head_dim, const int32_t *positions, const float *inv_freq);
+
+// MARK: paged KV cache and attention
+
+/// Copies per-token K or V rows ([tokens, width] floats) into cache slots.
+/// cache is [num_slots, width] of dtype kv_type.
+void pds_kv_store(const float *src, int tokens, int width, const int32_t *slots, void *cache, int kv_type);
+
+/// One sequence's query span inside a batch.
+typedef struct {
+    int32_t token_offset;   // first row of this sequence in q/out
+    int32_t token_count;    // query tokens of this sequence
+    int32_t start_position; // absolute position of its first query token
+    const int32_t *page_table;
+} pds_attn_seq;
+
+/// Causal GQA attention over a paged cache. q/out: [tokens, heads*head_dim].
+/// Query token at position p attends cached positions [max(0, p-window+1), p]
+/// (window <= 0 means unlimited). Slots are page_table[pos / page_size] * page_size + pos % page_size.
+void pds_attention(pds_pool *pool, const pds_attn_seq *seqs, int nseqs, int total_tokens,
+                   const float *q, int heads, int kv_heads, int head_dim,
+                   const void *kcache, const void *vcache, int kv_type, int page_size,
+                   int window, float scale, float *out);
 
 #endif

@@ -1,0 +1,150 @@
+import Foundation
+import Models
+import Tokenization
+
+/// A point-in-time view of the engine for health, load and leak checks.
+public struct EngineSnapshot: Sendable {
+    public var waiting: Int
+    public var running: Int
+    public var runningTokens: Int
+    public var freePages: Int
+    public var totalPages: Int
+    /// Pages held only by the prefix cache; reclaimable on demand.
+    public var cachedPages: Int
+    public var pageSize: Int
+}
+
+/// Runs an `EngineCore` on a dedicated thread and talks to callers through
+/// async streams, so no event loop ever waits on the model.
+public final class Engine: @unchecked Sendable {
+    private enum Command {
+        case add(GenerateInput, AsyncThrowingStream<RequestUpdate, Error>.Continuation)
+        case abort(String, String)
+        case flushCache(CheckedContinuation<Void, Never>)
+        case snapshot(CheckedContinuation<EngineSnapshot, Never>)
+    }
+
+    private let core: EngineCore
+    private let condition = NSCondition()
+    private var inbox: [Command] = []
+    private var stopping = false
+    private var stopped = false
+    /// Only touched on the engine thread.
+    private var streams: [String: AsyncThrowingStream<RequestUpdate, Error>.Continuation] = [:]
+    private var thread: Thread?
+
+    public var tokenizer: Tokenizer { core.tokenizer }
+    public var model: LlamaModel { core.model }
+    public var contextLength: Int { core.contextLength }
+    public var options: EngineOptions { core.options }
+
+    public init(core: EngineCore) {
+        self.core = core
+        let thread = Thread { [unowned self] in self.run() }
+        thread.name = "pdserve-engine"
+        thread.stackSize = 16 << 20
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Starts a request; the stream yields its updates and ends when it finishes.
+    /// Ending the stream early (a disconnected client) aborts the request.
+    public func generate(_ input: GenerateInput) -> AsyncThrowingStream<RequestUpdate, Error> {
+        let (stream, continuation) = AsyncThrowingStream<RequestUpdate, Error>.makeStream()
+        continuation.onTermination = { [weak self] reason in
+            if case .cancelled = reason { self?.abort(id: input.id, message: "client disconnected") }
+        }
+        send(.add(input, continuation))
+        return stream
+    }
+
+    public func abort(id: String, message: String = "aborted by request") {
+        send(.abort(id, message))
+    }
+
+    public func flushCache() async {
+        await withCheckedContinuation { send(.flushCache($0)) }
+    }
+
+    public func snapshot() async -> EngineSnapshot {
+        await withCheckedContinuation { send(.snapshot($0)) }
+    }
+
+    /// Aborts whatever is in flight and stops the thread.
+    public func shutdown() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while !stopped { condition.wait() }
+        condition.unlock()
+    }
+
+    private func send(_ command: Command) {
+        condition.lock()
+        inbox.append(command)
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while inbox.isEmpty && !core.hasWork && !stopping { condition.wait() }
+            let commands = inbox
+            inbox.removeAll()
+            let stop = stopping
+            condition.unlock()
+
+            for command in commands { handle(command) }
+            if stop {
+                core.abortAll(message: "server shutting down")
+                deliver(core.step())
+                for continuation in streams.values { continuation.finish() }
+                streams.removeAll()
+                condition.lock()
+                stopped = true
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+            if core.hasWork { deliver(core.step()) }
+        }
+    }
+
+    private func handle(_ command: Command) {
+        switch command {
+        case let .add(input, continuation):
+            guard streams[input.id] == nil else {
+                continuation.finish(throwing: InvalidRequest("request id \(input.id) is already in flight"))
+                return
+            }
+            do {
+                try core.add(input)
+                streams[input.id] = continuation
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        case let .abort(id, message):
+            core.abort(id: id, message: message)
+        case let .flushCache(continuation):
+            core.flushCache()
+            continuation.resume()
+        case let .snapshot(continuation):
+            continuation.resume(returning: EngineSnapshot(
+                waiting: core.waitingCount, running: core.runningCount, runningTokens: core.runningTokenCount,
+                freePages: core.freePageCount, totalPages: core.totalPageCount, cachedPages: core.cachedPageCount,
+                pageSize: core.options.pageSize))
+        }
+    }
+
+    private func deliver(_ updates: [RequestUpdate]) {
+        for update in updates {
+            guard let continuation = streams[update.id] else { continue }
+            continuation.yield(update)
+            if update.finish != nil {
+                continuation.finish()
+                streams[update.id] = nil
+            }
+        }
+    }
+}

@@ -1,0 +1,310 @@
+import Kernels
+import Models
+import Tokenization
+
+/// The synchronous heart of the engine: admits requests, picks each step's
+/// batch (continuous batching with chunked prefill), runs the model and
+/// samples. Single-threaded; `Engine` drives it from its own thread.
+public final class EngineCore {
+    public let model: LlamaModel
+    public let tokenizer: Tokenizer
+    public let options: EngineOptions
+    public let storage: PagedKVStorage
+    public private(set) var allocator: PageAllocator
+    private let prefixCache: PrefixCache
+    private let pool: ComputePool
+    private var waiting: [Request] = []
+    private var running: [Request] = []
+    private var finishedNow: [RequestUpdate] = []
+    private var arrivals = 0
+    private let eosTokens: Set<Int32>
+    public let contextLength: Int
+
+    public init(model: LlamaModel, tokenizer: Tokenizer, options: EngineOptions) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.options = options
+        let bytesPerToken = 2 * model.config.layerCount * model.kvWidth * options.kvCacheDType.size
+        let tokens = options.maxTotalTokens ?? max(options.pageSize, options.kvCacheBudgetBytes / bytesPerToken)
+        let pageCount = max(1, tokens / options.pageSize)
+        storage = PagedKVStorage(layers: model.config.layerCount, pageCount: pageCount, pageSize: options.pageSize,
+                                 width: model.kvWidth, dtype: options.kvCacheDType)
+        allocator = PageAllocator(pageCount: pageCount)
+        prefixCache = PrefixCache(pageSize: options.pageSize)
+        pool = ComputePool(threads: options.threads)
+        eosTokens = Set((model.config.eosTokenIds + tokenizer.eosTokenIds).map { Int32($0) })
+        contextLength = options.contextLength ?? model.config.maxPositionEmbeddings
+    }
+
+    // MARK: state
+
+    public var hasWork: Bool { !waiting.isEmpty || !running.isEmpty || !finishedNow.isEmpty }
+    public var waitingCount: Int { waiting.count }
+    public var runningCount: Int { running.count }
+    public var freePageCount: Int { allocator.freeCount }
+    public var totalPageCount: Int { allocator.pageCount }
+    /// Pages held only by the prefix cache (reclaimable).
+    public var cachedPageCount: Int { prefixCache.cachedPageCount }
+    /// Tokens in the running batch (for load reports).
+    public var runningTokenCount: Int { running.reduce(0) { $0 + $1.tokens.count } }
+
+    // MARK: requests
+
+    /// Queues a request, or refuses it with a message a client can act on.
+    public func add(_ input: GenerateInput) throws(InvalidRequest) {
+        try input.params.validate()
+        guard !input.promptTokens.isEmpty else { throw InvalidRequest("the prompt is empty") }
+        let vocab = model.config.vocabSize
+        if let bad = input.promptTokens.first(where: { $0 < 0 || $0 >= vocab }) {
+            throw InvalidRequest("token id \(bad) is outside the vocabulary (0..<\(vocab))")
+        }
+        let total = input.promptTokens.count + input.params.maxNewTokens
+        guard total <= contextLength else {
+            throw InvalidRequest("this model's context length is \(contextLength) tokens, but the request needs \(total) (\(input.promptTokens.count) prompt + \(input.params.maxNewTokens) max new tokens)")
+        }
+        let capacity = allocator.pageCount * options.pageSize
+        guard total <= capacity else {
+            throw InvalidRequest("the request needs \(total) tokens of KV cache but the pool holds only \(capacity) (raise --max-total-tokens)")
+        }
+        let request = Request(input: input, arrival: arrivals, tokenizer: tokenizer)
+        arrivals += 1
+        if input.params.maxNewTokens == 0 {
+            finish(request, .length)
+        } else {
+            waiting.append(request)
+        }
+    }
+
+    /// Stops a request wherever it is; its pages are freed at once.
+    public func abort(id: String, message: String = "aborted") {
+        if let i = waiting.firstIndex(where: { $0.id == id }) {
+            finish(waiting.remove(at: i), .abort(message: message))
+        } else if let i = running.firstIndex(where: { $0.id == id }) {
+            finish(running.remove(at: i), .abort(message: message))
+        }
+    }
+
+    /// Aborts everything (shutdown).
+    public func abortAll(message: String) {
+        for r in waiting + running { finish(r, .abort(message: message)) }
+        waiting.removeAll()
+        running.removeAll()
+    }
+
+    /// Drops prefix-cache pages no request uses.
+    public func flushCache() {
+        prefixCache.flush(allocator: &allocator)
+    }
+
+    public var allocatorInvariantsHold: Bool { allocator.invariantsHold }
+
+    // MARK: stepping
+
+    /// Runs one batch (if any) and returns what changed for each request.
+    public func step() -> [RequestUpdate] {
+        var batch = ForwardBatch()
+        var sampled: [Request] = []
+        var scheduled = Set<ObjectIdentifier>()
+        scheduleDecodes(into: &batch, sampled: &sampled, scheduled: &scheduled)
+        schedulePrefills(into: &batch, sampled: &sampled, scheduled: &scheduled)
+
+        var updates = finishedNow
+        finishedNow.removeAll()
+        guard !batch.tokens.isEmpty else { return updates }
+
+        let logits = model.forward(batch, cache: storage, pool: pool)
+        let vocab = model.config.vocabSize
+        for (row, request) in sampled.enumerated() {
+            let slice = logits[row * vocab..<(row + 1) * vocab]
+            updates.append(advance(request, logits: slice))
+        }
+        running.removeAll { $0.finish != nil }
+        return updates
+    }
+
+    /// Every decoding request gets its next token into the batch, retracting
+    /// the newest requests when pages run out.
+    private func scheduleDecodes(into batch: inout ForwardBatch, sampled: inout [Request], scheduled: inout Set<ObjectIdentifier>) {
+        var index = 0
+        while index < running.count {
+            let request = running[index]
+            guard request.isDecoding else { index += 1; continue }
+            if !reservePages(request, upTo: request.computed + 1, protecting: scheduled) {
+                // Nothing left to retract but this request: it goes back to the queue.
+                retract(request)
+                continue
+            }
+            if running.firstIndex(where: { $0 === request }) == nil { continue }
+            add(request, count: 1, to: &batch, sampled: &sampled)
+            scheduled.insert(ObjectIdentifier(request))
+            index = running.firstIndex(where: { $0 === request })! + 1
+        }
+    }
+
+    /// Fills the rest of the token budget with prompt chunks: first requests
+    /// already part-way through their prompt, then new ones.
+    private func schedulePrefills(into batch: inout ForwardBatch, sampled: inout [Request], scheduled: inout Set<ObjectIdentifier>) {
+        var budget = max(1, options.chunkedPrefillSize - batch.tokens.count)
+        for request in running where !request.isDecoding && !scheduled.contains(ObjectIdentifier(request)) && budget > 0 {
+            let count = min(budget, request.pendingCount)
+            guard reservePages(request, upTo: request.computed + count, protecting: scheduled, mayRetract: false) else { break }
+            add(request, count: count, to: &batch, sampled: &sampled)
+            scheduled.insert(ObjectIdentifier(request))
+            budget -= count
+        }
+        while budget > 0, let request = waiting.first, running.count < options.maxRunningRequests {
+            admitPrefix(request)
+            let count = min(budget, request.pendingCount)
+            // Keep one page of headroom per decoding request so admission
+            // does not immediately force a retraction.
+            let headroom = running.filter(\.isDecoding).count
+            guard reservePages(request, upTo: request.computed + count, protecting: scheduled, mayRetract: false, headroom: headroom) else {
+                releasePages(request)
+                break
+            }
+            waiting.removeFirst()
+            running.append(request)
+            add(request, count: count, to: &batch, sampled: &sampled)
+            scheduled.insert(ObjectIdentifier(request))
+            budget -= count
+        }
+    }
+
+    private func add(_ request: Request, count: Int, to batch: inout ForwardBatch, sampled: inout [Request]) {
+        let start = request.computed
+        let finishesPrompt = start + count == request.tokens.count
+        batch.append(sequenceTokens: Array(request.tokens[start..<start + count]), startPosition: start,
+                     pageTable: request.pages, pageSize: options.pageSize, wantLogits: finishesPrompt)
+        request.computed += count
+        if finishesPrompt { sampled.append(request) }
+    }
+
+    /// Starts a request from the longest cached prefix of its tokens.
+    private func admitPrefix(_ request: Request) {
+        guard options.enablePrefixCache, request.pages.isEmpty else { return }
+        // At least one token must run through the model to produce logits.
+        let matchable = Array(request.tokens.dropLast())
+        request.pages = prefixCache.match(matchable, allocator: &allocator)
+        request.computed = request.pages.count * options.pageSize
+        if request.outputCount == 0 { request.cachedTokenCount = request.computed }
+    }
+
+    /// Ensures `request` has pages for positions 0..<end, evicting cached
+    /// pages and (if allowed) retracting the newest unscheduled requests.
+    private func reservePages(_ request: Request, upTo end: Int, protecting scheduled: Set<ObjectIdentifier>,
+                              mayRetract: Bool = true, headroom: Int = 0) -> Bool {
+        let needed = (end + options.pageSize - 1) / options.pageSize - request.pages.count
+        guard needed > 0 else { return true }
+        while allocator.freeCount < needed + headroom {
+            let shortfall = needed + headroom - allocator.freeCount
+            if prefixCache.evict(shortfall, allocator: &allocator) > 0 { continue }
+            guard mayRetract, let victim = running.last(where: { $0 !== request && !scheduled.contains(ObjectIdentifier($0)) }) else {
+                return false
+            }
+            retract(victim)
+        }
+        request.pages += allocator.allocate(needed)!
+        return true
+    }
+
+    /// Frees a running request's pages and queues it first in line; it will
+    /// recompute its KV (through the prefix cache where it can).
+    private func retract(_ request: Request) {
+        running.removeAll { $0 === request }
+        releasePages(request)
+        waiting.insert(request, at: 0)
+    }
+
+    /// Offers the request's computed full pages to the prefix cache, then drops its references.
+    private func releasePages(_ request: Request) {
+        if options.enablePrefixCache {
+            prefixCache.insert(Array(request.tokens[..<request.computed]), pages: request.pages, allocator: &allocator)
+        }
+        allocator.release(request.pages)
+        request.pages = []
+        request.computed = 0
+    }
+
+    /// Appends the sampled token and decides whether the request is done.
+    private func advance(_ request: Request, logits: ArraySlice<Float>) -> RequestUpdate {
+        let (token, logprob) = Sampler.sample(logits: logits, params: request.params, promptTokens: Array(request.promptTokens),
+                                              outputTokens: Array(request.outputTokens), rng: &request.rng)
+        request.append(Int32(token))
+        var update = makeUpdate(request)
+        update.newTokens = [token]
+        if let logprob { update.newLogprobs = [logprob] }
+
+        if request.params.stopTokenIds.contains(token) || (!request.params.ignoreEOS && eosTokens.contains(Int32(token))) {
+            // The stop token's own text is not part of the output.
+            request.finish = .stop(matched: nil)
+            request.text += request.detokenizer.finish()
+        } else {
+            let delta = request.detokenizer.append(token)
+            request.text += delta
+            if let stop = cutAtStopString(request, newBytes: delta.utf8.count) {
+                request.finish = .stop(matched: stop)
+            } else if request.outputCount >= request.params.maxNewTokens {
+                request.finish = .length
+                request.text += request.detokenizer.finish()
+            }
+        }
+        update.textDelta = takeText(request)
+        update.finish = request.finish
+        update.completionTokenCount = request.outputCount
+        if request.finish != nil { releasePages(request) }
+        return update
+    }
+
+    /// If a stop string occurs in the newest text, cuts the text before it and returns it.
+    private func cutAtStopString(_ request: Request, newBytes: Int) -> String? {
+        guard newBytes > 0, !request.params.stopStrings.isEmpty else { return nil }
+        let bytes = Array(request.text.utf8)
+        for stop in request.params.stopStrings {
+            let s = Array(stop.utf8)
+            // Only a match that overlaps the new text can be new.
+            let first = max(0, bytes.count - newBytes - s.count + 1)
+            guard bytes.count >= s.count, first <= bytes.count - s.count else { continue }
+            for start in first...(bytes.count - s.count) where bytes[start..<start + s.count].elementsEqual(s) {
+                request.text = String(decoding: bytes[..<start], as: UTF8.self)
+                return stop
+            }
+        }
+        return nil
+    }
+
+    /// The part of the text that is safe to stream: everything, once
+    /// finished; otherwise all but a tail that could still grow into a stop string.
+    private func takeText(_ request: Request) -> String {
+        let bytes = Array(request.text.utf8)
+        var end = bytes.count
+        if request.finish == nil {
+            for stop in request.params.stopStrings {
+                let s = Array(stop.utf8)
+                for length in stride(from: min(s.count - 1, bytes.count), to: 0, by: -1)
+                where bytes[(bytes.count - length)...].elementsEqual(s[..<length]) {
+                    end = min(end, bytes.count - length)
+                    break
+                }
+            }
+        }
+        guard end > request.emittedBytes else { return "" }
+        let delta = String(decoding: bytes[request.emittedBytes..<end], as: UTF8.self)
+        request.emittedBytes = end
+        return delta
+    }
+
+    private func makeUpdate(_ request: Request) -> RequestUpdate {
+        RequestUpdate(id: request.id, promptTokenCount: request.promptCount, completionTokenCount: request.outputCount,
+                      cachedTokenCount: request.cachedTokenCount)
+    }
+
+    /// Ends a request outside a step (abort, zero tokens) and reports it next step.
+    private func finish(_ request: Request, _ reason: FinishReason) {
+        request.finish = reason
+        if !request.pages.isEmpty { releasePages(request) }
+        var update = makeUpdate(request)
+        update.finish = reason
+        update.textDelta = takeText(request)
+        finishedNow.append(update)
+    }
+}

@@ -1,0 +1,25 @@
+import Kernels
+
+/// Engine sizing and scheduling knobs (the CLI maps SGLang-named flags onto these).
+public struct EngineOptions: Sendable {
+    /// Tokens per KV page (`--page-size`).
+    public var pageSize = 16
+    /// KV pool capacity in tokens (`--max-total-tokens`); nil sizes it from `kvCacheBudgetBytes`.
+    public var maxTotalTokens: Int?
+    /// Memory for the KV pool when `maxTotalTokens` is not given.
+    public var kvCacheBudgetBytes = 2 << 30
+    /// Requests decoding at once (`--max-running-requests`).
+    public var maxRunningRequests = 64
+    /// Prompt tokens processed per step (`--chunked-prefill-size`).
+    public var chunkedPrefillSize = 512
+    /// KV element type (`--kv-cache-dtype`).
+    public var kvCacheDType: DType = .f32
+    /// Compute threads, the engine thread included.
+    public var threads = 1
+    /// Longest prompt + output; nil means the model's max_position_embeddings.
+    public var contextLength: Int?
+    /// Reuse KV pages of shared prompt prefixes.
+    public var enablePrefixCache = true
+
+    public init() {}
+}

@@ -1,0 +1,37 @@
+import Foundation
+import Models
+import Tokenization
+
+/// Resolves `--model-path` and loads a checkpoint folder into an engine.
+public enum ModelLoader {
+    /// The checkpoint folder for a `--model-path` value; nil or "demo" means the built-in demo model.
+    public static func resolve(_ modelPath: String?) throws -> URL {
+        guard let path = modelPath, path != DemoModel.name else { return try DemoModel.ensure() }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ModelLoadError(file: path, "no such folder; --model-path takes a local Hugging Face checkpoint folder (PDServe downloads nothing) or 'demo'")
+        }
+        guard isDirectory.boolValue else {
+            throw ModelLoadError(file: path, "not a folder; --model-path takes the folder holding config.json, *.safetensors and tokenizer.json")
+        }
+        return URL(fileURLWithPath: path).standardizedFileURL
+    }
+
+    /// Loads model and tokenizer and sizes the KV pool. `progress` receives human-readable lines.
+    public static func load(modelPath: String?, options: EngineOptions, progress: (String) -> Void = { _ in }) throws -> EngineCore {
+        let directory = try resolve(modelPath)
+        progress("loading \(directory.path)")
+        let started = Date()
+        let model = try LlamaModel(directory: directory) { done, total in
+            progress("  layers \(done)/\(total)")
+        }
+        let tokenizer = try Tokenizer(directory: directory)
+        let core = EngineCore(model: model, tokenizer: tokenizer, options: options)
+        let c = model.config
+        progress(String(format: "loaded %@ (%.1fM params, %d layers, hidden %d, vocab %d) in %.2fs; KV pool %d pages × %d tokens (%.0f MiB %@)",
+                        c.architecture.rawValue, Double(model.parameterCount) / 1e6, c.layerCount, c.hiddenSize, c.vocabSize,
+                        Date().timeIntervalSince(started), core.totalPageCount, options.pageSize,
+                        Double(core.storage.totalBytes) / 1048576, options.kvCacheDType.rawValue))
+        return core
+    }
+}

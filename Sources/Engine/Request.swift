@@ -1,0 +1,90 @@
+import Tokenization
+
+/// Why a request stopped.
+public enum FinishReason: Sendable, Equatable {
+    /// A stop token (EOS or a requested id) or a stop string ended it.
+    case stop(matched: String?)
+    /// It reached max_new_tokens.
+    case length
+    /// It was aborted (client gone, explicit abort, or an engine-side failure).
+    case abort(message: String)
+
+    /// The OpenAI / SGLang name.
+    public var name: String {
+        switch self {
+        case .stop: "stop"
+        case .length: "length"
+        case .abort: "abort"
+        }
+    }
+}
+
+/// What a client submits.
+public struct GenerateInput: Sendable {
+    public var id: String
+    public var promptTokens: [Int]
+    public var params: SamplingParams
+
+    public init(id: String, promptTokens: [Int], params: SamplingParams) {
+        self.id = id
+        self.promptTokens = promptTokens
+        self.params = params
+    }
+}
+
+/// What one engine step produced for one request.
+public struct RequestUpdate: Sendable {
+    public var id: String
+    public var newTokens: [Int] = []
+    public var newLogprobs: [TokenLogprob] = []
+    /// Text that is final (no later token or stop string can change it).
+    public var textDelta = ""
+    public var finish: FinishReason?
+    public var promptTokenCount: Int
+    public var completionTokenCount: Int
+    /// Prompt tokens served from the prefix cache.
+    public var cachedTokenCount: Int
+}
+
+/// A request's state inside the engine: its tokens, its KV pages and how
+/// far the KV cache has caught up with the tokens.
+final class Request {
+    let id: String
+    let promptCount: Int
+    let params: SamplingParams
+    let arrival: Int
+    /// Prompt followed by generated tokens.
+    private(set) var tokens: [Int32]
+    /// Pages holding the KV of positions 0..<computed (and room beyond).
+    var pages: [Int32] = []
+    /// Tokens whose K and V are in the cache.
+    var computed = 0
+    var cachedTokenCount = 0
+    var rng: RandomSource
+    var detokenizer: IncrementalDetokenizer
+    /// All decoded output text, cut at a stop string if one matched.
+    var text = ""
+    /// UTF-8 bytes of `text` already handed to the client.
+    var emittedBytes = 0
+    var finish: FinishReason?
+
+    init(input: GenerateInput, arrival: Int, tokenizer: Tokenizer) {
+        id = input.id
+        promptCount = input.promptTokens.count
+        params = input.params
+        self.arrival = arrival
+        tokens = input.promptTokens.map { Int32($0) }
+        rng = RandomSource(seed: input.params.seed ?? UInt64.random(in: .min ... .max))
+        detokenizer = IncrementalDetokenizer(tokenizer: tokenizer, skipSpecialTokens: input.params.skipSpecialTokens)
+    }
+
+    var promptTokens: ArraySlice<Int32> { tokens[..<promptCount] }
+    var outputTokens: ArraySlice<Int32> { tokens[promptCount...] }
+    var outputCount: Int { tokens.count - promptCount }
+    /// Tokens still to run through the model before the next sample.
+    var pendingCount: Int { tokens.count - computed }
+    /// Prefill is done; each step feeds the last sampled token.
+    var isDecoding: Bool { pendingCount == 1 && outputCount > 0 }
+
+    func append(_ token: Int32) { tokens.append(token) }
+}

@@ -1,0 +1,61 @@
+/// How one request chooses its tokens and when it stops. Names and defaults
+/// follow SGLang's `sampling_params`.
+public struct SamplingParams: Sendable, Equatable {
+    public var maxNewTokens: Int = 128
+    /// 0 means greedy.
+    public var temperature: Float = 1.0
+    public var topP: Float = 1.0
+    /// -1 (or 0) disables top-k.
+    public var topK: Int = -1
+    public var minP: Float = 0
+    /// HF-style: >1 discourages any token already in the prompt or output.
+    public var repetitionPenalty: Float = 1.0
+    /// OpenAI-style, on output tokens: subtract `frequency × count`.
+    public var frequencyPenalty: Float = 0
+    /// OpenAI-style, on output tokens: subtract `presence` once a token appeared.
+    public var presencePenalty: Float = 0
+    /// Same seed, same prompt, same params → same tokens.
+    public var seed: UInt64?
+    public var stopTokenIds: [Int] = []
+    public var stopStrings: [String] = []
+    public var ignoreEOS = false
+    public var skipSpecialTokens = true
+    /// Return the logprob of each chosen token.
+    public var returnLogprobs = false
+    /// How many most likely alternatives to return per position.
+    public var topLogprobs = 0
+
+    public init() {}
+
+    public static let maxStopStrings = 16
+    public static let maxStopStringLength = 256
+    public static let maxTopLogprobs = 20
+
+    public var isGreedy: Bool { temperature == 0 || topK == 1 }
+
+    /// Rejects values no sampler can honour, naming the field.
+    public func validate() throws(InvalidRequest) {
+        func fail(_ message: String) -> InvalidRequest { InvalidRequest(message) }
+        guard maxNewTokens >= 0 else { throw fail("max_new_tokens must be >= 0, got \(maxNewTokens)") }
+        guard temperature.isFinite, temperature >= 0, temperature <= 100 else { throw fail("temperature must be in [0, 100], got \(temperature)") }
+        guard topP.isFinite, topP > 0, topP <= 1 else { throw fail("top_p must be in (0, 1], got \(topP)") }
+        guard topK >= -1 else { throw fail("top_k must be -1 (disabled) or positive, got \(topK)") }
+        guard minP.isFinite, minP >= 0, minP <= 1 else { throw fail("min_p must be in [0, 1], got \(minP)") }
+        guard repetitionPenalty.isFinite, repetitionPenalty > 0, repetitionPenalty <= 10 else { throw fail("repetition_penalty must be in (0, 10], got \(repetitionPenalty)") }
+        guard frequencyPenalty.isFinite, abs(frequencyPenalty) <= 2 else { throw fail("frequency_penalty must be in [-2, 2], got \(frequencyPenalty)") }
+        guard presencePenalty.isFinite, abs(presencePenalty) <= 2 else { throw fail("presence_penalty must be in [-2, 2], got \(presencePenalty)") }
+        guard stopStrings.count <= Self.maxStopStrings else { throw fail("at most \(Self.maxStopStrings) stop strings, got \(stopStrings.count)") }
+        guard stopStrings.allSatisfy({ !$0.isEmpty && $0.utf8.count <= Self.maxStopStringLength }) else {
+            throw fail("stop strings must be non-empty and at most \(Self.maxStopStringLength) bytes")
+        }
+        guard stopTokenIds.allSatisfy({ $0 >= 0 }) else { throw fail("stop_token_ids must be non-negative") }
+        guard topLogprobs >= 0, topLogprobs <= Self.maxTopLogprobs else { throw fail("top_logprobs must be in [0, \(Self.maxTopLogprobs)], got \(topLogprobs)") }
+    }
+}
+
+/// A request the engine refuses, with a message for the client.
+public struct InvalidRequest: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

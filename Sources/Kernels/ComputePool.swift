@@ -1,0 +1,82 @@
+import KernelsC
+
+/// The threads that run the parallel kernels (linear layers, attention).
+///
+/// One pool per engine; the engine thread is one of its workers. OpenBLAS's
+/// own thread count is set to match so the two never oversubscribe the cores.
+public final class ComputePool: @unchecked Sendable {
+    let pool: OpaquePointer
+    public let threads: Int
+
+    public init(threads: Int) {
+        self.threads = max(1, threads)
+        pool = pds_pool_create(Int32(self.threads))
+        pds_blas_set_threads(Int32(self.threads))
+    }
+
+    deinit { pds_pool_destroy(pool) }
+
+    /// `y[rows, weight.rows] = x[rows, weight.cols] · weightᵀ (+ bias)`.
+    public func linear(_ x: [Float], rows: Int, weight: WeightMatrix, bias: [Float]?, into y: inout [Float]) {
+        precondition(x.count >= rows * weight.cols, "linear input has \(x.count) values, needs \(rows)×\(weight.cols)")
+        precondition(y.count >= rows * weight.rows, "linear output too small")
+        precondition(bias == nil || bias!.count == weight.rows, "bias size mismatch")
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                func run(_ b: UnsafePointer<Float>?) {
+                    pds_linear(pool, xp.baseAddress!, Int32(rows), Int32(weight.cols), weight.base,
+                               weight.dtype.kernelTag, Int32(weight.rows), b, yp.baseAddress!)
+                }
+                if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+            }
+        }
+    }
+
+    /// Causal attention of a batch of query spans over the paged cache of one layer.
+    public func attention(
+        q: [Float], spans: [AttentionSpan], heads: Int, kvHeads: Int, headDim: Int,
+        cache: PagedKVStorage, layer: Int, window: Int, scale: Float, into out: inout [Float]
+    ) {
+        let tokens = spans.reduce(0) { $0 + $1.tokenCount }
+        precondition(q.count == tokens * heads * headDim && out.count >= q.count, "attention shape mismatch")
+        precondition(heads % kvHeads == 0 && kvHeads * headDim == cache.width, "attention head layout mismatch")
+        // The page tables must stay pinned while C reads them.
+        var pinned: [UnsafeMutableBufferPointer<Int32>] = []
+        defer { pinned.forEach { $0.deallocate() } }
+        var seqs = [pds_attn_seq]()
+        seqs.reserveCapacity(spans.count)
+        for span in spans {
+            precondition(span.pageTable.count * cache.pageSize >= span.startPosition + span.tokenCount, "page table too short")
+            let table = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(span.pageTable.count, 1))
+            _ = table.initialize(from: span.pageTable)
+            pinned.append(table)
+            seqs.append(pds_attn_seq(token_offset: Int32(span.tokenOffset), token_count: Int32(span.tokenCount),
+                                     start_position: Int32(span.startPosition), page_table: table.baseAddress!))
+        }
+        q.withUnsafeBufferPointer { qp in
+            out.withUnsafeMutableBufferPointer { op in
+                pds_attention(pool, seqs, Int32(seqs.count), Int32(tokens), qp.baseAddress!, Int32(heads), Int32(kvHeads),
+                              Int32(headDim), cache.keys(layer: layer), cache.values(layer: layer), cache.dtype.kernelTag,
+                              Int32(cache.pageSize), Int32(window), scale, op.baseAddress!)
+            }
+        }
+    }
+}
+
+/// One sequence's run of query tokens inside a batch.
+public struct AttentionSpan: Sendable {
+    /// Index of its first token among the batch's tokens.
+    public var tokenOffset: Int
+    public var tokenCount: Int
+    /// Absolute position of its first token.
+    public var startPosition: Int
+    /// KV pages holding positions 0..<startPosition+tokenCount.
+    public var pageTable: [Int32]
+
+    public init(tokenOffset: Int, tokenCount: Int, startPosition: Int, pageTable: [Int32]) {
+        self.tokenOffset = tokenOffset
+        self.tokenCount = tokenCount
+        self.startPosition = startPosition
+        self.pageTable = pageTable
+    }
+}

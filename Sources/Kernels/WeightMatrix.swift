@@ -1,0 +1,60 @@
+/// A row-major `[rows, cols]` weight matrix (a Linear layer's `[out, in]`),
+/// either borrowed from a memory-mapped checkpoint or owned.
+///
+/// `owner` keeps the backing memory (a mapping or a buffer) alive for as long
+/// as any copy of the matrix exists.
+public struct WeightMatrix: @unchecked Sendable {
+    public let rows: Int
+    public let cols: Int
+    public let dtype: DType
+    let base: UnsafeRawPointer
+    let owner: AnyObject
+
+    /// Wraps memory that `owner` keeps alive. `base` must hold rows*cols elements of `dtype`.
+    public init(rows: Int, cols: Int, dtype: DType, base: UnsafeRawPointer, owner: AnyObject) {
+        self.rows = rows
+        self.cols = cols
+        self.dtype = dtype
+        self.base = base
+        self.owner = owner
+    }
+
+    /// Copies `values` into an owned fp32 matrix.
+    public init(rows: Int, cols: Int, values: [Float]) {
+        precondition(values.count == rows * cols, "matrix shape does not match its values")
+        let buffer = OwnedBuffer(byteCount: values.count * 4)
+        values.withUnsafeBytes { buffer.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        self.init(rows: rows, cols: cols, dtype: .f32, base: UnsafeRawPointer(buffer.pointer), owner: buffer)
+    }
+
+    /// Whether both matrices view the same memory (tied embeddings).
+    public func sharesStorage(with other: WeightMatrix) -> Bool { base == other.base }
+
+    /// Row `index` widened to fp32 (embedding lookup).
+    public func row(_ index: Int, into destination: inout [Float], at offset: Int) {
+        precondition(index >= 0 && index < rows, "row \(index) outside 0..<\(rows)")
+        destination.withUnsafeMutableBufferPointer { out in
+            let target = out.baseAddress! + offset
+            switch dtype {
+            case .f32:
+                target.update(from: base.assumingMemoryBound(to: Float.self) + index * cols, count: cols)
+            case .bf16:
+                pds_bf16_to_f32(base.assumingMemoryBound(to: UInt16.self) + index * cols, target, cols)
+            }
+        }
+    }
+}
+
+/// 64-byte aligned heap memory released on deinit.
+public final class OwnedBuffer: @unchecked Sendable {
+    public let pointer: UnsafeMutableRawPointer
+    public let byteCount: Int
+
+    public init(byteCount: Int) {
+        self.byteCount = byteCount
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
+    }
+
+    deinit { pointer.deallocate() }
+}

@@ -1,0 +1,137 @@
+import Foundation
+import Kernels
+
+/// A Llama-family decoder (Llama 2/3, Qwen2, Qwen3, Mistral) running on the
+/// CPU in fp32 with fp32 or bf16 weights. Variants differ only in what the
+/// checkpoint holds: q/k/v biases (Qwen2), per-head q/k RMSNorm (Qwen3), a
+/// sliding window (Mistral), tied or separate output embeddings.
+public final class LlamaModel: @unchecked Sendable {
+    public let config: ModelConfig
+    public let directory: URL
+    private let embeddings: WeightMatrix
+    private let outputProjection: WeightMatrix
+    private let finalNorm: [Float]
+    private let layers: [DecoderLayer]
+    private let invFreq: [Float]
+
+    struct DecoderLayer {
+        let inputNorm: [Float]
+        let postAttentionNorm: [Float]
+        let q, k, v, o: WeightMatrix
+        let qBias, kBias, vBias: [Float]?
+        let qNorm, kNorm: [Float]?
+        let gate, up, down: WeightMatrix
+    }
+
+    /// Loads `config.json` and the safetensors weights of a checkpoint folder.
+    /// `progress` is called after each layer with (loaded, total).
+    public init(directory: URL, progress: ((Int, Int) -> Void)? = nil) throws {
+        let config = try ModelConfig(directory: directory)
+        let checkpoint = try Checkpoint(directory: directory)
+        self.config = config
+        self.directory = directory
+        let h = config.hiddenSize, qDim = config.headCount * config.headDim, kvDim = config.kvHeadCount * config.headDim
+        embeddings = try checkpoint.matrix("model.embed_tokens.weight", rows: config.vocabSize, cols: h)
+        if checkpoint.contains("lm_head.weight") && !config.tieWordEmbeddings {
+            outputProjection = try checkpoint.matrix("lm_head.weight", rows: config.vocabSize, cols: h)
+        } else {
+            outputProjection = embeddings
+        }
+        finalNorm = try checkpoint.vector("model.norm.weight", count: h)
+        var layers: [DecoderLayer] = []
+        for i in 0..<config.layerCount {
+            let p = "model.layers.\(i)."
+            func optionalVector(_ name: String, _ count: Int) throws -> [Float]? {
+                checkpoint.contains(p + name) ? try checkpoint.vector(p + name, count: count) : nil
+            }
+            layers.append(DecoderLayer(
+                inputNorm: try checkpoint.vector(p + "input_layernorm.weight", count: h),
+                postAttentionNorm: try checkpoint.vector(p + "post_attention_layernorm.weight", count: h),
+                q: try checkpoint.matrix(p + "self_attn.q_proj.weight", rows: qDim, cols: h),
+                k: try checkpoint.matrix(p + "self_attn.k_proj.weight", rows: kvDim, cols: h),
+                v: try checkpoint.matrix(p + "self_attn.v_proj.weight", rows: kvDim, cols: h),
+                o: try checkpoint.matrix(p + "self_attn.o_proj.weight", rows: h, cols: qDim),
+                qBias: try optionalVector("self_attn.q_proj.bias", qDim),
+                kBias: try optionalVector("self_attn.k_proj.bias", kvDim),
+                vBias: try optionalVector("self_attn.v_proj.bias", kvDim),
+                qNorm: try optionalVector("self_attn.q_norm.weight", config.headDim),
+                kNorm: try optionalVector("self_attn.k_norm.weight", config.headDim),
+                gate: try checkpoint.matrix(p + "mlp.gate_proj.weight", rows: config.intermediateSize, cols: h),
+                up: try checkpoint.matrix(p + "mlp.up_proj.weight", rows: config.intermediateSize, cols: h),
+                down: try checkpoint.matrix(p + "mlp.down_proj.weight", rows: h, cols: config.intermediateSize)
+            ))
+            progress?(i + 1, config.layerCount)
+        }
+        self.layers = layers
+        invFreq = config.ropeInverseFrequencies
+    }
+
+    /// Parameters (for reports).
+    public var parameterCount: Int {
+        let c = config
+        let attn = c.hiddenSize * (c.headCount + 2 * c.kvHeadCount) * c.headDim + c.headCount * c.headDim * c.hiddenSize
+        let mlp = 3 * c.hiddenSize * c.intermediateSize
+        let embed = c.vocabSize * c.hiddenSize * (outputProjection.sharesStorage(with: embeddings) ? 1 : 2)
+        return c.layerCount * (attn + mlp + 2 * c.hiddenSize) + embed + c.hiddenSize
+    }
+
+    /// Element width of one token's K (or V) row in the cache.
+    public var kvWidth: Int { config.kvHeadCount * config.headDim }
+
+    /// Runs the batch through the model, writing its K/V into `cache`, and
+    /// returns `[batch.logitRows.count, vocabSize]` logits.
+    public func forward(_ batch: ForwardBatch, cache: PagedKVStorage, pool: ComputePool) -> [Float] {
+        let c = config
+        let t = batch.tokens.count
+        precondition(t > 0, "empty forward batch")
+        let h = c.hiddenSize, qDim = c.headCount * c.headDim, kvDim = kvWidth
+        var x = [Float](repeating: 0, count: t * h)
+        for (i, token) in batch.tokens.enumerated() {
+            embeddings.row(Int(token), into: &x, at: i * h)
+        }
+        var normed = [Float](repeating: 0, count: t * h)
+        var q = [Float](repeating: 0, count: t * qDim)
+        var k = [Float](repeating: 0, count: t * kvDim)
+        var v = [Float](repeating: 0, count: t * kvDim)
+        var attention = [Float](repeating: 0, count: t * qDim)
+        var projected = [Float](repeating: 0, count: t * h)
+        var gate = [Float](repeating: 0, count: t * c.intermediateSize)
+        var up = [Float](repeating: 0, count: t * c.intermediateSize)
+        let scale = 1 / Float(c.headDim).squareRoot()
+
+        for (index, layer) in layers.enumerated() {
+            Kernels.rmsNorm(x, weight: layer.inputNorm, eps: c.rmsNormEps, into: &normed)
+            pool.linear(normed, rows: t, weight: layer.q, bias: layer.qBias, into: &q)
+            pool.linear(normed, rows: t, weight: layer.k, bias: layer.kBias, into: &k)
+            pool.linear(normed, rows: t, weight: layer.v, bias: layer.vBias, into: &v)
+            if let qNorm = layer.qNorm { Kernels.rmsNormInPlace(&q, weight: qNorm, eps: c.rmsNormEps) }
+            if let kNorm = layer.kNorm { Kernels.rmsNormInPlace(&k, weight: kNorm, eps: c.rmsNormEps) }
+            Kernels.rope(&q, heads: c.headCount, headDim: c.headDim, positions: batch.positions, invFreq: invFreq)
+            Kernels.rope(&k, heads: c.kvHeadCount, headDim: c.headDim, positions: batch.positions, invFreq: invFreq)
+            cache.store(layer: index, keys: k, values: v, slots: batch.slots)
+            pool.attention(q: q, spans: batch.spans, heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim,
+                           cache: cache, layer: index, window: c.slidingWindow ?? 0, scale: scale, into: &attention)
+            pool.linear(attention, rows: t, weight: layer.o, bias: nil, into: &projected)
+            Kernels.add(&x, projected)
+
+            Kernels.rmsNorm(x, weight: layer.postAttentionNorm, eps: c.rmsNormEps, into: &normed)
+            pool.linear(normed, rows: t, weight: layer.gate, bias: nil, into: &gate)
+            pool.linear(normed, rows: t, weight: layer.up, bias: nil, into: &up)
+            Kernels.siluMul(gate: gate, &up)
+            pool.linear(up, rows: t, weight: layer.down, bias: nil, into: &projected)
+            Kernels.add(&x, projected)
+        }
+
+        let rows = batch.logitRows
+        guard !rows.isEmpty else { return [] }
+        var last = [Float](repeating: 0, count: rows.count * h)
+        for (i, row) in rows.enumerated() {
+            last.replaceSubrange(i * h..<(i + 1) * h, with: x[row * h..<(row + 1) * h])
+        }
+        var lastNormed = [Float](repeating: 0, count: rows.count * h)
+        Kernels.rmsNorm(last, weight: finalNorm, eps: c.rmsNormEps, into: &lastNormed)
+        var logits = [Float](repeating: 0, count: rows.count * c.vocabSize)
+        pool.linear(lastNormed, rows: rows.count, weight: outputProjection, bias: nil, into: &logits)
+        return logits
+    }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import Engine
+import Foundation
+import Kernels
+
+/// Flags that size and schedule the engine (SGLang's names).
+struct EngineFlags: ParsableArguments {
+    @Option(name: .customLong("model-path"), help: "Local Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer.json), or 'demo' for the built-in random-weight demo model.")
+    var modelPath: String = "demo"
+
+    @Option(name: .customLong("page-size"), help: "Tokens per KV cache page.")
+    var pageSize: Int = 16
+
+    @Option(name: .customLong("max-total-tokens"), help: "KV cache capacity in tokens (default: as many as fit in 2 GiB).")
+    var maxTotalTokens: Int?
+
+    @Option(name: .customLong("max-running-requests"), help: "Most requests decoding at once.")
+    var maxRunningRequests: Int = 64
+
+    @Option(name: .customLong("chunked-prefill-size"), help: "Most prompt tokens run in one step; longer prompts are split into chunks.")
+    var chunkedPrefillSize: Int = 512
+
+    @Option(name: .customLong("kv-cache-dtype"), help: "KV cache element type: float32 or bfloat16.")
+    var kvCacheDType: String = "float32"
+
+    @Option(name: .customLong("context-length"), help: "Longest prompt + output (default: the model's max_position_embeddings).")
+    var contextLength: Int?
+
+    @Option(name: .customLong("threads"), help: "Compute threads (default: all cores).")
+    var threads: Int?
+
+    @Flag(name: .customLong("disable-radix-cache"), help: "Do not reuse the KV cache of shared prompt prefixes.")
+    var disableRadixCache = false
+
+    func validate() throws {
+        guard pageSize >= 1, pageSize <= 1024 else { throw ValidationError("--page-size must be in 1...1024") }
+        guard maxRunningRequests >= 1 else { throw ValidationError("--max-running-requests must be at least 1") }
+        guard chunkedPrefillSize >= 1 else { throw ValidationError("--chunked-prefill-size must be at least 1") }
+        guard DType(name: kvCacheDType) != nil else { throw ValidationError("--kv-cache-dtype must be float32 or bfloat16, got \(kvCacheDType)") }
+        if let maxTotalTokens, maxTotalTokens < pageSize { throw ValidationError("--max-total-tokens must be at least one page (\(pageSize))") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    var options: EngineOptions {
+        var o = EngineOptions()
+        o.pageSize = pageSize
+        o.maxTotalTokens = maxTotalTokens
+        o.maxRunningRequests = maxRunningRequests
+        o.chunkedPrefillSize = chunkedPrefillSize
+        o.kvCacheDType = DType(name: kvCacheDType) ?? .f32
+        o.contextLength = contextLength
+        o.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        o.enablePrefixCache = !disableRadixCache
+        return o
+    }
+}

@@ -1,0 +1,148 @@
+import Testing
+@testable import Kernels
+
+/// Reproducible pseudo-random values in [-1, 1).
+struct Values {
+    var state: UInt64
+    mutating func next() -> Float {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Float(Int64(bitPattern: state) >> 40) / Float(1 << 23)
+    }
+    mutating func array(_ n: Int) -> [Float] { (0..<n).map { _ in next() } }
+}
+
+func bf16Round(_ x: [Float]) -> [Float] {
+    var halves = [UInt16](repeating: 0, count: x.count)
+    var back = [Float](repeating: 0, count: x.count)
+    x.withUnsafeBufferPointer { src in halves.withUnsafeMutableBufferPointer { pds_f32_to_bf16(src.baseAddress!, $0.baseAddress!, x.count) } }
+    halves.withUnsafeBufferPointer { src in back.withUnsafeMutableBufferPointer { pds_bf16_to_f32(src.baseAddress!, $0.baseAddress!, x.count) } }
+    return back
+}
+
+func bf16Matrix(rows: Int, cols: Int, values: [Float]) -> WeightMatrix {
+    let buffer = OwnedBuffer(byteCount: values.count * 2)
+    values.withUnsafeBufferPointer { pds_f32_to_bf16($0.baseAddress!, buffer.pointer.assumingMemoryBound(to: UInt16.self), values.count) }
+    return WeightMatrix(rows: rows, cols: cols, dtype: .bf16, base: UnsafeRawPointer(buffer.pointer), owner: buffer)
+}
+
+/// y = x·Wᵀ + b in double precision.
+func referenceLinear(_ x: [Float], rows: Int, _ w: [Float], out: Int, bias: [Float]?) -> [Float] {
+    let inDim = x.count / rows
+    var y = [Float](repeating: 0, count: rows * out)
+    for r in 0..<rows {
+        for o in 0..<out {
+            var s = 0.0
+            for k in 0..<inDim { s += Double(x[r * inDim + k]) * Double(w[o * inDim + k]) }
+            y[r * out + o] = Float(s) + (bias?[o] ?? 0)
+        }
+    }
+    return y
+}
+
+@Test(arguments: [1, 2, 3, 5, 16, 17, 40], [DType.f32, .bf16])
+func linearMatchesReference(rows: Int, dtype: DType) {
+    var v = Values(state: UInt64(rows * 31 + dtype.size))
+    let inDim = 75, out = 37  // odd sizes exercise every tail path
+    let x = v.array(rows * inDim)
+    let w = dtype == .bf16 ? bf16Round(v.array(out * inDim)) : v.array(out * inDim)
+    let bias = v.array(out)
+    let matrix = dtype == .bf16 ? bf16Matrix(rows: out, cols: inDim, values: w) : WeightMatrix(rows: out, cols: inDim, values: w)
+    for threads in [1, 2] {
+        let pool = ComputePool(threads: threads)
+        var y = [Float](repeating: .nan, count: rows * out)
+        pool.linear(x, rows: rows, weight: matrix, bias: bias, into: &y)
+        let expected = referenceLinear(x, rows: rows, w, out: out, bias: bias)
+        let worst = zip(y, expected).map { abs($0 - $1) }.max()!
+        #expect(worst < 1e-4, "rows \(rows) \(dtype) threads \(threads): max error \(worst)")
+    }
+}
+
+@Test func bf16ConversionRoundsToNearestEven() {
+    // 1 + 2^-8 lies exactly between two bf16 values: it rounds to the even one (1.0).
+    let halfway = Float(bitPattern: 0x3F80_8000)
+    let above = Float(bitPattern: 0x3F80_8001)
+    #expect(bf16Round([halfway, above, 3.0, -2.5]) == [1.0, Float(bitPattern: 0x3F81_0000), 3.0, -2.5])
+}
+
+@Test func rmsNormMatchesDefinition() {
+    var v = Values(state: 7)
+    let dim = 13
+    let x = v.array(3 * dim), w = v.array(dim)
+    var out = [Float](repeating: 0, count: x.count)
+    Kernels.rmsNorm(x, weight: w, eps: 1e-6, into: &out)
+    for r in 0..<3 {
+        let row = x[r * dim..<(r + 1) * dim]
+        let rms = (row.map { Double($0 * $0) }.reduce(0, +) / Double(dim) + 1e-6).squareRoot()
+        for i in 0..<dim {
+            #expect(abs(Double(out[r * dim + i]) - Double(w[i]) * Double(row[row.startIndex + i]) / rms) < 1e-5)
+        }
+    }
+}
+
+@Test func ropeRotatesHalvesByPositionAngle() {
+    let headDim = 6
+    var x: [Float] = [1, 2, 3, 4, 5, 6]
+    let freqs: [Float] = [1, 0.5, 0.25]
+    Kernels.rope(&x, heads: 1, headDim: headDim, positions: [3], invFreq: freqs)
+    let original: [Float] = [1, 2, 3, 4, 5, 6]
+    for i in 0..<3 {
+        let a = 3 * freqs[i]
+        #expect(abs(x[i] - (original[i] * cos(a) - original[i + 3] * sin(a))) < 1e-5)
+        #expect(abs(x[i + 3] - (original[i + 3] * cos(a) + original[i] * sin(a))) < 1e-5)
+    }
+}
+
+/// Naive causal attention for one sequence with its K/V held contiguously.
+func referenceAttention(q: [Float], k: [Float], v: [Float], tokens: Int, start: Int, heads: Int, kvHeads: Int, dim: Int, window: Int) -> [Float] {
+    var out = [Float](repeating: 0, count: q.count)
+    let group = heads / kvHeads
+    for t in 0..<tokens {
+        let pos = start + t
+        let first = window > 0 ? max(0, pos - window + 1) : 0
+        for h in 0..<heads {
+            let kvh = h / group
+            var scores: [Double] = []
+            for p in first...pos {
+                var s = 0.0
+                for d in 0..<dim { s += Double(q[(t * heads + h) * dim + d]) * Double(k[(p * kvHeads + kvh) * dim + d]) }
+                scores.append(s / Double(dim).squareRoot())
+            }
+            let m = scores.max()!
+            let e = scores.map { Foundation.exp($0 - m) }
+            let z = e.reduce(0, +)
+            for d in 0..<dim {
+                var acc = 0.0
+                for (j, p) in (first...pos).enumerated() { acc += e[j] / z * Double(v[(p * kvHeads + kvh) * dim + d]) }
+                out[(t * heads + h) * dim + d] = Float(acc)
+            }
+        }
+    }
+    return out
+}
+
+import Foundation
+
+@Test(arguments: [(DType.f32, 0), (.bf16, 0), (.f32, 5)])
+func pagedAttentionMatchesContiguous(dtype: DType, window: Int) {
+    var v = Values(state: 99)
+    let heads = 4, kvHeads = 2, dim = 10, pageSize = 4, context = 11, newTokens = 3
+    let start = context - newTokens
+    var k = v.array(context * kvHeads * dim), vv = v.array(context * kvHeads * dim)
+    if dtype == .bf16 { k = bf16Round(k); vv = bf16Round(vv) }
+    let q = v.array(newTokens * heads * dim)
+    // Scattered, non-consecutive pages prove the page table is honoured.
+    let pageTable: [Int32] = [5, 1, 3]
+    let cache = PagedKVStorage(layers: 1, pageCount: 6, pageSize: pageSize, width: kvHeads * dim, dtype: dtype)
+    let slots = (0..<context).map { pageTable[$0 / pageSize] * Int32(pageSize) + Int32($0 % pageSize) }
+    cache.store(layer: 0, keys: k, values: vv, slots: slots)
+    for threads in [1, 2] {
+        var out = [Float](repeating: .nan, count: q.count)
+        ComputePool(threads: threads).attention(
+            q: q, spans: [AttentionSpan(tokenOffset: 0, tokenCount: newTokens, startPosition: start, pageTable: pageTable)],
+            heads: heads, kvHeads: kvHeads, headDim: dim, cache: cache, layer: 0, window: window,
+            scale: 1 / Float(dim).squareRoot(), into: &out)
+        let expected = referenceAttention(q: q, k: k, v: vv, tokens: newTokens, start: start, heads: heads, kvHeads: kvHeads, dim: dim, window: window)
+        let worst = zip(out, expected).map { abs($0 - $1) }.max()!
+        #expect(worst < 1e-5, "\(dtype) window \(window) threads \(threads): max error \(worst)")
+    }
+}

@@ -1,4 +1,0 @@
-import Testing
-@testable import Kernels
-
-@Test func placeholderKernels() { #expect(true) }
