@@ -36,9 +36,11 @@ let package = Package(
             ],
             swiftSettings: fastMath
         ),
+        // Helpers shared by test targets: fixture discovery and engine drivers.
+        .target(name: "EngineTesting", dependencies: ["Engine", "Models", "Tokenization"], path: "Tests/EngineTesting"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: fastMath),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine"], swiftSettings: fastMath),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models"], swiftSettings: fastMath),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "EngineTesting"], swiftSettings: fastMath),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "EngineTesting"], swiftSettings: fastMath),
     ]
 )

@@ -1,0 +1,84 @@
+import Engine
+import EngineTesting
+import Testing
+
+/// Greedy outputs equal transformers.generate token for token — one request
+/// at a time, all in one continuous batch, with chunked prefill, and with
+/// prefix-cache hits — and the KV pool is whole again afterwards.
+struct GreedyEquivalenceTests {
+    func check(_ fixture: String, options: EngineOptions, together: Bool, file: String = #fileID) throws {
+        let core = try EngineCore.fixture(fixture, options: options)
+        let reference = try ModelReference.load(fixture)
+        let initialFree = core.freePageCount
+        var outputs: [String: [Int]] = [:]
+        for (i, prompt) in reference.prompts.enumerated() {
+            try core.add(GenerateInput(id: "p\(i)", promptTokens: prompt, params: .greedy(reference.maxNewTokens)))
+            if !together { outputs.merge(core.runToCompletion().mapValues(\.tokens)) { $1 } }
+        }
+        if together { outputs = core.runToCompletion().mapValues(\.tokens) }
+        for i in reference.prompts.indices {
+            let mismatch = reference.mismatch(prompt: i, output: outputs["p\(i)"] ?? [])
+            #expect(mismatch == nil, "\(fixture): \(mismatch ?? "")")
+        }
+        core.flushCache()
+        #expect(core.freePageCount == initialFree, "\(fixture): pages leaked")
+        #expect(core.allocatorInvariantsHold)
+    }
+
+    @Test(arguments: Fixtures.modelNames)
+    func oneAtATime(fixture: String) throws {
+        var options = EngineOptions()
+        options.enablePrefixCache = false
+        try check(fixture, options: options, together: false)
+    }
+
+    @Test(arguments: Fixtures.modelNames)
+    func allInOneBatch(fixture: String) throws {
+        var options = EngineOptions()
+        options.threads = 2
+        options.chunkedPrefillSize = 8192
+        try check(fixture, options: options, together: true)
+    }
+
+    @Test(arguments: Fixtures.modelNames)
+    func chunkedPrefillWithOddPages(fixture: String) throws {
+        var options = EngineOptions()
+        options.chunkedPrefillSize = 37
+        options.pageSize = 5
+        options.maxRunningRequests = 7
+        try check(fixture, options: options, together: true)
+    }
+
+    @Test(arguments: Fixtures.modelNames)
+    func retractionUnderPagePressure(fixture: String) throws {
+        // Room for only a few long requests at once: the scheduler must retract and recompute.
+        var options = EngineOptions()
+        options.maxTotalTokens = 400
+        options.chunkedPrefillSize = 64
+        try check(fixture, options: options, together: true)
+    }
+
+    @Test(arguments: Fixtures.modelNames)
+    func sharedPrefixesHitTheCache(fixture: String) throws {
+        let core = try EngineCore.fixture(fixture)
+        let reference = try ModelReference.load(fixture)
+        let group = reference.sharedPrefixGroup
+        let initialFree = core.freePageCount
+        // Warm the cache with the first prompt of the group, then run the rest.
+        let first = group.promptIndices[0]
+        try core.add(GenerateInput(id: "warm", promptTokens: reference.prompts[first], params: .greedy(reference.maxNewTokens)))
+        core.runToCompletion()
+        for i in group.promptIndices {
+            try core.add(GenerateInput(id: "p\(i)", promptTokens: reference.prompts[i], params: .greedy(reference.maxNewTokens)))
+        }
+        let results = core.runToCompletion()
+        for i in group.promptIndices {
+            let result = try #require(results["p\(i)"])
+            #expect(result.last.cachedTokenCount >= (group.prefixLen / 16) * 16, "prompt \(i) did not reuse the shared prefix")
+            let mismatch = reference.mismatch(prompt: i, output: result.tokens)
+            #expect(mismatch == nil, "\(fixture): \(mismatch ?? "")")
+        }
+        core.flushCache()
+        #expect(core.freePageCount == initialFree)
+    }
+}
