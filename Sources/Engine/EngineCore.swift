@@ -45,6 +45,8 @@ public final class EngineCore {
     public var totalPageCount: Int { allocator.pageCount }
     /// Pages held only by the prefix cache (reclaimable).
     public var cachedPageCount: Int { prefixCache.cachedPageCount }
+    /// Requests sent back to the queue because pages ran out, since start.
+    public private(set) var retractionCount = 0
     /// Tokens in the running batch (for load reports).
     public var runningTokenCount: Int { running.reduce(0) { $0 + $1.tokens.count } }
 
@@ -213,6 +215,7 @@ public final class EngineCore {
         running.removeAll { $0 === request }
         releasePages(request)
         waiting.insert(request, at: 0)
+        retractionCount += 1
     }
 
     /// Offers the request's computed full pages to the prefix cache, then drops its references.

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A row-major `[rows, cols]` weight matrix (a Linear layer's `[out, in]`),
 /// either borrowed from a memory-mapped checkpoint or owned.
 ///
@@ -45,16 +49,21 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 }
 
-/// 64-byte aligned heap memory released on deinit.
+/// Zeroed, page-aligned memory released on deinit. It comes from an
+/// anonymous mapping, so a large KV pool costs nothing until pages are touched.
 public final class OwnedBuffer: @unchecked Sendable {
     public let pointer: UnsafeMutableRawPointer
     public let byteCount: Int
+    private let mappedLength: Int
 
     public init(byteCount: Int) {
         self.byteCount = byteCount
-        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
-        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
+        mappedLength = max(byteCount, 1)
+        guard let base = mmap(nil, mappedLength, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), base != MAP_FAILED else {
+            fatalError("out of memory: could not map \(byteCount) bytes")
+        }
+        pointer = base
     }
 
-    deinit { pointer.deallocate() }
+    deinit { munmap(pointer, mappedLength) }
 }

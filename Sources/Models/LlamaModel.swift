@@ -25,7 +25,7 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// Loads `config.json` and the safetensors weights of a checkpoint folder.
     /// `progress` is called after each layer with (loaded, total).
-    public init(directory: URL, progress: ((Int, Int) -> Void)? = nil) throws {
+    public init(directory: URL, progress: (Int, Int) -> Void = { _, _ in }) throws {
         let config = try ModelConfig(directory: directory)
         let checkpoint = try Checkpoint(directory: directory)
         self.config = config
@@ -60,7 +60,7 @@ public final class LlamaModel: @unchecked Sendable {
                 up: try checkpoint.matrix(p + "mlp.up_proj.weight", rows: config.intermediateSize, cols: h),
                 down: try checkpoint.matrix(p + "mlp.down_proj.weight", rows: h, cols: config.intermediateSize)
             ))
-            progress?(i + 1, config.layerCount)
+            progress(i + 1, config.layerCount)
         }
         self.layers = layers
         invFreq = config.ropeInverseFrequencies

@@ -27,7 +27,9 @@ public extension EngineCore {
         precondition(!hasWork, "engine still busy after \(maxSteps) steps")
         return results
     }
+}
 
+public extension SamplingParams {
     /// Greedy, EOS-ignoring params producing exactly `count` tokens, as the references were made.
     static func greedy(_ count: Int) -> SamplingParams {
         var p = SamplingParams()

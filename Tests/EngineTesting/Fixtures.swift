@@ -42,6 +42,11 @@ public struct ModelReference: Decodable, Sendable {
     public struct SharedPrefixGroup: Decodable, Sendable {
         public let prefixLen: Int
         public let promptIndices: [Int]
+
+        enum CodingKeys: String, CodingKey {
+            case prefixLen = "prefix_len"
+            case promptIndices = "prompt_indices"
+        }
     }
 
     enum CodingKeys: String, CodingKey {

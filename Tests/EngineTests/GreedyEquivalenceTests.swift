@@ -6,7 +6,8 @@ import Testing
 /// at a time, all in one continuous batch, with chunked prefill, and with
 /// prefix-cache hits — and the KV pool is whole again afterwards.
 struct GreedyEquivalenceTests {
-    func check(_ fixture: String, options: EngineOptions, together: Bool, file: String = #fileID) throws {
+    @discardableResult
+    func check(_ fixture: String, options: EngineOptions, together: Bool) throws -> EngineCore {
         let core = try EngineCore.fixture(fixture, options: options)
         let reference = try ModelReference.load(fixture)
         let initialFree = core.freePageCount
@@ -23,6 +24,7 @@ struct GreedyEquivalenceTests {
         core.flushCache()
         #expect(core.freePageCount == initialFree, "\(fixture): pages leaked")
         #expect(core.allocatorInvariantsHold)
+        return core
     }
 
     @Test(arguments: Fixtures.modelNames)
@@ -55,7 +57,8 @@ struct GreedyEquivalenceTests {
         var options = EngineOptions()
         options.maxTotalTokens = 400
         options.chunkedPrefillSize = 64
-        try check(fixture, options: options, together: true)
+        let core = try check(fixture, options: options, together: true)
+        #expect(core.retractionCount > 0, "the pool was big enough that nothing was retracted")
     }
 
     @Test(arguments: Fixtures.modelNames)

@@ -28,7 +28,7 @@ struct RequestLifecycleTests {
         let reference = try ModelReference.load(fixture)
         let expected = reference.greedy[5]
         let stopAt = try #require(expected.firstIndex { expected.firstIndex(of: $0)! >= 2 })
-        var params = EngineCore.greedy(12)
+        var params = SamplingParams.greedy(12)
         params.stopTokenIds = [expected[stopAt]]
         let result = try run(core, reference.prompts[5], params)
         #expect(result.tokens == Array(expected[...stopAt]))
@@ -38,14 +38,14 @@ struct RequestLifecycleTests {
     @Test func stopStringCutsTheText() throws {
         let core = try EngineCore.fixture(fixture)
         let reference = try ModelReference.load(fixture)
-        let full = try run(core, reference.prompts[12], EngineCore.greedy(12), id: "full")
+        let full = try run(core, reference.prompts[12], SamplingParams.greedy(12), id: "full")
         #expect(full.text == core.tokenizer.decode(full.tokens, skipSpecialTokens: true))
         // A stop string from the middle of the greedy text.
         let chars = Array(full.text)
         try #require(chars.count >= 6)
         let stop = String(chars[chars.count / 2..<chars.count / 2 + 2])
         let cut = String(full.text[..<full.text.range(of: stop)!.lowerBound])
-        var params = EngineCore.greedy(12)
+        var params = SamplingParams.greedy(12)
         params.stopStrings = [stop]
         let stopped = try run(core, reference.prompts[12], params, id: "stopped")
         #expect(stopped.text == cut)
@@ -55,9 +55,9 @@ struct RequestLifecycleTests {
     @Test func lengthLimitAndZeroTokens() throws {
         let core = try EngineCore.fixture(fixture)
         let prompt = try ModelReference.load(fixture).prompts[3]
-        let five = try run(core, prompt, EngineCore.greedy(5), id: "five")
+        let five = try run(core, prompt, SamplingParams.greedy(5), id: "five")
         #expect(five.tokens.count == 5 && five.last.finish == .length && five.last.completionTokenCount == 5)
-        let none = try run(core, prompt, EngineCore.greedy(0), id: "none")
+        let none = try run(core, prompt, SamplingParams.greedy(0), id: "none")
         #expect(none.tokens.isEmpty && none.last.finish == .length)
     }
 
@@ -80,7 +80,7 @@ struct RequestLifecycleTests {
     @Test func topKOfOneIsGreedy() throws {
         let core = try EngineCore.fixture(fixture)
         let reference = try ModelReference.load(fixture)
-        var params = EngineCore.greedy(12)
+        var params = SamplingParams.greedy(12)
         params.temperature = 0.8
         params.topK = 1
         let result = try run(core, reference.prompts[8], params)
@@ -90,7 +90,7 @@ struct RequestLifecycleTests {
     @Test func logprobsAreReturnedAndNormalized() throws {
         let core = try EngineCore.fixture(fixture)
         let prompt = try ModelReference.load(fixture).prompts[4]
-        var params = EngineCore.greedy(3)
+        var params = SamplingParams.greedy(3)
         params.returnLogprobs = true
         params.topLogprobs = 3
         try core.add(GenerateInput(id: "lp", promptTokens: prompt, params: params))
@@ -108,7 +108,7 @@ struct RequestLifecycleTests {
         let core = try EngineCore.fixture(fixture, options: { var o = EngineOptions(); o.enablePrefixCache = false; return o }())
         let free = core.freePageCount
         let prompt = try ModelReference.load(fixture).prompts[20]
-        try core.add(GenerateInput(id: "x", promptTokens: prompt, params: EngineCore.greedy(100)))
+        try core.add(GenerateInput(id: "x", promptTokens: prompt, params: SamplingParams.greedy(100)))
         _ = core.step()
         _ = core.step()
         #expect(core.freePageCount < free)
@@ -128,13 +128,13 @@ struct RequestLifecycleTests {
         #expect(refusal([], .greedy(5))?.contains("empty") == true)
         #expect(refusal([1, 2], .greedy(99))?.contains("context length is 100 tokens, but the request needs 101") == true)
         #expect(refusal([1_000_000], .greedy(5))?.contains("outside the vocabulary") == true)
-        var params = EngineCore.greedy(5)
+        var params = SamplingParams.greedy(5)
         params.topP = 0
         #expect(refusal([1], params)?.contains("top_p") == true)
-        params = EngineCore.greedy(5)
+        params = SamplingParams.greedy(5)
         params.temperature = -1
         #expect(refusal([1], params)?.contains("temperature") == true)
-        params = EngineCore.greedy(5)
+        params = SamplingParams.greedy(5)
         params.stopStrings = Array(repeating: "x", count: 17)
         #expect(refusal([1], params)?.contains("stop strings") == true)
         #expect(!core.hasWork)
