@@ -17,6 +17,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .target(
@@ -28,11 +31,22 @@ let package = Package(
         .target(name: "Tokenization", swiftSettings: fastMath),
         .target(name: "Models", dependencies: ["Kernels", "Tokenization"], swiftSettings: fastMath),
         .target(name: "Engine", dependencies: ["Models", "Kernels", "Tokenization"], swiftSettings: fastMath),
+        .target(
+            name: "Server",
+            dependencies: [
+                "Engine", "Models", "Tokenization",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: fastMath
+        ),
         .executableTarget(
             name: "pdserve",
             dependencies: [
-                "Engine", "Models", "Tokenization",
+                "Engine", "Models", "Tokenization", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: fastMath
         ),

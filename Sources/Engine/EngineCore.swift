@@ -2,6 +2,14 @@ import Kernels
 import Models
 import Tokenization
 
+/// What one row of a step's logits is for.
+enum LogitUse {
+    /// The request's next token.
+    case sample(Request)
+    /// The logprob of prompt token `tokenIndex`.
+    case inputLogprob(Request, tokenIndex: Int)
+}
+
 /// The synchronous heart of the engine: admits requests, picks each step's
 /// batch (continuous batching with chunked prefill), runs the model and
 /// samples. Single-threaded; `Engine` drives it from its own thread.
@@ -105,10 +113,10 @@ public final class EngineCore {
     /// Runs one batch (if any) and returns what changed for each request.
     public func step() -> [RequestUpdate] {
         var batch = ForwardBatch()
-        var sampled: [Request] = []
+        var uses: [LogitUse] = []
         var scheduled = Set<ObjectIdentifier>()
-        scheduleDecodes(into: &batch, sampled: &sampled, scheduled: &scheduled)
-        schedulePrefills(into: &batch, sampled: &sampled, scheduled: &scheduled)
+        scheduleDecodes(into: &batch, uses: &uses, scheduled: &scheduled)
+        schedulePrefills(into: &batch, uses: &uses, scheduled: &scheduled)
 
         var updates = finishedNow
         finishedNow.removeAll()
@@ -116,9 +124,15 @@ public final class EngineCore {
 
         let logits = model.forward(batch, cache: storage, pool: pool)
         let vocab = model.config.vocabSize
-        for (row, request) in sampled.enumerated() {
+        for (row, use) in uses.enumerated() {
             let slice = logits[row * vocab..<(row + 1) * vocab]
-            updates.append(advance(request, logits: slice))
+            switch use {
+            case .sample(let request):
+                updates.append(advance(request, logits: slice))
+            case let .inputLogprob(request, tokenIndex):
+                let token = Int(request.tokens[tokenIndex])
+                request.inputLogprobs[tokenIndex] = Sampler.logprobs(of: slice, token: token, top: request.params.topLogprobs)
+            }
         }
         running.removeAll { $0.finish != nil }
         return updates
@@ -126,7 +140,7 @@ public final class EngineCore {
 
     /// Every decoding request gets its next token into the batch, retracting
     /// the newest requests when pages run out.
-    private func scheduleDecodes(into batch: inout ForwardBatch, sampled: inout [Request], scheduled: inout Set<ObjectIdentifier>) {
+    private func scheduleDecodes(into batch: inout ForwardBatch, uses: inout [LogitUse], scheduled: inout Set<ObjectIdentifier>) {
         var index = 0
         while index < running.count {
             let request = running[index]
@@ -137,7 +151,7 @@ public final class EngineCore {
                 continue
             }
             if running.firstIndex(where: { $0 === request }) == nil { continue }
-            add(request, count: 1, to: &batch, sampled: &sampled)
+            add(request, count: 1, to: &batch, uses: &uses)
             scheduled.insert(ObjectIdentifier(request))
             index = running.firstIndex(where: { $0 === request })! + 1
         }
@@ -145,12 +159,12 @@ public final class EngineCore {
 
     /// Fills the rest of the token budget with prompt chunks: first requests
     /// already part-way through their prompt, then new ones.
-    private func schedulePrefills(into batch: inout ForwardBatch, sampled: inout [Request], scheduled: inout Set<ObjectIdentifier>) {
+    private func schedulePrefills(into batch: inout ForwardBatch, uses: inout [LogitUse], scheduled: inout Set<ObjectIdentifier>) {
         var budget = max(1, options.chunkedPrefillSize - batch.tokens.count)
         for request in running where !request.isDecoding && !scheduled.contains(ObjectIdentifier(request)) && budget > 0 {
             let count = min(budget, request.pendingCount)
             guard reservePages(request, upTo: request.computed + count, protecting: scheduled, mayRetract: false) else { break }
-            add(request, count: count, to: &batch, sampled: &sampled)
+            add(request, count: count, to: &batch, uses: &uses)
             scheduled.insert(ObjectIdentifier(request))
             budget -= count
         }
@@ -166,26 +180,40 @@ public final class EngineCore {
             }
             waiting.removeFirst()
             running.append(request)
-            add(request, count: count, to: &batch, sampled: &sampled)
+            add(request, count: count, to: &batch, uses: &uses)
             scheduled.insert(ObjectIdentifier(request))
             budget -= count
         }
     }
 
-    private func add(_ request: Request, count: Int, to batch: inout ForwardBatch, sampled: inout [Request]) {
+    private func add(_ request: Request, count: Int, to batch: inout ForwardBatch, uses: inout [LogitUse]) {
         let start = request.computed
-        let finishesPrompt = start + count == request.tokens.count
+        var logitIndices: [Int] = []
+        // Position p's logits predict token p + 1: prompt logprobs need them
+        // for every prompt token from the requested start on.
+        if let first = request.inputLogprobStart {
+            let from = max(start, first - 1), to = min(start + count, request.promptCount - 1)
+            for p in stride(from: from, to: to, by: 1) {
+                logitIndices.append(p - start)
+                uses.append(.inputLogprob(request, tokenIndex: p + 1))
+            }
+        }
+        if start + count == request.tokens.count {
+            logitIndices.append(count - 1)
+            uses.append(.sample(request))
+        }
         batch.append(sequenceTokens: Array(request.tokens[start..<start + count]), startPosition: start,
-                     pageTable: request.pages, pageSize: options.pageSize, wantLogits: finishesPrompt)
+                     pageTable: request.pages, pageSize: options.pageSize, logitIndices: logitIndices)
         request.computed += count
-        if finishesPrompt { sampled.append(request) }
     }
 
     /// Starts a request from the longest cached prefix of its tokens.
     private func admitPrefix(_ request: Request) {
         guard options.enablePrefixCache, request.pages.isEmpty else { return }
-        // At least one token must run through the model to produce logits.
-        let matchable = Array(request.tokens.dropLast())
+        // At least one token must run through the model to produce logits,
+        // and prompt logprobs need the positions they are asked from.
+        var matchable = Array(request.tokens.dropLast())
+        if let first = request.inputLogprobStart { matchable = Array(matchable.prefix(max(0, first - 1))) }
         request.pages = prefixCache.match(matchable, allocator: &allocator)
         request.computed = request.pages.count * options.pageSize
         if request.outputCount == 0 { request.cachedTokenCount = request.computed }
@@ -235,6 +263,7 @@ public final class EngineCore {
         request.append(Int32(token))
         var update = makeUpdate(request)
         update.newTokens = [token]
+        if request.outputCount == 1 { update.inputLogprobs = request.orderedInputLogprobs }
         if let logprob { update.newLogprobs = [logprob] }
 
         if request.params.stopTokenIds.contains(token) || (!request.params.ignoreEOS && eosTokens.contains(Int32(token))) {

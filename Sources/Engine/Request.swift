@@ -44,6 +44,9 @@ public struct RequestUpdate: Sendable {
     public var completionTokenCount: Int
     /// Prompt tokens served from the prefix cache.
     public var cachedTokenCount: Int
+    /// Logprobs of prompt tokens from `inputLogprobStart` on (nil for the
+    /// first prompt token, which nothing predicts); sent once, with the first token.
+    public var inputLogprobs: [TokenLogprob?] = []
 }
 
 /// A request's state inside the engine: its tokens, its KV pages and how
@@ -67,6 +70,8 @@ final class Request {
     /// UTF-8 bytes of `text` already handed to the client.
     var emittedBytes = 0
     var finish: FinishReason?
+    /// Prompt logprobs gathered while prefilling, by token index.
+    var inputLogprobs: [Int: TokenLogprob] = [:]
 
     init(input: GenerateInput, arrival: Int, tokenizer: Tokenizer) {
         id = input.id
@@ -87,4 +92,16 @@ final class Request {
     var isDecoding: Bool { pendingCount == 1 && outputCount > 0 }
 
     func append(_ token: Int32) { tokens.append(token) }
+
+    /// First prompt index whose logprob is still to be computed, if any.
+    var inputLogprobStart: Int? {
+        guard let start = params.inputLogprobStart, outputCount == 0 else { return nil }
+        return min(start, promptCount)
+    }
+
+    /// Prompt logprobs from the requested start, in order (nil where nothing predicts the token).
+    var orderedInputLogprobs: [TokenLogprob?] {
+        guard let start = params.inputLogprobStart else { return [] }
+        return (min(start, promptCount)..<promptCount).map { inputLogprobs[$0] }
+    }
 }

@@ -24,6 +24,9 @@ public struct SamplingParams: Sendable, Equatable {
     public var returnLogprobs = false
     /// How many most likely alternatives to return per position.
     public var topLogprobs = 0
+    /// Return logprobs of prompt tokens from this index on (SGLang's
+    /// `logprob_start_len`); nil returns none.
+    public var inputLogprobStart: Int?
 
     public init() {}
 
@@ -49,6 +52,7 @@ public struct SamplingParams: Sendable, Equatable {
             throw fail("stop strings must be non-empty and at most \(Self.maxStopStringLength) bytes")
         }
         guard stopTokenIds.allSatisfy({ $0 >= 0 }) else { throw fail("stop_token_ids must be non-negative") }
+        if let start = inputLogprobStart, start < 0 { throw fail("logprob_start_len must be >= 0, got \(start)") }
         guard topLogprobs >= 0, topLogprobs <= Self.maxTopLogprobs else { throw fail("top_logprobs must be in [0, \(Self.maxTopLogprobs)], got \(topLogprobs)") }
     }
 }

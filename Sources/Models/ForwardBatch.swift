@@ -17,8 +17,9 @@ public struct ForwardBatch: Sendable {
     public init() {}
 
     /// Appends `tokens` of one sequence starting at `startPosition`, whose KV
-    /// pages are `pageTable`. Marks the last token for logits if asked.
-    public mutating func append(sequenceTokens: [Int32], startPosition: Int, pageTable: [Int32], pageSize: Int, wantLogits: Bool) {
+    /// pages are `pageTable`. `logitIndices` (positions within
+    /// `sequenceTokens`, ascending) are marked for logits.
+    public mutating func append(sequenceTokens: [Int32], startPosition: Int, pageTable: [Int32], pageSize: Int, logitIndices: [Int]) {
         let offset = tokens.count
         tokens += sequenceTokens
         for i in 0..<sequenceTokens.count {
@@ -27,6 +28,6 @@ public struct ForwardBatch: Sendable {
             slots.append(pageTable[position / pageSize] * Int32(pageSize) + Int32(position % pageSize))
         }
         spans.append(AttentionSpan(tokenOffset: offset, tokenCount: sequenceTokens.count, startPosition: startPosition, pageTable: pageTable))
-        if wantLogits { logitRows.append(tokens.count - 1) }
+        logitRows += logitIndices.map { offset + $0 }
     }
 }

@@ -169,3 +169,40 @@ struct SamplerTests {
         #expect(seen == [0, 1, 2, 3], "without restrictions every token can be drawn")
     }
 }
+
+/// Prompt logprobs (SGLang's logprob_start_len) gathered across prefill
+/// chunks and around the prefix cache equal those of running each prefix alone.
+@Test func inputLogprobsMatchPerPrefixForwardPasses() throws {
+    var options = EngineOptions()
+    options.chunkedPrefillSize = 7
+    let core = try EngineCore.fixture("llama3-bf16", options: options)
+    let prompt = try ModelReference.load("llama3-bf16").prompts[9]
+    // Warm the prefix cache with the same prompt so matching must be held back.
+    try core.add(GenerateInput(id: "warm", promptTokens: prompt, params: .greedy(1)))
+    core.runToCompletion()
+    var params = SamplingParams.greedy(2)
+    params.inputLogprobStart = 3
+    params.topLogprobs = 2
+    var inputLogprobs: [TokenLogprob?] = []
+    try core.add(GenerateInput(id: "lp", promptTokens: prompt, params: params))
+    while core.hasWork {
+        // The first token's update carries them.
+        for u in core.step() where !u.inputLogprobs.isEmpty { inputLogprobs = u.inputLogprobs }
+    }
+    #expect(inputLogprobs.count == prompt.count - 3)
+    for (k, entry) in inputLogprobs.enumerated() {
+        let index = 3 + k
+        let lp = try #require(entry)
+        #expect(lp.token == prompt[index] && lp.top.count == 2)
+        // Independent path: the prefix alone, its next-token distribution.
+        let solo = try EngineCore.fixture("llama3-bf16")
+        var one = SamplingParams.greedy(1)
+        one.returnLogprobs = true
+        one.topLogprobs = 1
+        try solo.add(GenerateInput(id: "s", promptTokens: Array(prompt[..<index]), params: one))
+        var best: TokenLogprob?
+        while solo.hasWork { for u in solo.step() { best = u.newLogprobs.first ?? best } }
+        let top = try #require(best?.top.first)
+        #expect(abs(top.logprob - lp.top[0].logprob) < 1e-4 && top.token == lp.top[0].token)
+    }
+}

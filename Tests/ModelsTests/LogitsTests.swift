@@ -20,7 +20,7 @@ func lastLogitsMatchTransformers(fixture: String) throws {
     for (index, prompt) in reference.prompts.enumerated() {
         var batch = ForwardBatch()
         let pages = (0..<Int32(prompt.count / pageSize + 1)).map { $0 }
-        batch.append(sequenceTokens: prompt.map { Int32($0) }, startPosition: 0, pageTable: pages, pageSize: pageSize, wantLogits: true)
+        batch.append(sequenceTokens: prompt.map { Int32($0) }, startPosition: 0, pageTable: pages, pageSize: pageSize, logitIndices: [prompt.count - 1])
         let logits = model.forward(batch, cache: cache, pool: pool)
         let expected = reference.lastLogits[index]
         #expect(logits.count == expected.count)
