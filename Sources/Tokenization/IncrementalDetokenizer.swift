@@ -1,0 +1,86 @@
+/// Streams text out of a growing id sequence without ever emitting a broken UTF-8 sequence
+/// or text that a later token would change.
+///
+/// It decodes a short window of recent ids (the approach of text-generation-inference):
+/// `prefixOffset..<readOffset` is text already emitted, `readOffset...` is pending. When the
+/// window's text grows and does not end in U+FFFD (an incomplete character), the growth is
+/// emitted and the window slides forward. The concatenation of all `append` results and
+/// `finish()` equals `tokenizer.decode(allIds)`.
+public struct IncrementalDetokenizer: Sendable {
+    private let tokenizer: Tokenizer
+    private let skipSpecialTokens: Bool
+    private var ids: [Int] = []
+    private var prefixOffset = 0
+    private var readOffset = 0
+    /// Whether any id before `prefixOffset` reached the decoder. Until one has, the window
+    /// is the start of the text, where decoders drop the leading space of the first word.
+    private var hasVisibleTokenBeforePrefix = false
+
+    private static let maxPendingIds = 8
+
+    /// All text emitted so far.
+    public private(set) var text = ""
+
+    public init(tokenizer: Tokenizer, skipSpecialTokens: Bool) {
+        self.tokenizer = tokenizer
+        self.skipSpecialTokens = skipSpecialTokens
+    }
+
+    /// Adds one id; returns the newly finalized text (may be "").
+    public mutating func append(_ id: Int) -> String {
+        ids.append(id)
+        let atStart = !hasVisibleTokenBeforePrefix
+        let prefixText = tokenizer.decode(ids[prefixOffset..<readOffset], skipSpecialTokens: skipSpecialTokens, atStart: atStart)
+        let windowText = tokenizer.decode(ids[prefixOffset...], skipSpecialTokens: skipSpecialTokens, atStart: atStart)
+        guard windowText.utf8.count > prefixText.utf8.count else { return "" }
+        // A trailing U+FFFD usually means a character whose remaining bytes are still to
+        // come; wait for them. An incomplete UTF-8 character spans at most 3 more byte
+        // tokens, so once many ids are pending the U+FFFD is real (invalid bytes or a literal
+        // U+FFFD) and waiting longer would only grow the window.
+        if windowText.unicodeScalars.last == "\u{FFFD}" && ids.count - readOffset < Self.maxPendingIds { return "" }
+        let delta = Self.suffix(of: windowText, after: prefixText)
+        advance(to: ids.count)
+        text += delta
+        return delta
+    }
+
+    /// Flushes whatever is pending, even an incomplete character (as U+FFFD).
+    public mutating func finish() -> String {
+        guard readOffset < ids.count else { return "" }
+        let atStart = !hasVisibleTokenBeforePrefix
+        let prefixText = tokenizer.decode(ids[prefixOffset..<readOffset], skipSpecialTokens: skipSpecialTokens, atStart: atStart)
+        let windowText = tokenizer.decode(ids[prefixOffset...], skipSpecialTokens: skipSpecialTokens, atStart: atStart)
+        let delta = Self.suffix(of: windowText, after: prefixText)
+        advance(to: ids.count)
+        text += delta
+        return delta
+    }
+
+    private mutating func advance(to end: Int) {
+        if !hasVisibleTokenBeforePrefix {
+            hasVisibleTokenBeforePrefix = ids[prefixOffset..<readOffset].contains {
+                tokenizer.contributesToDecode($0, skipSpecialTokens: skipSpecialTokens)
+            }
+        }
+        prefixOffset = readOffset
+        readOffset = end
+    }
+
+    /// The part of `text` after `prefix`. Decoding is prefix-stable for the supported
+    /// decoders; should a decoder ever rewrite earlier text, fall back to the part after the
+    /// longest common scalar prefix rather than emit garbage.
+    private static func suffix(of text: String, after prefix: String) -> String {
+        if text.utf8.starts(with: prefix.utf8) {
+            let start = text.utf8.index(text.utf8.startIndex, offsetBy: prefix.utf8.count)
+            return String(Substring(text.unicodeScalars[start...]))
+        }
+        var a = text.unicodeScalars.startIndex
+        var b = prefix.unicodeScalars.startIndex
+        while a != text.unicodeScalars.endIndex, b != prefix.unicodeScalars.endIndex,
+              text.unicodeScalars[a] == prefix.unicodeScalars[b] {
+            a = text.unicodeScalars.index(after: a)
+            b = prefix.unicodeScalars.index(after: b)
+        }
+        return String(Substring(text.unicodeScalars[a...]))
+    }
+}

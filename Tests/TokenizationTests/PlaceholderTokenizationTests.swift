@@ -1,4 +1,0 @@
-import Testing
-@testable import Tokenization
-
-@Test func placeholderTokenization() { #expect(true) }
