@@ -3,9 +3,9 @@
 /// Byte-level BPE vocabularies are written in visible characters: printable Latin-1 bytes
 /// stand for themselves and the others (controls, space, …) are shifted to U+0100 and up,
 /// in byte order. So a space is stored as "Ġ" (U+0120) and a newline as "Ċ" (U+010A).
-enum ByteLevelMapping {
+public enum ByteLevelMapping {
     /// The scalar that represents each byte value.
-    static let byteToScalar: [Unicode.Scalar] = {
+    public static let byteToScalar: [Unicode.Scalar] = {
         var table = [Unicode.Scalar](repeating: " ", count: 256)
         var next: UInt32 = 256
         for b in 0..<256 {
