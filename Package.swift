@@ -29,12 +29,13 @@ let package = Package(
         ),
         .target(name: "Kernels", dependencies: ["KernelsC"], swiftSettings: fastMath),
         .target(name: "Tokenization", swiftSettings: fastMath),
+        .target(name: "ChatTemplates"),
         .target(name: "Models", dependencies: ["Kernels", "Tokenization"], swiftSettings: fastMath),
         .target(name: "Engine", dependencies: ["Models", "Kernels", "Tokenization"], swiftSettings: fastMath),
         .target(
             name: "Server",
             dependencies: [
-                "Engine", "Models", "Tokenization",
+                "Engine", "Models", "Tokenization", "ChatTemplates",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

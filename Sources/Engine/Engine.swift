@@ -20,6 +20,7 @@ public final class Engine: @unchecked Sendable {
     private enum Command {
         case add(GenerateInput, AsyncThrowingStream<RequestUpdate, Error>.Continuation)
         case abort(String, String)
+        case abortAll(String)
         case flushCache(CheckedContinuation<Void, Never>)
         case snapshot(CheckedContinuation<EngineSnapshot, Never>)
     }
@@ -47,6 +48,12 @@ public final class Engine: @unchecked Sendable {
         thread.start()
     }
 
+    /// Why the engine would refuse `input` (fixed limits only); safe from any thread.
+    public func refusal(for input: GenerateInput) -> InvalidRequest? { core.refusal(for: input) }
+
+    /// Tokens the whole KV pool holds.
+    public var kvCapacity: Int { core.kvCapacity }
+
     /// Starts a request; the stream yields its updates and ends when it finishes.
     /// Ending the stream early (a disconnected client) aborts the request.
     public func generate(_ input: GenerateInput) -> AsyncThrowingStream<RequestUpdate, Error> {
@@ -60,6 +67,11 @@ public final class Engine: @unchecked Sendable {
 
     public func abort(id: String, message: String = "aborted by request") {
         send(.abort(id, message))
+    }
+
+    /// Aborts every queued and running request (shutdown deadline).
+    public func abortEverything(message: String) {
+        send(.abortAll(message))
     }
 
     public func flushCache() async {
@@ -126,6 +138,8 @@ public final class Engine: @unchecked Sendable {
             }
         case let .abort(id, message):
             core.abort(id: id, message: message)
+        case let .abortAll(message):
+            core.abortAll(message: message)
         case let .flushCache(continuation):
             core.flushCache()
             continuation.resume()

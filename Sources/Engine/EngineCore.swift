@@ -60,22 +60,31 @@ public final class EngineCore {
 
     // MARK: requests
 
-    /// Queues a request, or refuses it with a message a client can act on.
-    public func add(_ input: GenerateInput) throws(InvalidRequest) {
-        try input.params.validate()
-        guard !input.promptTokens.isEmpty else { throw InvalidRequest("the prompt is empty") }
+    /// Why the engine would refuse `input`, checked against fixed limits
+    /// only, so it is safe to call from any thread before submitting.
+    public func refusal(for input: GenerateInput) -> InvalidRequest? {
+        do { try input.params.validate() } catch { return error }
+        guard !input.promptTokens.isEmpty else { return InvalidRequest("the prompt is empty") }
         let vocab = model.config.vocabSize
         if let bad = input.promptTokens.first(where: { $0 < 0 || $0 >= vocab }) {
-            throw InvalidRequest("token id \(bad) is outside the vocabulary (0..<\(vocab))")
+            return InvalidRequest("token id \(bad) is outside the vocabulary (0..<\(vocab))")
         }
         let total = input.promptTokens.count + input.params.maxNewTokens
         guard total <= contextLength else {
-            throw InvalidRequest("this model's context length is \(contextLength) tokens, but the request needs \(total) (\(input.promptTokens.count) prompt + \(input.params.maxNewTokens) max new tokens)")
+            return InvalidRequest("this model's context length is \(contextLength) tokens, but the request needs \(total) (\(input.promptTokens.count) prompt + \(input.params.maxNewTokens) max new tokens)")
         }
-        let capacity = allocator.pageCount * options.pageSize
-        guard total <= capacity else {
-            throw InvalidRequest("the request needs \(total) tokens of KV cache but the pool holds only \(capacity) (raise --max-total-tokens)")
+        guard total <= kvCapacity else {
+            return InvalidRequest("the request needs \(total) tokens of KV cache but the pool holds only \(kvCapacity) (raise --max-total-tokens)")
         }
+        return nil
+    }
+
+    /// Tokens the whole KV pool holds.
+    public var kvCapacity: Int { storage.pageCount * options.pageSize }
+
+    /// Queues a request, or refuses it with a message a client can act on.
+    public func add(_ input: GenerateInput) throws(InvalidRequest) {
+        if let refusal = refusal(for: input) { throw refusal }
         let request = Request(input: input, arrival: arrivals, tokenizer: tokenizer)
         arrivals += 1
         if input.params.maxNewTokens == 0 {

@@ -1,0 +1,69 @@
+import Foundation
+import Hummingbird
+
+/// An error answered as JSON in the shape OpenAI clients and the SGLang
+/// router understand: `{"error": {"message", "type", "param", "code"}}`,
+/// with `code` the HTTP status.
+public struct APIError: Error, Sendable, CustomStringConvertible {
+    public var status: HTTPResponse.Status
+    public var type: String
+    public var message: String
+    public var param: String?
+    public var retryAfterSeconds: Int?
+
+    public init(_ status: HTTPResponse.Status, type: String, _ message: String, param: String? = nil) {
+        self.status = status
+        self.type = type
+        self.message = message
+        self.param = param
+    }
+
+    public var description: String { "\(status.code) \(type): \(message)" }
+
+    public static func invalid(_ message: String, param: String? = nil) -> APIError {
+        APIError(.badRequest, type: "invalid_request_error", message, param: param)
+    }
+
+    public static func modelNotFound(_ name: String, served: String) -> APIError {
+        APIError(.notFound, type: "model_not_found", "The model '\(name)' does not exist; this server serves '\(served)'.", param: "model")
+    }
+
+    public static let unauthorized = APIError(.unauthorized, type: "authentication_error", "Missing or invalid API key: send 'Authorization: Bearer <key>'.")
+
+    public static func overloaded(_ message: String) -> APIError {
+        var error = APIError(.serviceUnavailable, type: "server_overloaded", message)
+        error.retryAfterSeconds = 1
+        return error
+    }
+
+    public static func notFound(path: String) -> APIError {
+        APIError(.notFound, type: "not_found", "No route for \(path).")
+    }
+
+    public static func `internal`(_ message: String) -> APIError {
+        APIError(.internalServerError, type: "internal_error", message)
+    }
+
+    /// The JSON object clients see (also used for mid-stream SSE error events).
+    public var body: [String: Any] {
+        ["object": "error", "error": ["message": message, "type": type, "param": param ?? NSNull(), "code": Int(status.code)] as [String: Any]]
+    }
+
+    public var response: Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let retryAfterSeconds { headers[.retryAfter] = String(retryAfterSeconds) }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: JSON.encode(body))))
+    }
+}
+
+/// JSON encoding of `[String: Any]` trees built by the handlers.
+enum JSON {
+    static func encode(_ object: Any) -> [UInt8] {
+        // withoutEscapingSlashes keeps URLs and stop strings readable.
+        (try? [UInt8](JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes]))) ?? Array(#"{"error":{"message":"unencodable response","type":"internal_error","code":500}}"#.utf8)
+    }
+
+    static func response(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: encode(object))))
+    }
+}

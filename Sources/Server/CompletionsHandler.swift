@@ -1,0 +1,92 @@
+import Engine
+import Foundation
+import Hummingbird
+
+/// `POST /v1/completions` (OpenAI).
+struct CompletionsHandler: Sendable {
+    let service: InferenceService
+
+    func handle(_ request: Request, context: ServerRequestContext) async throws -> Response {
+        let body = try await RequestReader.json(request, context: context, limit: service.configuration.maxRequestBodyBytes)
+        try RequestReader.checkModel(body, configuration: service.configuration)
+        guard let promptValue = body.fields["prompt"], !(promptValue is NSNull) else {
+            throw APIError.invalid("'prompt' is required.", param: "prompt")
+        }
+        if try body.bool("echo") == true { throw APIError.invalid("'echo' is not supported by this server.", param: "echo") }
+        if body.has("suffix") { throw APIError.invalid("'suffix' is not supported by this server.", param: "suffix") }
+        let (prompts, _) = try PromptParser.batch(promptValue, field: "prompt", tokenizer: service.tokenizer)
+        let (params, n) = try SamplingParser.openAI(body, defaultMaxTokens: 16, chat: false)
+        if let bestOf = try body.int("best_of"), bestOf != n {
+            throw APIError.invalid("'best_of' other than n is not supported.", param: "best_of")
+        }
+        let inputs = prompts.flatMap { prompt in
+            SamplingParser.replicas(params, n: n).map { GenerateInput(id: OpenAIFormat.newID("cmpl"), promptTokens: prompt, params: $0) }
+        }
+        try service.admit(inputs)
+        let id = OpenAIFormat.newID("cmpl")
+        let model = service.configuration.servedModelName
+        let created = OpenAIFormat.now
+        let tokenizer = service.tokenizer
+
+        if try body.bool("stream") == true {
+            let includeUsage = try body.object("stream_options")?.bool("include_usage") ?? false
+            let stream = service.run(inputs, channel: context.channel, logger: context.logger)
+            return SSE.response { send in
+                var totals = Array(repeating: Generation(), count: inputs.count)
+                var textOffsets = Array(repeating: 0, count: inputs.count)
+                for try await (index, update) in stream {
+                    totals[index].absorb(update)
+                    guard !update.textDelta.isEmpty || update.finish != nil || !update.newLogprobs.isEmpty else { continue }
+                    var choice: [String: Any] = ["index": index, "text": update.textDelta, "logprobs": NSNull(),
+                                                 "finish_reason": OpenAIFormat.finishReason(update.finish)]
+                    if params.returnLogprobs {
+                        choice["logprobs"] = OpenAIFormat.completionLogprobs(update.newLogprobs, tokenizer: tokenizer, textOffset: textOffsets[index])
+                    }
+                    textOffsets[index] += update.textDelta.count
+                    try await send(["id": id, "object": "text_completion", "created": created, "model": model, "choices": [choice]])
+                }
+                if includeUsage {
+                    let usage = OpenAIFormat.usage(prompt: totals.map(\.promptTokens).reduce(0, +), completion: totals.map(\.completionTokens).reduce(0, +),
+                                                   cached: totals.map(\.cachedTokens).reduce(0, +))
+                    try await send(["id": id, "object": "text_completion", "created": created, "model": model, "choices": [Any](), "usage": usage])
+                }
+            }
+        }
+
+        let results = try await service.collect(inputs, channel: context.channel, logger: context.logger)
+        let choices = results.enumerated().map { index, result -> [String: Any] in
+            [
+                "index": index, "text": result.text, "finish_reason": OpenAIFormat.finishReason(result.finish),
+                "logprobs": params.returnLogprobs ? OpenAIFormat.completionLogprobs(result.logprobs, tokenizer: tokenizer, textOffset: 0) : NSNull(),
+            ]
+        }
+        // Each prompt counts once in usage, however many samples it has.
+        let promptTokens = stride(from: 0, to: results.count, by: n).map { results[$0].promptTokens }.reduce(0, +)
+        return JSON.response([
+            "id": id, "object": "text_completion", "created": created, "model": model, "choices": choices,
+            "usage": OpenAIFormat.usage(prompt: promptTokens, completion: results.map(\.completionTokens).reduce(0, +),
+                                        cached: results.map(\.cachedTokens).reduce(0, +)),
+        ])
+    }
+}
+
+/// Reading request bodies into `JSONBody`, and the checks every generation endpoint makes.
+enum RequestReader {
+    static func json(_ request: Request, context: ServerRequestContext, limit: Int) async throws -> JSONBody {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch {
+            throw APIError(.contentTooLarge, type: "invalid_request_error", "The request body exceeds \(limit) bytes.")
+        }
+        return try JSONBody(data: Data(buffer.readableBytesView))
+    }
+
+    /// A `model` naming something else than what is served is a 404.
+    static func checkModel(_ body: JSONBody, configuration: ServerConfiguration) throws(APIError) {
+        guard let model = try body.string("model") else { return }
+        guard model == configuration.servedModelName || model == configuration.modelPath || model == "default" else {
+            throw .modelNotFound(model, served: configuration.servedModelName)
+        }
+    }
+}

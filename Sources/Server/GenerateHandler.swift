@@ -1,0 +1,128 @@
+import Engine
+import Foundation
+import Hummingbird
+import Tokenization
+
+/// `POST /generate` (SGLang native): text or input_ids, single or batch,
+/// `sampling_params`, streaming with cumulative text, logprobs in SGLang's
+/// `[logprob, token_id, text]` triples.
+struct GenerateHandler: Sendable {
+    let service: InferenceService
+
+    struct Options {
+        var returnLogprob = false
+        var topLogprobsNum = 0
+        var logprobStartLen = -1
+        var returnTextInLogprobs = false
+    }
+
+    func handle(_ request: Request, context: ServerRequestContext) async throws -> Response {
+        let body = try await RequestReader.json(request, context: context, limit: service.configuration.maxRequestBodyBytes)
+        let tokenizer = service.tokenizer
+        let prompts: [[Int]], isBatch: Bool
+        if let ids = body.fields["input_ids"], !(ids is NSNull) {
+            (prompts, isBatch) = try PromptParser.batch(ids, field: "input_ids", tokenizer: tokenizer)
+        } else if let text = body.fields["text"], !(text is NSNull) {
+            (prompts, isBatch) = try PromptParser.batch(text, field: "text", tokenizer: tokenizer)
+        } else {
+            throw APIError.invalid("Either 'text' or 'input_ids' is required.", param: "text")
+        }
+        try SamplingParser.rejectUnsupported(body)
+        var options = Options()
+        options.returnLogprob = try body.bool("return_logprob") ?? false
+        options.topLogprobsNum = try body.int("top_logprobs_num") ?? 0
+        options.logprobStartLen = try body.int("logprob_start_len") ?? -1
+        options.returnTextInLogprobs = try body.bool("return_text_in_logprobs") ?? false
+
+        // sampling_params: one object for all prompts, or one per prompt.
+        var perPrompt: [JSONBody?] = Array(repeating: try body.object("sampling_params"), count: prompts.count)
+        if let list = body.fields["sampling_params"] as? [Any] {
+            guard list.count == prompts.count, let objects = list as? [[String: Any]] else {
+                throw APIError.invalid("'sampling_params' must be an object or one object per prompt.", param: "sampling_params")
+            }
+            perPrompt = objects.map { JSONBody(fields: $0, path: "sampling_params.") }
+        }
+        var inputs: [GenerateInput] = []
+        var names: [String] = []
+        let rids = try ridList(body, count: prompts.count)
+        for (i, prompt) in prompts.enumerated() {
+            var (params, n) = try SamplingParser.native(perPrompt[i])
+            if options.returnLogprob {
+                params.returnLogprobs = true
+                params.topLogprobs = options.topLogprobsNum
+                if options.logprobStartLen >= 0 { params.inputLogprobStart = options.logprobStartLen }
+                try SamplingParser.validate(params)
+            }
+            for (j, replica) in SamplingParser.replicas(params, n: n).enumerated() {
+                inputs.append(GenerateInput(id: UUID().uuidString, promptTokens: prompt, params: replica))
+                let base = rids?[i] ?? inputs.last!.id
+                names.append(n == 1 ? base : "\(base)-\(j)")
+            }
+        }
+        try service.admit(inputs)
+        let started = ContinuousClock.now
+        let batch = isBatch || inputs.count > 1
+
+        if try body.bool("stream") == true {
+            let stream = service.run(inputs, names: names, channel: context.channel, logger: context.logger)
+            let (inputs, names, options) = (inputs, names, options)
+            return SSE.response { send in
+                var totals = Array(repeating: Generation(), count: inputs.count)
+                for try await (index, update) in stream {
+                    totals[index].absorb(update)
+                    var object = render(totals[index], prompt: inputs[index].promptTokens, name: names[index], options: options, started: started, tokenizer: tokenizer)
+                    if batch { object["index"] = index }
+                    try await send(object)
+                }
+            }
+        }
+        let results = try await service.collect(inputs, names: names, channel: context.channel, logger: context.logger)
+        let objects = results.enumerated().map {
+            render($1, prompt: inputs[$0].promptTokens, name: names[$0], options: options, started: started, tokenizer: tokenizer)
+        }
+        return JSON.response(batch ? objects as Any : objects[0] as Any)
+    }
+
+    private func ridList(_ body: JSONBody, count: Int) throws(APIError) -> [String]? {
+        guard let value = body.fields["rid"], !(value is NSNull) else { return nil }
+        if let one = value as? String, count == 1 { return [one] }
+        if let list = value as? [String], list.count == count { return list }
+        throw .invalid("'rid' must be a string, or one string per prompt.", param: "rid")
+    }
+
+    /// SGLang's response object, cumulative so far.
+    private func render(_ g: Generation, prompt: [Int], name: String, options: Options, started: ContinuousClock.Instant, tokenizer: Tokenizer) -> [String: Any] {
+        var meta: [String: Any] = [
+            "id": name, "prompt_tokens": g.promptTokens, "completion_tokens": g.completionTokens,
+            "cached_tokens": g.cachedTokens, "finish_reason": finishReason(g),
+        ]
+        if g.finish != nil {
+            let elapsed = ContinuousClock.now - started
+            meta["e2e_latency"] = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        }
+        if options.returnLogprob {
+            func triple(_ logprob: Float?, _ token: Int) -> [Any] {
+                [logprob.map { $0 as Any } ?? NSNull(), token, options.returnTextInLogprobs ? tokenizer.decode([token]) : NSNull()]
+            }
+            meta["output_token_logprobs"] = g.logprobs.map { triple($0.logprob, $0.token) }
+            meta["output_top_logprobs"] = g.logprobs.map { lp in lp.top.map { triple($0.logprob, $0.token) } }
+            // Nothing predicts the first prompt token: its logprob is null.
+            let start = prompt.count - g.inputLogprobs.count
+            meta["input_token_logprobs"] = g.inputLogprobs.enumerated().map { offset, lp -> [Any] in
+                triple(lp?.logprob, prompt[start + offset])
+            }
+            meta["input_top_logprobs"] = g.inputLogprobs.map { lp -> Any in lp.map { $0.top.map { triple($0.logprob, $0.token) } as Any } ?? NSNull() }
+        }
+        return ["text": g.text, "output_ids": g.tokens, "meta_info": meta]
+    }
+
+    private func finishReason(_ g: Generation) -> Any {
+        switch g.finish {
+        case nil: return NSNull()
+        case .length: return ["type": "length", "length": g.completionTokens]
+        case .stop(let matched?): return ["type": "stop", "matched": matched]
+        case .stop(nil): return ["type": "stop", "matched": g.tokens.last as Any]
+        case .abort(let message): return ["type": "abort", "message": message]
+        }
+    }
+}

@@ -1,0 +1,169 @@
+import Engine
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Tokenization
+
+/// The bridge between HTTP handlers and the engine: admission (validation
+/// and queue limits), disconnect handling, and per-request metrics.
+final class InferenceService: Sendable {
+    let engine: Engine
+    let configuration: ServerConfiguration
+    let metrics: ServerMetrics
+    private let inFlight = InFlightCounter()
+    private let aliases = RequestAliases()
+
+    init(engine: Engine, configuration: ServerConfiguration, metrics: ServerMetrics) {
+        self.engine = engine
+        self.configuration = configuration
+        self.metrics = metrics
+    }
+
+    var tokenizer: Tokenizer { engine.tokenizer }
+
+    /// Requests admitted and not yet finished.
+    var inFlightCount: Int { inFlight.value }
+
+    /// Checks every input before any is started, so a batch is all or nothing.
+    func admit(_ inputs: [GenerateInput]) throws(APIError) {
+        for input in inputs {
+            if let refusal = engine.refusal(for: input) { throw .invalid(refusal.message) }
+        }
+        let limit = configuration.maxRunningRequests + configuration.maxQueuedRequests
+        guard inFlight.value + inputs.count <= limit else {
+            metrics.rejected()
+            throw .overloaded("The server is at capacity (\(limit) requests running or queued); retry shortly.")
+        }
+    }
+
+    /// Runs admitted inputs and merges their updates, tagged with the
+    /// input's index. Closing `channel` (a client that went away) aborts them.
+    /// `names` are client-chosen ids (SGLang's `rid`) that `/abort_request` may name.
+    func run(_ inputs: [GenerateInput], names: [String]? = nil, channel: (any Channel)?, logger: Logger) -> AsyncThrowingStream<(Int, RequestUpdate), Error> {
+        let (merged, continuation) = AsyncThrowingStream<(Int, RequestUpdate), Error>.makeStream()
+        inFlight.add(inputs.count)
+        let aliases = self.aliases
+        let names = names ?? inputs.map(\.id)
+        aliases.add(names: names, ids: inputs.map(\.id))
+        let engine = self.engine
+        let ids = inputs.map(\.id)
+        channel?.closeFuture.whenComplete { _ in
+            for id in ids { engine.abort(id: id, message: "client disconnected") }
+        }
+        let task = Task {
+            defer {
+                inFlight.add(-inputs.count)
+                aliases.remove(names: names, ids: inputs.map(\.id))
+            }
+            do {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for (index, input) in inputs.enumerated() {
+                        group.addTask {
+                            let timer = RequestTimer(metrics: self.metrics)
+                            logger.debug("request started", metadata: ["request_id": "\(input.id)", "prompt_tokens": "\(input.promptTokens.count)"])
+                            var last: RequestUpdate?
+                            for try await update in engine.generate(input) {
+                                timer.observe(update)
+                                continuation.yield((index, update))
+                                last = update
+                            }
+                            if let last { timer.finish(last) }
+                            logger.info("request finished", metadata: [
+                                "request_id": "\(input.id)", "prompt_tokens": "\(input.promptTokens.count)",
+                                "completion_tokens": "\(last?.completionTokenCount ?? 0)", "finish_reason": "\(last?.finish?.name ?? "none")",
+                            ])
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        continuation.onTermination = { reason in
+            if case .cancelled = reason {
+                task.cancel()
+                for id in ids { engine.abort(id: id, message: "client disconnected") }
+            }
+        }
+        return merged
+    }
+
+    /// Aborts requests by client name (`rid`), or every request; returns how many.
+    func abort(name: String?, all: Bool) -> Int {
+        let ids = all ? aliases.allIDs : aliases.ids(for: name ?? "")
+        for id in ids { engine.abort(id: id, message: "aborted by /abort_request") }
+        return ids.count
+    }
+
+    /// Runs to completion and returns each input's result in order.
+    func collect(_ inputs: [GenerateInput], names: [String]? = nil, channel: (any Channel)?, logger: Logger) async throws -> [Generation] {
+        var results = Array(repeating: Generation(), count: inputs.count)
+        for try await (index, update) in run(inputs, names: names, channel: channel, logger: logger) {
+            results[index].absorb(update)
+        }
+        return results
+    }
+}
+
+/// Client-chosen request names → engine ids, for `/abort_request`. Every
+/// request is listed (under its engine id when the client named none) so
+/// abort-all reaches them all.
+final class RequestAliases: @unchecked Sendable {
+    private let lock = NSLock()
+    private var table: [String: [String]] = [:]
+
+    func add(names: [String], ids: [String]) {
+        lock.withLock { for (name, id) in zip(names, ids) { table[name, default: []].append(id) } }
+    }
+
+    func remove(names: [String], ids: [String]) {
+        lock.withLock {
+            for (name, id) in zip(names, ids) {
+                table[name]?.removeAll { $0 == id }
+                if table[name]?.isEmpty == true { table[name] = nil }
+            }
+        }
+    }
+
+    func ids(for name: String) -> [String] { lock.withLock { table[name] ?? [] } }
+    var allIDs: [String] { lock.withLock { table.values.flatMap { $0 } } }
+}
+
+/// Requests in flight; shared between handlers on different event loops.
+final class InFlightCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    var value: Int { lock.withLock { count } }
+    func add(_ delta: Int) { lock.withLock { count += delta } }
+}
+
+/// Latency bookkeeping for one request: TTFT, inter-token gaps, end to end.
+final class RequestTimer: @unchecked Sendable {
+    private let metrics: ServerMetrics
+    private let start = ContinuousClock.now
+    private var lastToken: ContinuousClock.Instant?
+
+    init(metrics: ServerMetrics) { self.metrics = metrics }
+
+    func observe(_ update: RequestUpdate) {
+        guard !update.newTokens.isEmpty else { return }
+        let now = ContinuousClock.now
+        if let lastToken {
+            metrics.interTokenLatency(seconds(now - lastToken))
+        } else {
+            metrics.timeToFirstToken(seconds(now - start))
+        }
+        lastToken = now
+    }
+
+    func finish(_ last: RequestUpdate) {
+        metrics.finished(last, e2eSeconds: seconds(ContinuousClock.now - start))
+    }
+
+    private func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+}

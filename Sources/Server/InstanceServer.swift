@@ -1,0 +1,87 @@
+import Engine
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// One serving instance: the HTTP API in front of an `Engine`.
+public struct InstanceServer: Sendable {
+    public let engine: Engine
+    public let configuration: ServerConfiguration
+    public let metrics = ServerMetrics()
+    public let logger: Logger
+
+    public init(engine: Engine, configuration: ServerConfiguration, logger: Logger) {
+        self.engine = engine
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Every route of the instance.
+    func makeRouter(service: InferenceService) -> Router<ServerRequestContext> {
+        let router = Router(context: ServerRequestContext.self)
+        let info = InfoHandlers(service: service)
+        let completions = CompletionsHandler(service: service)
+        let generate = GenerateHandler(service: service)
+        let chat = ChatCompletionsHandler(service: service)
+        let known: Set<String> = [
+            "/v1/completions", "/v1/chat/completions", "/generate", "/v1/models", "/health", "/health_generate",
+            "/get_server_info", "/server_info", "/get_model_info", "/model_info", "/get_load", "/flush_cache",
+            "/abort_request", "/metrics",
+        ]
+        router.add(middleware: ServerMiddleware(apiKey: configuration.apiKey, metrics: metrics, knownPaths: known))
+        router.post("/v1/completions") { try await completions.handle($0, context: $1) }
+        router.post("/v1/chat/completions") { try await chat.handle($0, context: $1) }
+        router.post("/generate") { try await generate.handle($0, context: $1) }
+        router.get("/v1/models") { _, _ in info.models() }
+        router.get("/health") { _, _ in Response(status: .ok) }
+        router.get("/health_generate") { _, context in await info.healthGenerate(context: context) }
+        for path in ["/get_server_info", "/server_info"] { router.get(RouterPath(path)) { _, _ in await info.serverInfo() } }
+        for path in ["/get_model_info", "/model_info"] { router.get(RouterPath(path)) { _, _ in info.modelInfo() } }
+        router.get("/get_load") { _, _ in await info.load() }
+        router.post("/flush_cache") { _, _ in await info.flushCache() }
+        router.get("/flush_cache") { _, _ in await info.flushCache() }
+        router.post("/abort_request") { try await info.abort($0, context: $1) }
+        router.get("/metrics") { _, _ in await info.metrics() }
+        return router
+    }
+
+    /// Serves until SIGTERM/SIGINT. In-flight requests get
+    /// `shutdownTimeout` seconds to finish; then they are aborted and the
+    /// process ends with the engine stopped. `onReady` receives the bound port.
+    public func run(onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let service = InferenceService(engine: engine, configuration: configuration, metrics: metrics)
+        let app = Application(
+            router: makeRouter(service: service),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "pdserve"),
+            onServerRunning: { channel in await onReady(channel.localAddress?.port ?? 0) },
+            logger: logger
+        )
+        // Listed last, so it hears the shutdown signal first and starts the
+        // deadline while the HTTP server drains.
+        let deadline = ShutdownDeadline(engine: engine, seconds: configuration.shutdownTimeout, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [app, deadline], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        engine.shutdown()
+    }
+}
+
+/// Aborts whatever is still running `seconds` after a graceful shutdown
+/// began, so a slow client cannot hold the process open.
+struct ShutdownDeadline: Service {
+    let engine: Engine
+    let seconds: Double
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        let engine = self.engine, logger = self.logger, seconds = self.seconds
+        logger.info("shutting down: in-flight requests have \(seconds)s to finish")
+        Task.detached {
+            try? await Task.sleep(for: .seconds(seconds))
+            logger.warning("shutdown deadline passed; aborting in-flight requests")
+            engine.abortEverything(message: "server shutting down")
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+
+/// Typed reads from a client's JSON object. Every wrong type is a 400 that
+/// names the field and says what was expected.
+struct JSONBody {
+    let fields: [String: Any]
+    /// Prefix for field names in messages ("sampling_params.").
+    let path: String
+
+    init(fields: [String: Any], path: String = "") {
+        self.fields = fields
+        self.path = path
+    }
+
+    /// Parses a request body; malformed JSON or a non-object is a 400.
+    init(data: Data) throws(APIError) {
+        guard !data.isEmpty else { throw .invalid("The request body is empty; expected a JSON object.") }
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        } catch {
+            throw .invalid("The request body is not valid JSON: \(error.localizedDescription)")
+        }
+        guard let object = parsed as? [String: Any] else { throw .invalid("The request body must be a JSON object.") }
+        self.init(fields: object)
+    }
+
+    func has(_ key: String) -> Bool { fields[key] != nil && !(fields[key] is NSNull) }
+
+    private func raw(_ key: String) -> Any? {
+        guard let v = fields[key], !(v is NSNull) else { return nil }
+        return v
+    }
+
+    private func fail(_ key: String, _ expected: String) -> APIError {
+        .invalid("'\(path)\(key)' must be \(expected).", param: path + key)
+    }
+
+    static func isBool(_ v: Any) -> Bool {
+        guard let n = v as? NSNumber else { return false }
+        return String(cString: n.objCType) == "c"
+    }
+
+    static func integer(_ v: Any) -> Int? {
+        guard let n = v as? NSNumber, !isBool(v) else { return nil }
+        let d = n.doubleValue
+        guard d.rounded() == d, abs(d) < 9.0e15 else { return nil }
+        return n.intValue
+    }
+
+    func string(_ key: String) throws(APIError) -> String? {
+        guard let v = raw(key) else { return nil }
+        guard let s = v as? String else { throw fail(key, "a string") }
+        return s
+    }
+
+    func bool(_ key: String) throws(APIError) -> Bool? {
+        guard let v = raw(key) else { return nil }
+        guard Self.isBool(v), let b = v as? Bool else { throw fail(key, "true or false") }
+        return b
+    }
+
+    func int(_ key: String) throws(APIError) -> Int? {
+        guard let v = raw(key) else { return nil }
+        guard let i = Self.integer(v) else { throw fail(key, "an integer") }
+        return i
+    }
+
+    func number(_ key: String) throws(APIError) -> Double? {
+        guard let v = raw(key) else { return nil }
+        guard let n = v as? NSNumber, !Self.isBool(v), n.doubleValue.isFinite else { throw fail(key, "a number") }
+        return n.doubleValue
+    }
+
+    func object(_ key: String) throws(APIError) -> JSONBody? {
+        guard let v = raw(key) else { return nil }
+        guard let o = v as? [String: Any] else { throw fail(key, "an object") }
+        return JSONBody(fields: o, path: path + key + ".")
+    }
+
+    func array(_ key: String) throws(APIError) -> [Any]? {
+        guard let v = raw(key) else { return nil }
+        guard let a = v as? [Any] else { throw fail(key, "an array") }
+        return a
+    }
+
+    /// A string or a list of strings (OpenAI `stop`).
+    func strings(_ key: String) throws(APIError) -> [String]? {
+        guard let v = raw(key) else { return nil }
+        if let s = v as? String { return [s] }
+        guard let a = v as? [Any], let list = a as? [String] else { throw fail(key, "a string or an array of strings") }
+        return list
+    }
+
+    func integers(_ key: String) throws(APIError) -> [Int]? {
+        guard let a = try array(key) else { return nil }
+        var out: [Int] = []
+        for item in a {
+            guard let i = Self.integer(item) else { throw fail(key, "an array of integers") }
+            out.append(i)
+        }
+        return out
+    }
+
+    /// An integer field that may also be an explicit boolean-like JSON number (OpenAI `logprobs` in completions).
+    func intOrBool(_ key: String) throws(APIError) -> Int? {
+        guard let v = raw(key) else { return nil }
+        if Self.isBool(v) { return (v as? Bool) == true ? 0 : nil }
+        guard let i = Self.integer(v) else { throw fail(key, "an integer") }
+        return i
+    }
+}

@@ -1,0 +1,51 @@
+import Engine
+import Foundation
+import Tokenization
+
+/// Builders for the pieces of OpenAI responses shared by completions and chat.
+enum OpenAIFormat {
+    static func newID(_ prefix: String) -> String {
+        prefix + "-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+    }
+
+    static var now: Int { Int(Date().timeIntervalSince1970) }
+
+    static func usage(prompt: Int, completion: Int, cached: Int) -> [String: Any] {
+        var u: [String: Any] = ["prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion]
+        if cached > 0 { u["prompt_tokens_details"] = ["cached_tokens": cached] }
+        return u
+    }
+
+    static func finishReason(_ finish: FinishReason?) -> Any {
+        finish.map { $0.name as Any } ?? NSNull()
+    }
+
+    /// `logprobs` of a completions choice.
+    static func completionLogprobs(_ logprobs: [TokenLogprob], tokenizer: Tokenizer, textOffset: Int) -> [String: Any] {
+        var offset = textOffset
+        var tokens: [String] = [], values: [Float] = [], offsets: [Int] = []
+        var tops: [Any] = []
+        for lp in logprobs {
+            let text = tokenizer.decode([lp.token])
+            tokens.append(text)
+            values.append(lp.logprob)
+            offsets.append(offset)
+            offset += text.count
+            tops.append(lp.top.isEmpty ? NSNull() : Dictionary(lp.top.map { (tokenizer.decode([$0.token]), $0.logprob) }, uniquingKeysWith: max))
+        }
+        return ["tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets]
+    }
+
+    /// `logprobs.content` entries of a chat choice.
+    static func chatLogprobs(_ logprobs: [TokenLogprob], tokenizer: Tokenizer) -> [[String: Any]] {
+        func entry(_ token: Int, _ logprob: Float) -> [String: Any] {
+            let text = tokenizer.decode([token])
+            return ["token": text, "logprob": logprob, "bytes": Array(text.utf8).map(Int.init)]
+        }
+        return logprobs.map { lp in
+            var e = entry(lp.token, lp.logprob)
+            e["top_logprobs"] = lp.top.map { entry($0.token, $0.logprob) }
+            return e
+        }
+    }
+}

@@ -1,0 +1,37 @@
+import Foundation
+import Tokenization
+
+/// Turns the prompt forms clients send into token ids.
+enum PromptParser {
+    /// A single prompt: text, or a list of token ids.
+    static func tokens(_ value: Any, field: String, tokenizer: Tokenizer, addSpecialTokens: Bool = true) throws(APIError) -> [Int] {
+        if let text = value as? String {
+            guard !text.isEmpty else { throw .invalid("'\(field)' is empty.", param: field) }
+            return tokenizer.encode(text, addSpecialTokens: addSpecialTokens)
+        }
+        if let list = value as? [Any] {
+            var ids: [Int] = []
+            for item in list {
+                guard let id = JSONBody.integer(item) else { throw .invalid("'\(field)' must be a string or an array of token ids.", param: field) }
+                ids.append(id)
+            }
+            guard !ids.isEmpty else { throw .invalid("'\(field)' is empty.", param: field) }
+            return ids
+        }
+        throw .invalid("'\(field)' must be a string or an array of token ids.", param: field)
+    }
+
+    /// One or many prompts: a string, a list of strings, a list of ids or a list of id lists.
+    static func batch(_ value: Any, field: String, tokenizer: Tokenizer) throws(APIError) -> (prompts: [[Int]], isBatch: Bool) {
+        if let list = value as? [Any], let first = list.first, first is String || first is [Any] {
+            guard list.count <= 256 else { throw .invalid("'\(field)' holds \(list.count) prompts; at most 256 per request.", param: field) }
+            var prompts: [[Int]] = []
+            for (i, item) in list.enumerated() {
+                prompts.append(try tokens(item, field: "\(field)[\(i)]", tokenizer: tokenizer))
+            }
+            return (prompts, true)
+        }
+        if let list = value as? [Any], list.isEmpty { throw .invalid("'\(field)' is empty.", param: field) }
+        return ([try tokens(value, field: field, tokenizer: tokenizer)], false)
+    }
+}
