@@ -1,0 +1,5 @@
+/// One lexical token of a template.
+struct Token: Sendable, Equatable {
+    var kind: TokenKind
+    var location: SourceLocation
+}
