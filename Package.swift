@@ -57,7 +57,6 @@ let package = Package(
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "EngineTesting"], swiftSettings: fastMath),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "EngineTesting"], swiftSettings: fastMath),
-        .target(name: "ChatTemplates"),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"]),
     ]
 )

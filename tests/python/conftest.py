@@ -1,0 +1,93 @@
+"""Helpers that start real `pdserve` processes on 127.0.0.1 for the tests.
+
+The binary comes from $PDSERVE_BIN or .build/debug/pdserve (scripts/test builds it).
+Every wait is bounded so a broken server fails a test instead of hanging it.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "models"
+BIN = os.environ.get("PDSERVE_BIN", str(ROOT / ".build" / "debug" / "pdserve"))
+
+
+class Server:
+    """A `pdserve serve` child process listening on a free port."""
+
+    def __init__(self, *args, env=None, ready_timeout=60):
+        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"pdserve-test-{os.getpid()}-{time.monotonic_ns()}.log"
+        self.log = open(self.log_path, "w+")
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "--port", "0", "--threads", "1", *args],
+            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+        )
+        deadline = time.monotonic() + ready_timeout
+        self.port = None
+        while time.monotonic() < deadline and self.port is None:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pdserve exited with {self.proc.returncode}:\n{self.output()}")
+            match = re.search(r"on http://127\.0\.0\.1:(\d+)", self.output())
+            if match:
+                self.port = int(match.group(1))
+            else:
+                time.sleep(0.05)
+        if self.port is None:
+            self.stop()
+            raise RuntimeError(f"pdserve did not become ready:\n{self.output()}")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def output(self):
+        self.log.flush()
+        return self.log_path.read_text()
+
+    def get(self, path, **kw):
+        return requests.get(self.url + path, timeout=30, **kw)
+
+    def post(self, path, body=None, **kw):
+        return requests.post(self.url + path, json=body, timeout=60, **kw)
+
+    def pool(self):
+        return self.get("/get_server_info").json()["kv_pool"]
+
+    def assert_pool_whole(self, timeout=10):
+        """After the prefix cache is flushed every page is free again (bounded wait)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.post("/flush_cache")
+            pool = self.pool()
+            if pool["free_pages"] == pool["total_pages"]:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"KV pages leaked: {pool}")
+            time.sleep(0.05)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def reference(name):
+    return json.loads((FIXTURES / name / "reference.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def qwen_server():
+    # A long context lets tests hold requests running long enough to abort them.
+    server = Server("--model-path", str(FIXTURES / "qwen2-fp32"), "--served-model-name", "qwen-tiny", "--context-length", "20000")
+    yield server
+    server.stop()

@@ -1,0 +1,195 @@
+"""Bad input gets a clear JSON error and loses nothing; disconnects free
+pages at once; overload answers 503; SIGTERM drains and exits 0."""
+import json
+import signal
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import FIXTURES, Server, reference
+
+
+def error_of(response):
+    body = response.json()
+    assert set(body["error"]) >= {"message", "type", "code"}
+    assert body["error"]["code"] == response.status_code
+    return body["error"]
+
+
+def raw_post(server, path, data, content_type="application/json"):
+    return requests.post(server.url + path, data=data, headers={"Content-Type": content_type}, timeout=30)
+
+
+BAD_REQUESTS = [
+    ("/v1/completions", b'{"prompt": "hi", "max_tokens": ', 400, "not valid JSON"),
+    ("/v1/completions", b'[1, 2, 3]', 400, "JSON object"),
+    ("/v1/completions", json.dumps({"prompt": "hi", "max_tokens": "ten"}).encode(), 400, "max_tokens"),
+    ("/v1/completions", json.dumps({"prompt": "hi", "temperature": -1}).encode(), 400, "temperature"),
+    ("/v1/completions", json.dumps({"prompt": "hi", "top_p": 7}).encode(), 400, "top_p"),
+    ("/v1/completions", json.dumps({"prompt": "hi", "max_tokens": 4, "model": "gpt-9"}).encode(), 404, "gpt-9"),
+    ("/v1/completions", json.dumps({"prompt": ""}).encode(), 400, "empty"),
+    ("/v1/completions", json.dumps({"prompt": [1, 2, 3], "max_tokens": 100000}).encode(), 400, "context length"),
+    ("/v1/completions", json.dumps({"prompt": "hi", "stop": ["x"] * 40}).encode(), 400, "stop strings"),
+    ("/v1/completions", json.dumps({"prompt": [10 ** 9]}).encode(), 400, "vocabulary"),
+    ("/v1/completions", json.dumps({"max_tokens": 3}).encode(), 400, "prompt"),
+    ("/v1/chat/completions", json.dumps({"messages": []}).encode(), 400, "messages"),
+    ("/v1/chat/completions", json.dumps({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}).encode(), 400, "text parts"),
+    ("/generate", json.dumps({"sampling_params": {"max_new_tokens": 2}}).encode(), 400, "input_ids"),
+    ("/generate", json.dumps({"text": "hi", "sampling_params": {"max_new_tokens": -3}}).encode(), 400, "max_new_tokens"),
+    ("/generate", json.dumps({"text": "hi", "sampling_params": {"regex": "a+"}}).encode(), 400, "not supported"),
+]
+
+
+@pytest.mark.parametrize("path,data,status,needle", BAD_REQUESTS)
+def test_bad_input_is_refused_and_loses_nothing(qwen_server, path, data, status, needle):
+    response = raw_post(qwen_server, path, data)
+    assert response.status_code == status, response.text
+    assert needle in error_of(response)["message"]
+    ok = qwen_server.post("/generate", {"input_ids": [5, 6, 7], "sampling_params": {"max_new_tokens": 3, "temperature": 0}})
+    assert ok.status_code == 200 and len(ok.json()["output_ids"]) <= 3
+    qwen_server.assert_pool_whole()
+
+
+def test_context_error_gives_the_numbers(qwen_server):
+    response = raw_post(qwen_server, "/v1/completions", json.dumps({"prompt": [1, 2, 3], "max_tokens": 100000}).encode())
+    message = error_of(response)["message"]
+    assert "100003" in message and "3 prompt" in message
+
+
+def test_unknown_route_is_json_404(qwen_server):
+    response = qwen_server.get("/v2/nothing")
+    assert response.status_code == 404 and error_of(response)["type"] == "not_found"
+
+
+def test_info_endpoints(qwen_server):
+    info = qwen_server.get("/get_model_info").json()
+    assert info["model_path"] == str(FIXTURES / "qwen2-fp32") and info["served_model_name"] == "qwen-tiny"
+    assert info["tp_size"] == 1 and info["dp_size"] == 1 and info["disaggregation_mode"] == "null"
+    assert qwen_server.get("/model_info").json() == info
+    assert qwen_server.get("/server_info").json()["kv_pool"]["page_size"] == 16
+    load = qwen_server.get("/get_load").json()
+    assert isinstance(load, list) and "num_tokens" in load[0]
+    assert qwen_server.get("/health_generate").status_code == 200
+    metrics = qwen_server.get("/metrics").text
+    for name in ["pdserve:time_to_first_token_seconds_bucket", "pdserve:generation_tokens_total", "pdserve:num_requests_running",
+                 "pdserve:kv_cache_usage_perc", "pdserve:request_success_total", "pdserve:inter_token_latency_seconds_count"]:
+        assert name in metrics
+
+
+def stream_then_disconnect(server, body, events=2):
+    """Opens a streaming request on a raw socket, reads a few events, then drops the connection."""
+    payload = json.dumps(body).encode()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+                 + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+    seen = b""
+    while seen.count(b"data:") < events:
+        chunk = sock.recv(65536)
+        assert chunk, "server closed the stream early"
+        seen += chunk
+    sock.close()
+
+
+def test_disconnect_mid_stream_frees_pages(qwen_server):
+    ref = reference("qwen2-fp32")
+    stream_then_disconnect(qwen_server, {"input_ids": ref["prompts"][20], "stream": True,
+                                         "sampling_params": {"max_new_tokens": 15000, "temperature": 0, "ignore_eos": True}})
+    deadline = time.monotonic() + 10
+    while qwen_server.get("/get_server_info").json()["internal_states"][0]["num_running_reqs"] > 0:
+        assert time.monotonic() < deadline, "the request kept running after its client left"
+        time.sleep(0.02)
+    qwen_server.assert_pool_whole()
+
+
+def test_abort_request_by_rid(qwen_server):
+    results = {}
+
+    def run():
+        results["r"] = qwen_server.post("/generate", {"text": "hello", "rid": "job-42",
+                                                      "sampling_params": {"max_new_tokens": 15000, "ignore_eos": True}}).json()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 10
+    aborted = 0
+    while aborted == 0 and time.monotonic() < deadline:
+        aborted = qwen_server.post("/abort_request", {"rid": "job-42"}).json()["aborted"]
+        time.sleep(0.02)
+    thread.join(30)
+    assert aborted == 1
+    assert results["r"]["meta_info"]["finish_reason"]["type"] == "abort"
+    qwen_server.assert_pool_whole()
+
+
+def test_api_key():
+    server = Server("--model-path", str(FIXTURES / "qwen2-fp32"), "--api-key", "sekret")
+    try:
+        assert server.get("/health").status_code == 200
+        denied = server.post("/generate", {"text": "hi"})
+        assert denied.status_code == 401 and error_of(denied)["type"] == "authentication_error"
+        assert server.get("/v1/models").status_code == 401
+        ok = server.post("/generate", {"text": "hi", "sampling_params": {"max_new_tokens": 2}}, headers={"Authorization": "Bearer sekret"})
+        assert ok.status_code == 200
+    finally:
+        server.stop()
+
+
+def test_overload_gets_503_with_retry_after():
+    server = Server("--model-path", str(FIXTURES / "qwen2-fp32"), "--max-running-requests", "1", "--max-queued-requests", "0",
+                    "--context-length", "20000")
+    try:
+        holder = threading.Thread(target=lambda: server.post("/generate", {"text": "hold", "rid": "holder",
+                                                                           "sampling_params": {"max_new_tokens": 15000, "ignore_eos": True}}))
+        holder.start()
+        deadline = time.monotonic() + 10
+        while server.get("/get_load").json()[0]["num_reqs"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        refused = server.post("/generate", {"text": "more", "sampling_params": {"max_new_tokens": 2}})
+        assert refused.status_code == 503 and refused.headers["Retry-After"]
+        assert error_of(refused)["type"] == "server_overloaded"
+        server.post("/abort_request", {"rid": "holder"})
+        holder.join(30)
+        assert server.post("/generate", {"text": "more", "sampling_params": {"max_new_tokens": 2}}).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_http2_preface_probe_is_dropped_quietly(qwen_server):
+    sock = socket.create_connection(("127.0.0.1", qwen_server.port), timeout=10)
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+    sock.settimeout(5)
+    try:
+        while sock.recv(4096):
+            pass
+    except (ConnectionResetError, socket.timeout):
+        pass
+    sock.close()
+    assert qwen_server.get("/health").status_code == 200
+
+
+def test_sigterm_drains_then_aborts_and_exits_zero():
+    server = Server("--model-path", str(FIXTURES / "qwen2-fp32"), "--shutdown-timeout", "1", "--context-length", "20000")
+    results = {}
+
+    def run():
+        try:
+            results["r"] = server.post("/generate", {"text": "long", "sampling_params": {"max_new_tokens": 15000, "ignore_eos": True}}).json()
+        except requests.RequestException as error:
+            results["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while server.get("/get_load").json()[0]["num_reqs"] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    started = time.monotonic()
+    code = server.stop(signal.SIGTERM, timeout=30)
+    thread.join(30)
+    assert code == 0
+    assert time.monotonic() - started < 20
+    assert results.get("r", {}).get("meta_info", {}).get("finish_reason", {}).get("type") in ("abort", "length"), results
