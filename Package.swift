@@ -42,10 +42,20 @@ let package = Package(
             ],
             swiftSettings: fastMath
         ),
+        .target(
+            name: "Disaggregation",
+            dependencies: [
+                "Engine", "Kernels", "Models",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: fastMath
+        ),
         .executableTarget(
             name: "pdserve",
             dependencies: [
-                "Engine", "Models", "Tokenization", "Server",
+                "Engine", "Models", "Tokenization", "Server", "Disaggregation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

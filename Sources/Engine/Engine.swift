@@ -12,6 +12,10 @@ public struct EngineSnapshot: Sendable {
     /// Pages held only by the prefix cache; reclaimable on demand.
     public var cachedPages: Int
     public var pageSize: Int
+    /// Decode side: requests waiting for their KV.
+    public var parked: Int
+    /// Requests that ended while a transfer still used their pages.
+    public var held: Int
 }
 
 /// Runs an `EngineCore` on a dedicated thread and talks to callers through
@@ -30,6 +34,7 @@ public final class Engine: @unchecked Sendable {
     private var inbox: [Command] = []
     private var stopping = false
     private var stopped = false
+    private var wakeRequested = false
     /// Only touched on the engine thread.
     private var streams: [String: AsyncThrowingStream<RequestUpdate, Error>.Continuation] = [:]
     private var thread: Thread?
@@ -82,6 +87,14 @@ public final class Engine: @unchecked Sendable {
         await withCheckedContinuation { send(.snapshot($0)) }
     }
 
+    /// Makes the engine thread run a step soon (a transfer made progress).
+    public func wake() {
+        condition.lock()
+        wakeRequested = true
+        condition.signal()
+        condition.unlock()
+    }
+
     /// Aborts whatever is in flight and stops the thread.
     public func shutdown() {
         condition.lock()
@@ -101,7 +114,15 @@ public final class Engine: @unchecked Sendable {
     private func run() {
         while true {
             condition.lock()
-            while inbox.isEmpty && !core.hasWork && !stopping { condition.wait() }
+            while inbox.isEmpty && !core.hasWork && !stopping && !wakeRequested {
+                if core.hasPendingTransfers {
+                    // Transfers report through wake(); the timeout also lets the side-car run its timers.
+                    _ = condition.wait(until: Date(timeIntervalSinceNow: 0.005))
+                    break
+                }
+                condition.wait()
+            }
+            wakeRequested = false
             let commands = inbox
             inbox.removeAll()
             let stop = stopping
@@ -119,7 +140,7 @@ public final class Engine: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            if core.hasWork { deliver(core.step()) }
+            if core.hasWork || core.hasPendingTransfers { deliver(core.step()) }
         }
     }
 
@@ -147,7 +168,7 @@ public final class Engine: @unchecked Sendable {
             continuation.resume(returning: EngineSnapshot(
                 waiting: core.waitingCount, running: core.runningCount, runningTokens: core.runningTokenCount,
                 freePages: core.freePageCount, totalPages: core.totalPageCount, cachedPages: core.cachedPageCount,
-                pageSize: core.options.pageSize))
+                pageSize: core.options.pageSize, parked: core.parkedCount, held: core.heldCount))
         }
     }
 

@@ -23,20 +23,26 @@ public final class EngineCore {
     private let pool: ComputePool
     private var waiting: [Request] = []
     private var running: [Request] = []
+    /// Decode side: requests waiting for their prompt's KV from a prefill instance.
+    private var parked: [String: Request] = [:]
+    /// Requests that ended but whose pages a transfer still uses.
+    private var held: [String: Request] = [:]
+    /// The disaggregation side-car, if this instance is a prefill or decode one.
+    public var hooks: EngineHooks?
     private var finishedNow: [RequestUpdate] = []
     private var arrivals = 0
     private let eosTokens: Set<Int32>
     public let contextLength: Int
 
-    public init(model: LlamaModel, tokenizer: Tokenizer, options: EngineOptions) {
+    public init(model: LlamaModel, tokenizer: Tokenizer, options: EngineOptions) throws {
         self.model = model
         self.tokenizer = tokenizer
         self.options = options
         let bytesPerToken = 2 * model.config.layerCount * model.kvWidth * options.kvCacheDType.size
         let tokens = options.maxTotalTokens ?? max(options.pageSize, options.kvCacheBudgetBytes / bytesPerToken)
         let pageCount = max(1, tokens / options.pageSize)
-        storage = PagedKVStorage(layers: model.config.layerCount, pageCount: pageCount, pageSize: options.pageSize,
-                                 width: model.kvWidth, dtype: options.kvCacheDType)
+        storage = try PagedKVStorage(layers: model.config.layerCount, pageCount: pageCount, pageSize: options.pageSize,
+                                     width: model.kvWidth, dtype: options.kvCacheDType, sharedMemoryPath: options.kvSharedMemoryPath)
         allocator = PageAllocator(pageCount: pageCount)
         prefixCache = PrefixCache(pageSize: options.pageSize)
         pool = ComputePool(threads: options.threads)
@@ -46,7 +52,12 @@ public final class EngineCore {
 
     // MARK: state
 
+    /// Something to compute or report now.
     public var hasWork: Bool { !waiting.isEmpty || !running.isEmpty || !finishedNow.isEmpty }
+    /// Requests waiting on transfers: the loop keeps polling the side-car for them.
+    public var hasPendingTransfers: Bool { !parked.isEmpty || !held.isEmpty }
+    public var parkedCount: Int { parked.count }
+    public var heldCount: Int { held.count }
     public var waitingCount: Int { waiting.count }
     public var runningCount: Int { running.count }
     public var freePageCount: Int { allocator.freeCount }
@@ -89,6 +100,8 @@ public final class EngineCore {
         arrivals += 1
         if input.params.maxNewTokens == 0 {
             finish(request, .length)
+        } else if input.bootstrap != nil, let hooks, hooks.admission(for: input) == .park {
+            parked[input.id] = request
         } else {
             waiting.append(request)
         }
@@ -100,14 +113,74 @@ public final class EngineCore {
             finish(waiting.remove(at: i), .abort(message: message))
         } else if let i = running.firstIndex(where: { $0.id == id }) {
             finish(running.remove(at: i), .abort(message: message))
+        } else if let request = parked.removeValue(forKey: id) {
+            finish(request, .abort(message: message))
+        } else if let request = held[id] {
+            // Already ended; the side-car stops its transfer and releases it.
+            request.finish = .abort(message: message)
+            _ = hooks?.ending(id: id, reason: .abort(message: message))
         }
     }
 
     /// Aborts everything (shutdown).
     public func abortAll(message: String) {
-        for r in waiting + running { finish(r, .abort(message: message)) }
+        for r in waiting + running + Array(parked.values) { finish(r, .abort(message: message)) }
         waiting.removeAll()
         running.removeAll()
+        parked.removeAll()
+        for id in held.keys { abort(id: id, message: message) }
+    }
+
+    // MARK: disaggregation (called by the side-car on the engine thread)
+
+    /// Decode side: pages for a parked request's whole prompt, or nil when
+    /// they would eat the headroom running requests need (try again later).
+    public func preallocate(id: String) -> [Int32]? {
+        guard let request = parked[id] else { return nil }
+        if !request.pages.isEmpty { return request.pages }
+        let needed = (request.promptCount + options.pageSize - 1) / options.pageSize
+        let headroom = running.filter(\.isDecoding).count
+        if allocator.freeCount < needed + headroom {
+            prefixCache.evict(needed + headroom - allocator.freeCount, allocator: &allocator)
+        }
+        guard allocator.freeCount >= needed + headroom, let pages = allocator.allocate(needed) else { return nil }
+        request.pages = pages
+        return pages
+    }
+
+    /// Decode side: the prompt's KV arrived in the preallocated pages; the
+    /// request joins the running batch with the first token the prefill sampled.
+    public func activate(id: String, firstToken: Int, logprob: TokenLogprob?) {
+        guard let request = parked.removeValue(forKey: id) else { return }
+        request.computed = request.promptCount
+        let update = accept(request, token: firstToken, logprob: logprob)
+        finishedNow.append(update)
+        if request.finish == nil { running.append(request) }
+    }
+
+    /// Decode side: the transfer failed; the request ends with `message`.
+    public func abandon(id: String, message: String) {
+        guard let request = parked.removeValue(forKey: id) else { return }
+        finish(request, .abort(message: message))
+    }
+
+    /// Releases a request `hooks.ending` held, reporting its end now;
+    /// `failure` turns the end into an abort with that message.
+    public func releaseHeld(id: String, failure: String? = nil) {
+        guard let request = held.removeValue(forKey: id) else { return }
+        if let failure { request.finish = .abort(message: failure) }
+        releasePages(request)
+        var update = makeUpdate(request)
+        update.finish = request.finish
+        update.textDelta = takeText(request)
+        finishedNow.append(update)
+    }
+
+    /// Whether the request ends now or the side-car holds its pages.
+    private func endHolds(_ request: Request, _ reason: FinishReason) -> Bool {
+        guard request.isDisaggregated, let hooks, hooks.ending(id: request.id, reason: reason) else { return false }
+        held[request.id] = request
+        return true
     }
 
     /// Drops prefix-cache pages no request uses.
@@ -121,6 +194,7 @@ public final class EngineCore {
 
     /// Runs one batch (if any) and returns what changed for each request.
     public func step() -> [RequestUpdate] {
+        hooks?.willStep(self)
         var batch = ForwardBatch()
         var uses: [LogitUse] = []
         var scheduled = Set<ObjectIdentifier>()
@@ -132,6 +206,12 @@ public final class EngineCore {
         guard !batch.tokens.isEmpty else { return updates }
 
         let logits = model.forward(batch, cache: storage, pool: pool)
+        // The side-car sends fresh KV before it hears of any sampled token.
+        if let hooks {
+            for request in running where request.isDisaggregated && scheduled.contains(ObjectIdentifier(request)) {
+                hooks.computedKV(id: request.id, pages: request.pages, computed: request.computed, promptCount: request.promptCount)
+            }
+        }
         let vocab = model.config.vocabSize
         for (row, use) in uses.enumerated() {
             let slice = logits[row * vocab..<(row + 1) * vocab]
@@ -177,7 +257,14 @@ public final class EngineCore {
             scheduled.insert(ObjectIdentifier(request))
             budget -= count
         }
-        while budget > 0, let request = waiting.first, running.count < options.maxRunningRequests {
+        var index = 0
+        while budget > 0, index < waiting.count, running.count < options.maxRunningRequests {
+            let request = waiting[index]
+            // A prefill-side PD request waits until its decode half has registered.
+            if request.isDisaggregated, let hooks, !hooks.mayPrefill(id: request.id) {
+                index += 1
+                continue
+            }
             admitPrefix(request)
             let count = min(budget, request.pendingCount)
             // Keep one page of headroom per decoding request so admission
@@ -187,7 +274,7 @@ public final class EngineCore {
                 releasePages(request)
                 break
             }
-            waiting.removeFirst()
+            waiting.remove(at: index)
             running.append(request)
             add(request, count: count, to: &batch, uses: &uses)
             scheduled.insert(ObjectIdentifier(request))
@@ -269,6 +356,14 @@ public final class EngineCore {
     private func advance(_ request: Request, logits: ArraySlice<Float>) -> RequestUpdate {
         let (token, logprob) = Sampler.sample(logits: logits, params: request.params, promptTokens: Array(request.promptTokens),
                                               outputTokens: Array(request.outputTokens), rng: &request.rng)
+        if request.isDisaggregated, request.outputCount == 0 {
+            hooks?.sampledFirstToken(id: request.id, token: token, logprob: logprob)
+        }
+        return accept(request, token: token, logprob: logprob)
+    }
+
+    /// Appends a token (sampled here or by a prefill instance) and decides whether the request is done.
+    private func accept(_ request: Request, token: Int, logprob: TokenLogprob?) -> RequestUpdate {
         request.append(Int32(token))
         var update = makeUpdate(request)
         update.newTokens = [token]
@@ -289,9 +384,14 @@ public final class EngineCore {
                 request.text += request.detokenizer.finish()
             }
         }
+        update.completionTokenCount = request.outputCount
+        if let reason = request.finish, endHolds(request, reason) {
+            // Reported by releaseHeld once the transfer lets go of the pages.
+            update.textDelta = takeText(request)
+            return update
+        }
         update.textDelta = takeText(request)
         update.finish = request.finish
-        update.completionTokenCount = request.outputCount
         if request.finish != nil { releasePages(request) }
         return update
     }
@@ -342,6 +442,7 @@ public final class EngineCore {
     /// Ends a request outside a step (abort, zero tokens) and reports it next step.
     private func finish(_ request: Request, _ reason: FinishReason) {
         request.finish = reason
+        if endHolds(request, reason) { return }
         if !request.pages.isEmpty { releasePages(request) }
         var update = makeUpdate(request)
         update.finish = reason

@@ -20,6 +20,8 @@ public struct EngineOptions: Sendable {
     public var contextLength: Int?
     /// Reuse KV pages of shared prompt prefixes.
     public var enablePrefixCache = true
+    /// Put the KV pool in this shared-memory file (decode side of the shm transfer backend).
+    public var kvSharedMemoryPath: String?
 
     public init() {}
 }

@@ -26,7 +26,7 @@ public enum ModelLoader {
             progress("  layers \(done)/\(total)")
         }
         let tokenizer = try Tokenizer(directory: directory)
-        let core = EngineCore(model: model, tokenizer: tokenizer, options: options)
+        let core = try EngineCore(model: model, tokenizer: tokenizer, options: options)
         let c = model.config
         progress(String(format: "loaded %@ (%.1fM params, %d layers, hidden %d, vocab %d) in %.2fs; KV pool %d pages × %d tokens (%.0f MiB %@)",
                         c.architecture.rawValue, Double(model.parameterCount) / 1e6, c.layerCount, c.hiddenSize, c.vocabSize,

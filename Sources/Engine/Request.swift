@@ -24,11 +24,14 @@ public struct GenerateInput: Sendable {
     public var id: String
     public var promptTokens: [Int]
     public var params: SamplingParams
+    /// Set when the request is one half of a disaggregated (PD) request.
+    public var bootstrap: BootstrapTarget?
 
-    public init(id: String, promptTokens: [Int], params: SamplingParams) {
+    public init(id: String, promptTokens: [Int], params: SamplingParams, bootstrap: BootstrapTarget? = nil) {
         self.id = id
         self.promptTokens = promptTokens
         self.params = params
+        self.bootstrap = bootstrap
     }
 }
 
@@ -56,6 +59,8 @@ final class Request {
     let promptCount: Int
     let params: SamplingParams
     let arrival: Int
+    /// One half of a disaggregated request: the side-car hears about its KV and its end.
+    let isDisaggregated: Bool
     /// Prompt followed by generated tokens.
     private(set) var tokens: [Int32]
     /// Pages holding the KV of positions 0..<computed (and room beyond).
@@ -78,6 +83,7 @@ final class Request {
         promptCount = input.promptTokens.count
         params = input.params
         self.arrival = arrival
+        isDisaggregated = input.bootstrap != nil
         tokens = input.promptTokens.map { Int32($0) }
         rng = RandomSource(seed: input.params.seed ?? UInt64.random(in: .min ... .max))
         detokenizer = IncrementalDetokenizer(tokenizer: tokenizer, skipSpecialTokens: input.params.skipSpecialTokens)

@@ -6,6 +6,12 @@ public struct TokenLogprob: Sendable, Equatable {
     public var logprob: Float
     public var top: [(token: Int, logprob: Float)]
 
+    public init(token: Int, logprob: Float, top: [(token: Int, logprob: Float)]) {
+        self.token = token
+        self.logprob = logprob
+        self.top = top
+    }
+
     public static func == (a: TokenLogprob, b: TokenLogprob) -> Bool {
         a.token == b.token && a.logprob == b.logprob && a.top.map(\.token) == b.top.map(\.token) && a.top.map(\.logprob) == b.top.map(\.logprob)
     }

@@ -15,14 +15,20 @@ public final class PagedKVStorage: @unchecked Sendable {
     public let dtype: DType
     private let memory: OwnedBuffer
 
-    public init(layers: Int, pageCount: Int, pageSize: Int, width: Int, dtype: DType) {
+    /// `sharedMemoryPath` puts the pool in a shared-memory file another
+    /// process can map (the shm transfer backend writes straight into it).
+    public init(layers: Int, pageCount: Int, pageSize: Int, width: Int, dtype: DType, sharedMemoryPath: String? = nil) throws {
         self.layers = layers
         self.pageCount = pageCount
         self.pageSize = pageSize
         self.width = width
         self.dtype = dtype
-        memory = OwnedBuffer(byteCount: 2 * layers * pageCount * pageSize * width * dtype.size)
+        let bytes = 2 * layers * pageCount * pageSize * width * dtype.size
+        memory = try sharedMemoryPath.map { try OwnedBuffer(sharedFile: $0, byteCount: bytes) } ?? OwnedBuffer(byteCount: bytes)
     }
+
+    /// The shared-memory file holding the pool, if it is shared.
+    public var sharedMemoryPath: String? { memory.sharedPath }
 
     /// Bytes of one layer's K (or V) buffer.
     public var bytesPerLayerBuffer: Int { pageCount * pageSize * width * dtype.size }

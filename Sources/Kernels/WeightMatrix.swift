@@ -65,5 +65,34 @@ public final class OwnedBuffer: @unchecked Sendable {
         pointer = base
     }
 
-    deinit { munmap(pointer, mappedLength) }
+    /// Zeroed memory in a shared-memory file (under /dev/shm) that another
+    /// process on this host can map; the file is removed on deinit.
+    public init(sharedFile path: String, byteCount: Int) throws {
+        self.byteCount = byteCount
+        mappedLength = max(byteCount, 1)
+        let fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else { throw SharedMemoryError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard ftruncate(fd, off_t(mappedLength)) == 0,
+              let base = mmap(nil, mappedLength, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), base != MAP_FAILED else {
+            unlink(path)
+            throw SharedMemoryError("cannot size or map \(path) (\(byteCount) bytes): \(String(cString: strerror(errno)))")
+        }
+        pointer = base
+        sharedPath = path
+    }
+
+    /// The shared-memory file behind this buffer, if any.
+    public private(set) var sharedPath: String?
+
+    deinit {
+        munmap(pointer, mappedLength)
+        if let sharedPath { unlink(sharedPath) }
+    }
+}
+
+/// A shared-memory file could not be created or mapped.
+public struct SharedMemoryError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -40,7 +40,8 @@ struct ChatCompletionsHandler: Sendable {
         guard !tokens.isEmpty else { throw APIError.invalid("The rendered chat prompt is empty.", param: "messages") }
         let remaining = max(0, service.engine.contextLength - tokens.count)
         let (params, n) = try SamplingParser.openAI(body, defaultMaxTokens: remaining, chat: true)
-        let inputs = SamplingParser.replicas(params, n: n).map { GenerateInput(id: OpenAIFormat.newID("chatcmpl"), promptTokens: tokens, params: $0) }
+        var inputs = SamplingParser.replicas(params, n: n).map { GenerateInput(id: OpenAIFormat.newID("chatcmpl"), promptTokens: tokens, params: $0) }
+        try BootstrapFields.apply(body, mode: service.configuration.disaggregationMode, to: &inputs, samplesPerPrompt: n)
         try service.admit(inputs)
         let id = OpenAIFormat.newID("chatcmpl")
         let model = service.configuration.servedModelName
@@ -49,6 +50,7 @@ struct ChatCompletionsHandler: Sendable {
         if try body.bool("stream") == true {
             let includeUsage = try body.object("stream_options")?.bool("include_usage") ?? false
             let stream = service.run(inputs, channel: context.channel, logger: context.logger)
+            let inputs = inputs
             return SSE.response { send in
                 func chunk(_ choices: [[String: Any]]) -> [String: Any] {
                     ["id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": choices]

@@ -19,9 +19,10 @@ struct CompletionsHandler: Sendable {
         if let bestOf = try body.int("best_of"), bestOf != n {
             throw APIError.invalid("'best_of' other than n is not supported.", param: "best_of")
         }
-        let inputs = prompts.flatMap { prompt in
+        var inputs = prompts.flatMap { prompt in
             SamplingParser.replicas(params, n: n).map { GenerateInput(id: OpenAIFormat.newID("cmpl"), promptTokens: prompt, params: $0) }
         }
+        try BootstrapFields.apply(body, mode: service.configuration.disaggregationMode, to: &inputs, samplesPerPrompt: n)
         try service.admit(inputs)
         let id = OpenAIFormat.newID("cmpl")
         let model = service.configuration.servedModelName
@@ -31,6 +32,7 @@ struct CompletionsHandler: Sendable {
         if try body.bool("stream") == true {
             let includeUsage = try body.object("stream_options")?.bool("include_usage") ?? false
             let stream = service.run(inputs, channel: context.channel, logger: context.logger)
+            let inputs = inputs
             return SSE.response { send in
                 var totals = Array(repeating: Generation(), count: inputs.count)
                 var textOffsets = Array(repeating: 0, count: inputs.count)

@@ -32,7 +32,7 @@ struct InfoHandlers: Sendable {
     func serverInfo() async -> Response {
         let s = await service.engine.snapshot()
         let o = service.engine.options
-        return JSON.response([
+        var info: [String: Any] = [
             "model_path": configuration.modelPath, "served_model_name": configuration.servedModelName,
             "host": configuration.host, "port": configuration.port, "tp_size": 1, "dp_size": 1,
             "disaggregation_mode": configuration.disaggregationMode, "page_size": o.pageSize,
@@ -41,9 +41,14 @@ struct InfoHandlers: Sendable {
             "context_length": service.engine.contextLength, "kv_cache_dtype": o.kvCacheDType.rawValue,
             "enable_prefix_cache": o.enablePrefixCache, "threads": o.threads,
             "kv_pool": ["total_pages": s.totalPages, "free_pages": s.freePages, "cached_pages": s.cachedPages, "page_size": s.pageSize],
-            "internal_states": [["num_running_reqs": s.running, "num_waiting_reqs": s.waiting, "num_running_tokens": s.runningTokens]],
+            "internal_states": [[
+                "num_running_reqs": s.running, "num_waiting_reqs": s.waiting, "num_running_tokens": s.runningTokens,
+                "num_transferring_reqs": s.parked, "num_inflight_reqs": s.held,
+            ]],
             "version": PDServeVersion.string,
-        ])
+        ]
+        for (key, value) in configuration.extraInfo { info[key] = value }
+        return JSON.response(info)
     }
 
     func load() async -> Response {
@@ -68,8 +73,13 @@ struct InfoHandlers: Sendable {
         return JSON.response(["aborted": count])
     }
 
-    /// Generates one real token to prove the engine is alive.
+    /// Generates one real token to prove the engine is alive. A PD half
+    /// cannot generate alone, so there it proves the engine thread answers.
     func healthGenerate(context: ServerRequestContext) async -> Response {
+        if configuration.disaggregationMode != "null" {
+            _ = await service.engine.snapshot()
+            return Response(status: .ok)
+        }
         var params = SamplingParams()
         params.maxNewTokens = 1
         params.temperature = 0

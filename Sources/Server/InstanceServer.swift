@@ -50,7 +50,7 @@ public struct InstanceServer: Sendable {
     /// Serves until SIGTERM/SIGINT. In-flight requests get
     /// `shutdownTimeout` seconds to finish; then they are aborted and the
     /// process ends with the engine stopped. `onReady` receives the bound port.
-    public func run(onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    public func run(extraServices: [any Service] = [], onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let service = InferenceService(engine: engine, configuration: configuration, metrics: metrics)
         let app = Application(
             router: makeRouter(service: service),
@@ -61,7 +61,7 @@ public struct InstanceServer: Sendable {
         // Listed last, so it hears the shutdown signal first and starts the
         // deadline while the HTTP server drains.
         let deadline = ShutdownDeadline(engine: engine, seconds: configuration.shutdownTimeout, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [app, deadline], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(configuration: .init(services: extraServices + [app, deadline], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         engine.shutdown()
     }

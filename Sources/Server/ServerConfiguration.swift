@@ -18,6 +18,8 @@ public struct ServerConfiguration: Sendable {
     public var disaggregationMode = "null"
     /// Chat template source overriding the tokenizer's (`--chat-template`).
     public var chatTemplate: String?
+    /// Extra facts for /get_server_info (e.g. the bootstrap and transfer ports of a PD instance).
+    public var extraInfo: [String: String] = [:]
     /// Largest request body accepted.
     public var maxRequestBodyBytes = 64 << 20
 

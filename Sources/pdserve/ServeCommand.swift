@@ -1,4 +1,5 @@
 import ArgumentParser
+import Disaggregation
 import Engine
 import Foundation
 import Logging
@@ -20,7 +21,17 @@ struct ServeCommand: AsyncParsableCommand {
         LoggingSetup.bootstrap(level: server.logLevel)
         let logger = Logger(label: "pdserve.serve")
         try compatibility.check(logger: logger)
+        let mode = DisaggregationSetup.Mode(rawValue: compatibility.disaggregationMode)
+        let backend: TransferBackendKind
+        let settings: DisaggregationEnvironment
+        do {
+            backend = try TransferBackendKind.parse(compatibility.transferBackend ?? "tcp")
+            settings = try DisaggregationEnvironment.load()
+        } catch {
+            throw CleanExit.message("error: \(error)")
+        }
         var options = engine.options
+        if mode == .decode && backend == .shm { options.kvSharedMemoryPath = DisaggregationSetup.sharedPoolPath() }
         let core: EngineCore
         do {
             core = try ModelLoader.load(modelPath: engine.modelPath, options: options, progress: { logger.info("\($0)") })
@@ -28,6 +39,15 @@ struct ServeCommand: AsyncParsableCommand {
             throw CleanExit.message("error: \(error)")
         }
         options = core.options
+        var attached: DisaggregationSetup.Attached?
+        if let mode {
+            do {
+                attached = try DisaggregationSetup.attach(mode: mode, core: core, backend: backend, settings: settings, host: server.host,
+                                                          bootstrapPort: compatibility.bootstrapPort ?? 8998, logger: logger)
+            } catch {
+                throw CleanExit.message("error: \(error)")
+            }
+        }
         let directory = try ModelLoader.resolve(engine.modelPath)
         var configuration = ServerConfiguration(servedModelName: server.servedModelName ?? (engine.modelPath == "demo" ? "demo" : engine.modelPath),
                                                 modelPath: directory.path)
@@ -38,13 +58,16 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.maxQueuedRequests = server.maxQueuedRequests
         configuration.shutdownTimeout = server.shutdownTimeout
         configuration.disaggregationMode = compatibility.disaggregationMode
+        configuration.extraInfo = attached?.info ?? [:]
         if let path = server.chatTemplate {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CleanExit.message("error: cannot read --chat-template \(path)") }
             configuration.chatTemplate = text
         }
-        let instance = InstanceServer(engine: Engine(core: core), configuration: configuration, logger: logger)
+        let engineHandle = Engine(core: core)
+        attached?.connect(engineHandle)
+        let instance = InstanceServer(engine: engineHandle, configuration: configuration, logger: logger)
         let (name, host) = (configuration.servedModelName, configuration.host)
-        try await instance.run { port in
+        try await instance.run(extraServices: attached?.services ?? []) { port in
             logger.info("serving \(name) on http://\(host):\(port)")
         }
         logger.info("stopped")
@@ -119,12 +142,13 @@ struct CompatibilityFlags: ParsableArguments {
         guard ["null", "prefill", "decode"].contains(disaggregationMode) else {
             throw refuse("--disaggregation-mode \(disaggregationMode)", "must be null, prefill or decode")
         }
-        if disaggregationMode != "null" {
-            throw refuse("--disaggregation-mode \(disaggregationMode)", "prefill/decode disaggregation is not built yet; run unified (null)")
-        }
-        if transferBackend != nil || decodeTP != nil || decodeDP != nil || bootstrapPort != nil || ibDevice != nil {
+        if disaggregationMode == "null", transferBackend != nil || decodeTP != nil || decodeDP != nil || bootstrapPort != nil || ibDevice != nil {
             logger.warning("disaggregation flags have no effect with --disaggregation-mode null")
         }
+        if let decodeTP, decodeTP != 1 { throw refuse("--disaggregation-decode-tp \(decodeTP)", "decode tensor parallelism is not supported; use 1") }
+        if let decodeDP, decodeDP != 1 { throw refuse("--disaggregation-decode-dp \(decodeDP)", "decode data parallelism is not supported; use 1") }
+        if let ibDevice { logger.info("--disaggregation-ib-device \(ibDevice): none of the built backends (tcp, shm, fake) uses RDMA devices") }
+        if let bootstrapPort, !(1...65535).contains(bootstrapPort) { throw refuse("--disaggregation-bootstrap-port \(bootstrapPort)", "must be in 1...65535") }
         if tpSize != 1 { throw refuse("--tp-size \(tpSize)", "tensor parallelism is not supported; use 1") }
         if dpSize != 1 { throw refuse("--dp-size \(dpSize)", "data parallelism inside one instance is not supported; run several instances behind the router") }
         if enableDPAttention { throw refuse("--enable-dp-attention", "not supported") }

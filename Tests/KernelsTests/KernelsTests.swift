@@ -132,7 +132,7 @@ func pagedAttentionMatchesContiguous(dtype: DType, window: Int) {
     let q = v.array(newTokens * heads * dim)
     // Scattered, non-consecutive pages prove the page table is honoured.
     let pageTable: [Int32] = [5, 1, 3]
-    let cache = PagedKVStorage(layers: 1, pageCount: 6, pageSize: pageSize, width: kvHeads * dim, dtype: dtype)
+    let cache = try! PagedKVStorage(layers: 1, pageCount: 6, pageSize: pageSize, width: kvHeads * dim, dtype: dtype)
     let slots = (0..<context).map { pageTable[$0 / pageSize] * Int32(pageSize) + Int32($0 % pageSize) }
     cache.store(layer: 0, keys: k, values: vv, slots: slots)
     for threads in [1, 2] {

@@ -13,7 +13,7 @@ func lastLogitsMatchTransformers(fixture: String) throws {
     let reference = try ModelReference.load(fixture)
     let pageSize = 16
     let longest = reference.prompts.map(\.count).max()!
-    let cache = PagedKVStorage(layers: model.config.layerCount, pageCount: longest / pageSize + 1, pageSize: pageSize,
+    let cache = try! PagedKVStorage(layers: model.config.layerCount, pageCount: longest / pageSize + 1, pageSize: pageSize,
                                width: model.kvWidth, dtype: .f32)
     let pool = ComputePool(threads: 2)
     var worst: Float = 0

@@ -1,0 +1,138 @@
+import Foundation
+import Hummingbird
+import Logging
+
+/// What a prefill rank registers and what decode instances look up: where
+/// to open the transfer connection and the shape of the KV pool behind it.
+public struct PrefillRoute: Sendable, Equatable {
+    public var rankIP: String
+    public var rankPort: Int
+    public var tpRank = 0, tpSize = 1, dpRank = 0, dpSize = 1, ppRank = 0, ppSize = 1
+    public var layout: KVLayout
+    public var backend: String
+
+    public init(rankIP: String, rankPort: Int, layout: KVLayout, backend: String) {
+        self.rankIP = rankIP
+        self.rankPort = rankPort
+        self.layout = layout
+        self.backend = backend
+    }
+
+    var json: [String: Any] {
+        [
+            "rank_ip": rankIP, "rank_port": rankPort, "engine_rank": tpRank, "tp_size": tpSize, "dp_rank": dpRank,
+            "dp_size": dpSize, "pp_rank": ppRank, "pp_size": ppSize, "page_size": Int(layout.pageSize),
+            "kv_dtype": layout.dtype == 0 ? "float32" : "bfloat16", "num_layers": Int(layout.layers),
+            "kv_width": Int(layout.width), "model": layout.model, "transfer_backend": backend,
+        ]
+    }
+
+    init?(json: [String: Any]) {
+        func int(_ key: String) -> Int? { (json[key] as? NSNumber).flatMap { JSONSerializationIsBool($0) ? nil : $0.intValue } }
+        guard let ip = json["rank_ip"] as? String, let port = int("rank_port"), (1...65535).contains(port),
+              let pageSize = int("page_size"), pageSize > 0, let layers = int("num_layers"), layers > 0,
+              let width = int("kv_width"), width > 0, let dtype = json["kv_dtype"] as? String, ["float32", "bfloat16"].contains(dtype),
+              let model = json["model"] as? String, let backend = json["transfer_backend"] as? String else { return nil }
+        self.init(rankIP: ip, rankPort: port,
+                  layout: KVLayout(layers: UInt32(layers), pageSize: UInt32(pageSize), width: UInt32(width), dtype: dtype == "float32" ? 0 : 1, model: model),
+                  backend: backend)
+        tpRank = int("engine_rank") ?? int("tp_rank") ?? 0
+        tpSize = int("tp_size") ?? 1
+        dpRank = int("dp_rank") ?? 0
+        dpSize = int("dp_size") ?? 1
+        ppRank = int("pp_rank") ?? 0
+        ppSize = int("pp_size") ?? 1
+    }
+}
+
+func JSONSerializationIsBool(_ n: NSNumber) -> Bool { String(cString: n.objCType) == "c" }
+
+/// The ranks registered with one prefill instance's bootstrap server.
+public final class BootstrapRegistry: @unchecked Sendable {
+    private let lock = NSLock()
+    private var ranks: [Int: PrefillRoute] = [:]
+    /// Ranks expected before lookups succeed (tp × dp × pp of this instance).
+    public let expectedRanks: Int
+
+    public init(expectedRanks: Int = 1) { self.expectedRanks = expectedRanks }
+
+    public func register(_ route: PrefillRoute) {
+        lock.withLock { ranks[route.tpRank + route.tpSize * (route.dpRank + route.dpSize * route.ppRank)] = route }
+    }
+
+    var all: [PrefillRoute] { lock.withLock { Array(ranks.values) } }
+    var isComplete: Bool { lock.withLock { ranks.count >= expectedRanks } }
+}
+
+/// The prefill instance's bootstrap HTTP server (`--disaggregation-bootstrap-port`):
+/// `PUT /route` registers a rank, `GET /route` tells decode instances where
+/// to connect, `GET /health` is their heartbeat target.
+public struct BootstrapServer: Sendable {
+    public let registry: BootstrapRegistry
+    public let host: String
+    public let port: Int
+    public let logger: Logger
+
+    public init(registry: BootstrapRegistry, host: String, port: Int, logger: Logger) {
+        self.registry = registry
+        self.host = host
+        self.port = port
+        self.logger = logger
+    }
+
+    static func json(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func failure(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        json(["error": ["message": message, "type": "bootstrap_error", "code": Int(status.code)] as [String: Any]], status: status)
+    }
+
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        let registry = self.registry
+        router.get("/health") { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "OK"))) }
+        router.put("/route") { request, _ -> Response in
+            let body = try? await request.body.collect(upTo: 1 << 20)
+            guard let body, let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] else {
+                return Self.failure(.badRequest, "PUT /route needs a JSON object")
+            }
+            guard let route = PrefillRoute(json: object) else {
+                return Self.failure(.badRequest, "PUT /route needs rank_ip, rank_port, page_size, num_layers, kv_width, kv_dtype (float32|bfloat16), model and transfer_backend")
+            }
+            registry.register(route)
+            return Self.json(["registered": true])
+        }
+        router.get("/route") { request, _ -> Response in
+            let query = request.uri.queryParameters
+            func rank(_ names: [String]) -> Int? {
+                for name in names { if let v = query[Substring(name)] { return Int(String(v)) } }
+                return nil
+            }
+            let tp = rank(["target_tp_rank", "engine_rank"]) ?? -1
+            let dp = rank(["target_dp_rank", "target_dp_group"]) ?? -1
+            guard registry.isComplete, let first = registry.all.first else {
+                return Self.failure(.serviceUnavailable, "prefill ranks have not all registered yet")
+            }
+            if tp == -1 && dp == -1 {
+                return Self.json([
+                    "prefill_tp_size": first.tpSize, "prefill_dp_size": first.dpSize, "prefill_pp_size": first.ppSize,
+                    "page_size": Int(first.layout.pageSize), "kv_dtype": first.layout.dtype == 0 ? "float32" : "bfloat16",
+                    "transfer_backend": first.backend, "model": first.layout.model,
+                ])
+            }
+            guard let route = registry.all.first(where: { $0.tpRank == max(tp, 0) && $0.dpRank == max(dp, 0) }) else {
+                return Self.failure(.notFound, "no prefill rank tp=\(tp) dp=\(dp)")
+            }
+            return Self.json(route.json)
+        }
+        return router
+    }
+
+    /// Serves until the surrounding service group shuts down.
+    public func makeApplication() -> some ApplicationProtocol {
+        Application(router: makeRouter(), configuration: .init(address: .hostname(host, port: port), serverName: "pdserve-bootstrap"),
+                    logger: logger)
+    }
+}

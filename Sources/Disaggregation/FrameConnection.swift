@@ -1,0 +1,210 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A blocking TCP connection that carries transfer frames. Sends gather
+/// straight from KV memory (`writev`), receives scatter straight into it,
+/// so page bytes are never copied through an intermediate buffer.
+public final class FrameConnection: @unchecked Sendable {
+    private let fd: Int32
+    private let sendLock = NSLock()
+    private let closeLock = NSLock()
+    private var closed = false
+    public let peer: String
+
+    init(fd: Int32, peer: String) {
+        self.fd = fd
+        self.peer = peer
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var buffer: Int32 = 4 << 20
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer, socklen_t(MemoryLayout<Int32>.size))
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer, socklen_t(MemoryLayout<Int32>.size))
+        // A peer that stops reading must not block a sender forever.
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { Glibc.close(fd) }
+
+    /// Connects to `host:port`, giving up after `timeout` seconds.
+    public static func connect(host: String, port: Int, timeout: Double) throws -> FrameConnection {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &result) == 0, let first = result else {
+            throw TransferError("cannot resolve \(host)")
+        }
+        defer { freeaddrinfo(result) }
+        var lastError = "no address"
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        while let info = entry {
+            let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+            if fd >= 0 {
+                var limit = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - floor(timeout)) * 1e6))
+                // On Linux the send timeout also bounds connect().
+                setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+                if Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 {
+                    return FrameConnection(fd: fd, peer: "\(host):\(port)")
+                }
+                lastError = String(cString: strerror(errno))
+                Glibc.close(fd)
+            }
+            entry = info.pointee.ai_next
+        }
+        throw TransferError("cannot connect to \(host):\(port): \(lastError)")
+    }
+
+    /// Sends one frame, then `raw` byte ranges (a kvPages frame's pages), atomically with respect to other senders.
+    public func send(_ message: TransferMessage, raw: [UnsafeRawBufferPointer] = []) throws {
+        let header = TransferCodec.encode(message)
+        try sendLock.withLock {
+            try header.withUnsafeBytes { head in
+                try writeAll([head] + raw)
+            }
+        }
+    }
+
+    private func writeAll(_ parts: [UnsafeRawBufferPointer]) throws {
+        var vectors = parts.filter { $0.count > 0 }.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+        var index = 0
+        while index < vectors.count {
+            let batch = min(vectors.count - index, 512)
+            let written = vectors.withUnsafeMutableBufferPointer { writev(fd, $0.baseAddress! + index, Int32(batch)) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw TransferError("send to \(peer) failed: \(String(cString: strerror(errno)))")
+            }
+            var left = written
+            while left > 0 && index < vectors.count {
+                if left >= vectors[index].iov_len {
+                    left -= vectors[index].iov_len
+                    index += 1
+                } else {
+                    vectors[index].iov_base = vectors[index].iov_base! + left
+                    vectors[index].iov_len -= left
+                    left = 0
+                }
+            }
+        }
+    }
+
+    /// Sends bytes without framing (plain HTTP requests).
+    func sendRaw(_ parts: [UnsafeRawBufferPointer]) throws {
+        try sendLock.withLock { try writeAll(parts) }
+    }
+
+    /// Bounds every blocking read.
+    func setReceiveTimeout(_ seconds: Double) {
+        var limit = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - floor(seconds)) * 1e6))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Reads what is available (at least one byte, or 0 at end of stream).
+    func readSome(into destination: UnsafeMutableRawPointer, capacity: Int) throws -> Int {
+        while true {
+            let n = recv(fd, destination, capacity, 0)
+            if n >= 0 { return n }
+            if errno == EINTR { continue }
+            throw TransferError("receive from \(peer) failed: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Reads exactly `count` bytes into `destination`.
+    public func read(into destination: UnsafeMutableRawPointer, count: Int) throws {
+        var done = 0
+        while done < count {
+            let n = recv(fd, destination + done, count - done, 0)
+            if n == 0 { throw TransferError("\(peer) closed the connection") }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw TransferError("receive from \(peer) failed: \(String(cString: strerror(errno)))")
+            }
+            done += n
+        }
+    }
+
+    public func readBytes(_ count: Int) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        if count > 0 { try bytes.withUnsafeMutableBytes { try read(into: $0.baseAddress!, count: count) } }
+        return bytes
+    }
+
+    /// Reads and drops `count` bytes (payloads of frames that are refused).
+    public func discard(_ count: UInt64) throws {
+        var left = count
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: 1 << 16, alignment: 16)
+        defer { scratch.deallocate() }
+        while left > 0 {
+            let n = Int(min(left, 1 << 16))
+            try read(into: scratch, count: n)
+            left -= UInt64(n)
+        }
+    }
+
+    /// Reads the next frame: its header and buffered payload (for kvPages the fixed part; the page bytes stay in the socket).
+    public func readFrame() throws -> (TransferCodec.Header, [UInt8]) {
+        let header = try TransferCodec.decodeHeader(try readBytes(TransferCodec.headerSize))
+        if !TransferCodec.isKnown(header.type) { return (header, []) }
+        return (header, try readBytes(try TransferCodec.bufferedPayloadLength(header)))
+    }
+
+    /// Unblocks any reader and refuses further sends; the descriptor closes on deinit.
+    public func close() {
+        closeLock.withLock {
+            guard !closed else { return }
+            closed = true
+            shutdown(fd, Int32(SHUT_RDWR))
+        }
+    }
+}
+
+/// Accepts transfer connections on a TCP port.
+public final class FrameListener: @unchecked Sendable {
+    private let fd: Int32
+    public let port: Int
+
+    public init(host: String, port: Int) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TransferError("socket() failed") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr(host == "localhost" ? "127.0.0.1" : host)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0, listen(fd, 64) == 0 else {
+            let reason = String(cString: strerror(errno))
+            Glibc.close(fd)
+            throw TransferError("cannot listen on \(host):\(port): \(reason)")
+        }
+        var actual = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &actual) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        self.fd = fd
+        self.port = Int(UInt16(bigEndian: actual.sin_port))
+    }
+
+    /// Blocks for the next connection; nil once the listener is closed.
+    public func accept() -> FrameConnection? {
+        while true {
+            var address = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let client = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(fd, $0, &length) } }
+            if client >= 0 { return FrameConnection(fd: client, peer: "client") }
+            if errno == EINTR { continue }
+            return nil
+        }
+    }
+
+    public func close() { shutdown(fd, Int32(SHUT_RDWR)); Glibc.close(fd) }
+}
+
+/// A transfer failure with a message for logs and clients.
+public struct TransferError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,42 @@
+import Foundation
+import Kernels
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A decode instance's KV pool mapped into the prefill process (shm
+/// backend). The layout is `PagedKVStorage`'s: per layer a K then a V buffer
+/// of `pageCount` pages.
+final class SharedPoolMapping: @unchecked Sendable {
+    private let base: UnsafeMutableRawPointer
+    private let length: Int
+    let pageCount: Int
+    private let bytesPerLayerBuffer: Int
+
+    init(path: String, layout: KVLayout) throws {
+        // Only pools PDServe itself creates under /dev/shm are accepted.
+        guard path.hasPrefix("/dev/shm/pdserve-"), !path.contains("..") else { throw TransferError("refusing shared pool path \(path)") }
+        let fd = open(path, O_RDWR)
+        guard fd >= 0 else { throw TransferError("cannot open decode KV pool \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw TransferError("cannot stat \(path)") }
+        let size = Int(info.st_size)
+        let perPageAllLayers = 2 * Int(layout.layers) * layout.bytesPerPage
+        guard size > 0, size % perPageAllLayers == 0 else { throw TransferError("decode KV pool \(path) has \(size) bytes, not a whole number of pages for this layout") }
+        guard let mapped = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), mapped != MAP_FAILED else {
+            throw TransferError("cannot map \(path): \(String(cString: strerror(errno)))")
+        }
+        base = mapped
+        length = size
+        pageCount = size / perPageAllLayers
+        bytesPerLayerBuffer = pageCount * layout.bytesPerPage
+    }
+
+    deinit { munmap(base, length) }
+
+    /// Layer `layer`'s K (kind 0) or V (kind 1) buffer.
+    func buffer(layer: Int, kind: Int) -> UnsafeMutableRawPointer {
+        base + (2 * layer + kind) * bytesPerLayerBuffer
+    }
+}
