@@ -1,0 +1,58 @@
+"""Starting PD pairs (prefill + decode `pdserve serve` processes) and
+sending a request to both halves the way a PD router does."""
+import random
+import socket
+import threading
+
+import requests
+
+from conftest import FIXTURES, Server
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PDPair:
+    """A prefill and a decode instance of one model, talking over `backend`."""
+
+    def __init__(self, model="qwen2-fp32", backend="tcp", prefill_args=(), decode_args=(), env=None):
+        self.bootstrap_port = free_port()
+        common = ["--model-path", str(FIXTURES / model), "--disaggregation-transfer-backend", backend]
+        self.prefill = Server(*common, "--disaggregation-mode", "prefill",
+                              "--disaggregation-bootstrap-port", str(self.bootstrap_port), *prefill_args, env=env)
+        try:
+            self.decode = Server(*common, "--disaggregation-mode", "decode", *decode_args, env=env)
+        except Exception:
+            self.prefill.stop()
+            raise
+
+    def bootstrap(self, body, count=None):
+        room = random.getrandbits(63)
+        fields = {"bootstrap_host": "127.0.0.1", "bootstrap_port": self.bootstrap_port, "bootstrap_room": room}
+        if count is not None:
+            fields = {k: [v if k != "bootstrap_room" else room + i for i in range(count)] for k, v in fields.items()}
+        return {**body, **fields}
+
+    def post(self, path, body, timeout=60):
+        """Same path and body to both halves in parallel; the decode's answer, after the prefill's is complete."""
+        result = {}
+
+        def to_prefill():
+            result["prefill"] = requests.post(self.prefill.url + path, json=body, timeout=timeout)
+
+        thread = threading.Thread(target=to_prefill)
+        thread.start()
+        decode = requests.post(self.decode.url + path, json=body, timeout=timeout)
+        thread.join(timeout)
+        return decode, result.get("prefill")
+
+    def assert_pools_whole(self):
+        self.prefill.assert_pool_whole()
+        self.decode.assert_pool_whole()
+
+    def stop(self):
+        self.prefill.stop()
+        self.decode.stop()

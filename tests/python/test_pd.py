@@ -1,0 +1,291 @@
+"""Prefill/decode disaggregation end to end: outputs equal the unified
+engine's token for token over tcp and shm, and every fault ends in a clear
+error with both KV pools whole again."""
+import json
+import os
+import signal
+import socket
+import struct
+import threading
+import time
+
+import openai
+import pytest
+import requests
+
+from conftest import FIXTURES, Server, reference
+from pd_helpers import PDPair
+
+MODEL = "qwen2-fp32"
+NAME = str(FIXTURES / MODEL)
+SHORT_TIMEOUTS = {"PDSERVE_DISAGGREGATION_BOOTSTRAP_TIMEOUT": "2", "PDSERVE_DISAGGREGATION_WAITING_TIMEOUT": "3",
+                  "PDSERVE_DISAGGREGATION_HEARTBEAT_INTERVAL": "0.5"}
+
+
+@pytest.fixture(scope="module")
+def unified():
+    server = Server("--model-path", str(FIXTURES / MODEL))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module", params=["tcp", "shm"])
+def pair(request):
+    # Small prefill chunks so long prompts cross several chunks and partial pages.
+    pd = PDPair(MODEL, backend=request.param, prefill_args=("--chunked-prefill-size", "48"), env=SHORT_TIMEOUTS)
+    yield pd
+    pd.stop()
+
+
+def greedy_body(prompt, n=12, **extra):
+    return {"input_ids": prompt, "sampling_params": {"max_new_tokens": n, "temperature": 0, "ignore_eos": True}, **extra}
+
+
+@pytest.mark.parametrize("index", [0, 2, 6, 8, 13, 17, 19, 21, 27])
+def test_generate_matches_unified(pair, unified, index):
+    prompt = reference(MODEL)["prompts"][index]
+    expected = unified.post("/generate", greedy_body(prompt)).json()
+    decode, prefill = pair.post("/generate", pair.bootstrap(greedy_body(prompt)))
+    assert decode.status_code == 200, decode.text
+    assert prefill.status_code == 200 and len(prefill.json()["output_ids"]) == 1
+    assert decode.json()["output_ids"] == expected["output_ids"]
+    assert decode.json()["text"] == expected["text"]
+
+
+def test_batch_and_concurrency(pair, unified):
+    prompts = reference(MODEL)["prompts"][10:18]
+    expected = [unified.post("/generate", greedy_body(p)).json()["output_ids"] for p in prompts]
+    batch_decode, _ = pair.post("/generate", pair.bootstrap(greedy_body(prompts[:3]), count=3))
+    assert [r["output_ids"] for r in batch_decode.json()] == expected[:3]
+    results = [None] * len(prompts)
+
+    def one(i):
+        results[i] = pair.post("/generate", pair.bootstrap(greedy_body(prompts[i])))[0].json()["output_ids"]
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == expected
+    pair.assert_pools_whole()
+
+
+def test_streaming_generate(pair, unified):
+    prompt = reference(MODEL)["prompts"][20]
+    expected = unified.post("/generate", greedy_body(prompt, 20)).json()["text"]
+    body = pair.bootstrap(greedy_body(prompt, 20, stream=True))
+    holder = {}
+    thread = threading.Thread(target=lambda: holder.setdefault("p", requests.post(pair.prefill.url + "/generate", json=body, timeout=60)))
+    thread.start()
+    last = None
+    with requests.post(pair.decode.url + "/generate", json=body, stream=True, timeout=60) as response:
+        for line in response.iter_lines():
+            if line.startswith(b"data: ") and line != b"data: [DONE]":
+                last = json.loads(line[6:])
+    thread.join(60)
+    assert last["text"] == expected and last["meta_info"]["finish_reason"]["type"] == "length"
+
+
+def test_openai_endpoints_through_pd(pair, unified):
+    ref = reference(MODEL)
+    client = openai.OpenAI(base_url=pair.decode.url + "/v1", api_key="x", max_retries=0)
+    direct = openai.OpenAI(base_url=unified.url + "/v1", api_key="x", max_retries=0)
+    prompt = ref["prompts"][14]
+    expected = direct.completions.create(model=NAME, prompt=prompt, max_tokens=10, temperature=0, extra_body={"ignore_eos": True}).choices[0].text
+    fields = pair.bootstrap({})
+    threading.Thread(target=lambda: requests.post(pair.prefill.url + "/v1/completions", json={
+        "prompt": prompt, "max_tokens": 10, "temperature": 0, "ignore_eos": True, **fields}, timeout=60)).start()
+    out = client.completions.create(model=NAME, prompt=prompt, max_tokens=10, temperature=0, extra_body={"ignore_eos": True, **fields})
+    assert out.choices[0].text == expected
+
+    messages = [{"role": "user", "content": "Say something about tea."}]
+    expected_chat = direct.chat.completions.create(model=NAME, messages=messages, max_tokens=8, temperature=0).choices[0].message.content
+    fields = pair.bootstrap({})
+    threading.Thread(target=lambda: requests.post(pair.prefill.url + "/v1/chat/completions", json={
+        "messages": messages, "max_tokens": 8, "temperature": 0, **fields}, timeout=60)).start()
+    text = ""
+    for chunk in client.chat.completions.create(model=NAME, messages=messages, max_tokens=8, temperature=0, stream=True, extra_body=fields):
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+    assert text == expected_chat
+
+
+def test_requests_without_bootstrap_are_refused(pair):
+    response = requests.post(pair.decode.url + "/generate", json={"text": "hi"}, timeout=10)
+    assert response.status_code == 400 and "bootstrap" in response.json()["error"]["message"]
+
+
+# --- faults -----------------------------------------------------------------
+
+def test_decode_room_never_served_times_out(pair):
+    body = pair.bootstrap(greedy_body([5, 6, 7, 8] * 10))
+    started = time.monotonic()
+    response = requests.post(pair.decode.url + "/generate", json=body, timeout=30)
+    assert response.status_code == 200
+    reason = response.json()["meta_info"]["finish_reason"]
+    assert reason["type"] == "abort" and "timeout" in reason["message"]
+    assert time.monotonic() - started < 15
+    pair.assert_pools_whole()
+
+
+def test_prefill_room_never_registered_times_out(pair):
+    body = pair.bootstrap(greedy_body([9, 8, 7] * 10))
+    response = requests.post(pair.prefill.url + "/generate", json=body, timeout=30)
+    reason = response.json()["meta_info"]["finish_reason"]
+    assert reason["type"] == "abort" and "bootstrap timeout" in reason["message"]
+    pair.assert_pools_whole()
+
+
+def test_abort_in_bootstrap_queue(pair):
+    body = pair.bootstrap(greedy_body([4, 4, 4, 4] * 8, rid="waiting-prefill"))
+    holder = {}
+    thread = threading.Thread(target=lambda: holder.setdefault("r", requests.post(pair.prefill.url + "/generate", json=body, timeout=30)))
+    thread.start()
+    deadline = time.monotonic() + 5
+    while requests.post(pair.prefill.url + "/abort_request", json={"rid": "waiting-prefill"}).json()["aborted"] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    thread.join(30)
+    assert holder["r"].json()["meta_info"]["finish_reason"]["type"] == "abort"
+    pair.assert_pools_whole()
+
+
+def test_disconnect_while_decoding(pair):
+    prompt = reference(MODEL)["prompts"][5]
+    body = pair.bootstrap({"input_ids": prompt, "stream": True, "sampling_params": {"max_new_tokens": 400, "ignore_eos": True}})
+    threading.Thread(target=lambda: requests.post(pair.prefill.url + "/generate", json=body, timeout=60)).start()
+    payload = json.dumps(body).encode()
+    sock = socket.create_connection(("127.0.0.1", pair.decode.port), timeout=30)
+    sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+                 + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+    seen = b""
+    while seen.count(b"data:") < 3:
+        chunk = sock.recv(65536)
+        assert chunk
+        seen += chunk
+    sock.close()
+    pair.assert_pools_whole()
+
+
+def test_disconnect_while_waiting_for_kv(pair):
+    # Only the decode half: it waits for KV that will not come; the client leaves.
+    body = pair.bootstrap({"input_ids": [3] * 40, "sampling_params": {"max_new_tokens": 4}})
+    payload = json.dumps(body).encode()
+    sock = socket.create_connection(("127.0.0.1", pair.decode.port), timeout=30)
+    sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+                 + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+    deadline = time.monotonic() + 5
+    while pair.decode.get("/get_server_info").json()["internal_states"][0]["num_transferring_reqs"] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    sock.close()
+    deadline = time.monotonic() + 5
+    while pair.decode.get("/get_server_info").json()["internal_states"][0]["num_transferring_reqs"] > 0:
+        assert time.monotonic() < deadline, "the parked request outlived its client"
+        time.sleep(0.02)
+    pair.assert_pools_whole()
+
+
+def test_killed_prefill_fails_waiting_rooms_at_once():
+    pd = PDPair(MODEL, env=SHORT_TIMEOUTS | {"PDSERVE_DISAGGREGATION_WAITING_TIMEOUT": "60"})
+    try:
+        # Warm the link so the decode holds a connection to this prefill.
+        warm, _ = pd.post("/generate", pd.bootstrap(greedy_body([1, 2, 3, 4], 2)))
+        assert warm.status_code == 200
+        body = pd.bootstrap(greedy_body([7] * 50))
+        holder = {}
+        thread = threading.Thread(target=lambda: holder.setdefault("r", requests.post(pd.decode.url + "/generate", json=body, timeout=60)))
+        thread.start()
+        deadline = time.monotonic() + 5
+        while pd.decode.get("/get_server_info").json()["internal_states"][0]["num_transferring_reqs"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        started = time.monotonic()
+        pd.prefill.proc.send_signal(signal.SIGKILL)
+        thread.join(30)
+        reason = holder["r"].json()["meta_info"]["finish_reason"]
+        assert reason["type"] == "abort" and "prefill" in reason["message"]
+        assert time.monotonic() - started < 10, "waited for the timeout instead of noticing the dead prefill"
+        pd.decode.assert_pool_whole()
+        # A new request to the dead prefill fails clearly too.
+        again = requests.post(pd.decode.url + "/generate", json=pd.bootstrap(greedy_body([1, 2, 3])), timeout=30).json()
+        assert again["meta_info"]["finish_reason"]["type"] == "abort"
+        pd.decode.assert_pool_whole()
+    finally:
+        pd.stop()
+
+
+def test_layout_mismatch_is_refused():
+    pd = PDPair(MODEL, prefill_args=("--page-size", "16"), decode_args=("--page-size", "32"), env=SHORT_TIMEOUTS)
+    try:
+        decode, prefill = pd.post("/generate", pd.bootstrap(greedy_body([1, 2, 3, 4, 5])))
+        reason = decode.json()["meta_info"]["finish_reason"]
+        assert reason["type"] == "abort" and "page size" in reason["message"]
+        pd.assert_pools_whole()
+    finally:
+        pd.stop()
+
+
+# --- protocol robustness -----------------------------------------------------
+
+def frame(kind, payload, version=1, length=None):
+    return b"PDKV" + struct.pack("<HHQ", version, kind, len(payload) if length is None else length) + payload
+
+
+def hello(pair_info):
+    layout = pair_info
+    model = layout["model"].encode()
+    body = b"".join([struct.pack("<I", 6) + b"decode", struct.pack("<I", 4) + b"test",
+                     struct.pack("<IIIB", layout["layers"], layout["page_size"], layout["width"], 0),
+                     struct.pack("<I", len(model)) + model, struct.pack("<I", 0)])
+    return frame(1, body)
+
+
+def test_malformed_frames_do_not_disturb_other_rooms(pair, unified):
+    if pair.prefill.get("/get_server_info").json()["disaggregation_transfer_backend"] != "tcp":
+        pytest.skip("one backend is enough for the wire tests")
+    info = pair.prefill.get("/get_server_info").json()
+    port = int(info["disaggregation_transfer_port"])
+    route = requests.get(f"http://127.0.0.1:{pair.bootstrap_port}/route", timeout=5).json()
+    attacks = [
+        b"GET / HTTP/1.1\r\n\r\n",                                   # not a frame at all
+        frame(1, b"\x01\x02")[:10],                                  # truncated header
+        frame(9, struct.pack("<Q", 1), version=99),                  # unknown version
+        frame(2, struct.pack("<QII", 1, 2, 0) + struct.pack("<I", 1000)),  # lies about its page count, before hello
+        frame(7, b"\xff" * 64, length=1 << 40),                      # absurd length
+    ]
+    for attack in attacks:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(attack)
+            s.settimeout(5)
+            try:
+                while s.recv(4096):
+                    pass
+            except (ConnectionResetError, socket.timeout):
+                pass
+    layout = {"layers": 3, "page_size": route["page_size"], "width": 36, "model": route["model"]}
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(hello(layout))
+        header = s.recv(16)
+        assert header[:4] == b"PDKV"
+        # A well-formed session that then sends an unknown frame type and a wrong-room abort.
+        s.sendall(frame(42, b"whatever") + frame(7, struct.pack("<Q", 999) + struct.pack("<I", 3) + b"bye"))
+    # Real requests are unaffected.
+    prompt = reference(MODEL)["prompts"][9]
+    expected = unified.post("/generate", greedy_body(prompt)).json()["output_ids"]
+    decode, _ = pair.post("/generate", pair.bootstrap(greedy_body(prompt)))
+    assert decode.json()["output_ids"] == expected
+    pair.assert_pools_whole()
+
+
+def test_bootstrap_server_rejects_bad_input(pair):
+    base = f"http://127.0.0.1:{pair.bootstrap_port}"
+    assert requests.get(base + "/health", timeout=5).status_code == 200
+    bad = requests.put(base + "/route", data=b"{not json", timeout=5)
+    assert bad.status_code == 400 and "error" in bad.json()
+    incomplete = requests.put(base + "/route", json={"rank_ip": "127.0.0.1"}, timeout=5)
+    assert incomplete.status_code == 400
+    assert requests.get(base + "/route?engine_rank=5&target_dp_group=0", timeout=5).status_code == 404
+    info = requests.get(base + "/route?engine_rank=-1&target_dp_group=-1", timeout=5).json()
+    assert info["prefill_tp_size"] == 1 and info["page_size"] == 16
