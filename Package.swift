@@ -52,10 +52,11 @@ let package = Package(
             ],
             swiftSettings: fastMath
         ),
+        .target(name: "Bench", dependencies: ["Disaggregation", "Kernels"], swiftSettings: fastMath),
         .executableTarget(
             name: "pdserve",
             dependencies: [
-                "Engine", "Models", "Tokenization", "Server", "Disaggregation",
+                "Engine", "Models", "Tokenization", "Server", "Disaggregation", "Bench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

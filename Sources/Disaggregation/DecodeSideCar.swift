@@ -285,12 +285,11 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
     }
 
     private func receivePages(_ frame: TransferMessage.KVPages, on link: Link) throws {
-        let pageBytes = storage.bytesPerPage
         let first = Int(frame.firstIndex), count = Int(frame.pageCount)
         // Only a live room on this link, inside its own pages, may be written.
         let target = lock.withLock { () -> Room? in
             guard let room = link.rooms[frame.room], room.state == .transferring, !room.cancelled else { return nil }
-            guard count > 0, first + count <= room.pages.count, frame.byteCount == UInt64(count * pageBytes * storage.layers * 2) else {
+            guard count > 0, first + count <= room.pages.count, frame.byteCount == KVDataPlane.byteCount(pages: count, storage: storage) else {
                 fail(room, "prefill sent a malformed KV frame for room \(frame.room) (pages \(first)..<\(first + count) of \(room.pages.count), \(frame.byteCount) bytes)")
                 return nil
             }
@@ -310,14 +309,7 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
             }
             wake()
         }
-        let runs = PageRun.merge(sources: Array(room.pages[first..<first + count]), destinations: Array(room.pages[first..<first + count]))
-        for layer in 0..<storage.layers {
-            for base in [storage.keys(layer: layer), storage.values(layer: layer)] {
-                for run in runs {
-                    try link.connection.read(into: base + Int(run.destination) * pageBytes, count: run.count * pageBytes)
-                }
-            }
-        }
+        try KVDataPlane.receive(destination: Array(room.pages[first..<first + count]), into: storage, from: link.connection)
     }
 
     private func handle(_ message: TransferMessage, on link: Link) {

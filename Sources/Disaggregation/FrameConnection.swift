@@ -92,7 +92,7 @@ public final class FrameConnection: @unchecked Sendable {
     }
 
     /// Sends bytes without framing (plain HTTP requests).
-    func sendRaw(_ parts: [UnsafeRawBufferPointer]) throws {
+    public func sendRaw(_ parts: [UnsafeRawBufferPointer]) throws {
         try sendLock.withLock { try writeAll(parts) }
     }
 
@@ -123,6 +123,32 @@ public final class FrameConnection: @unchecked Sendable {
                 throw TransferError("receive from \(peer) failed: \(String(cString: strerror(errno)))")
             }
             done += n
+        }
+    }
+
+    /// Fills every range in order (scatter read: one `readv` may fill several).
+    public func read(into parts: [UnsafeMutableRawBufferPointer]) throws {
+        var vectors = parts.filter { $0.count > 0 }.map { iovec(iov_base: $0.baseAddress, iov_len: $0.count) }
+        var index = 0
+        while index < vectors.count {
+            let batch = min(vectors.count - index, 512)
+            let n = vectors.withUnsafeMutableBufferPointer { readv(fd, $0.baseAddress! + index, Int32(batch)) }
+            if n == 0 { throw TransferError("\(peer) closed the connection") }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw TransferError("receive from \(peer) failed: \(String(cString: strerror(errno)))")
+            }
+            var left = n
+            while left > 0 && index < vectors.count {
+                if left >= vectors[index].iov_len {
+                    left -= vectors[index].iov_len
+                    index += 1
+                } else {
+                    vectors[index].iov_base = vectors[index].iov_base! + left
+                    vectors[index].iov_len -= left
+                    left = 0
+                }
+            }
         }
     }
 

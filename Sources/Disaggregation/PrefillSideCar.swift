@@ -212,31 +212,12 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
 
     /// Page bytes for one chunk: over the socket (tcp) or straight into the decode pool (shm).
     private func sendPages(room: UInt64, firstIndex: Int, source: [Int32], destination: [Int32], link: Link) throws {
-        let runs = PageRun.merge(sources: source, destinations: destination)
-        let pageBytes = storage.bytesPerPage
         switch backend {
         case .tcp:
-            var parts: [UnsafeRawBufferPointer] = []
-            for layer in 0..<storage.layers {
-                for base in [storage.keys(layer: layer), storage.values(layer: layer)] {
-                    for run in runs {
-                        parts.append(UnsafeRawBufferPointer(start: base + Int(run.source) * pageBytes, count: run.count * pageBytes))
-                    }
-                }
-            }
-            let bytes = UInt64(source.count * pageBytes * storage.layers * 2)
-            try link.connection.send(.kvPages(.init(room: room, firstIndex: UInt32(firstIndex), pageCount: UInt32(source.count), byteCount: bytes)), raw: parts)
+            try KVDataPlane.send(room: room, firstIndex: firstIndex, source: source, from: storage, over: link.connection)
         case .shm:
             guard let pool = link.sharedPool else { throw TransferError("decode did not share its KV pool") }
-            for layer in 0..<storage.layers {
-                for (kind, base) in [storage.keys(layer: layer), storage.values(layer: layer)].enumerated() {
-                    let target = pool.buffer(layer: layer, kind: kind)
-                    for run in runs {
-                        guard Int(run.destination) + run.count <= pool.pageCount else { throw TransferError("destination page outside the shared pool") }
-                        (target + Int(run.destination) * pageBytes).copyMemory(from: base + Int(run.source) * pageBytes, byteCount: run.count * pageBytes)
-                    }
-                }
-            }
+            try KVDataPlane.copy(source: source, destination: destination, from: storage, to: pool)
             try link.connection.send(.kvWritten(room: room, firstIndex: UInt32(firstIndex), pageCount: UInt32(source.count)))
         case .fake:
             break

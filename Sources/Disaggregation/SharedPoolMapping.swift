@@ -7,13 +7,13 @@ import Glibc
 /// A decode instance's KV pool mapped into the prefill process (shm
 /// backend). The layout is `PagedKVStorage`'s: per layer a K then a V buffer
 /// of `pageCount` pages.
-final class SharedPoolMapping: @unchecked Sendable {
+public final class SharedPoolMapping: @unchecked Sendable {
     private let base: UnsafeMutableRawPointer
     private let length: Int
-    let pageCount: Int
+    public let pageCount: Int
     private let bytesPerLayerBuffer: Int
 
-    init(path: String, layout: KVLayout) throws {
+    public init(path: String, layout: KVLayout) throws {
         // Only pools PDServe itself creates under /dev/shm are accepted.
         guard path.hasPrefix("/dev/shm/pdserve-"), !path.contains("..") else { throw TransferError("refusing shared pool path \(path)") }
         let fd = open(path, O_RDWR)

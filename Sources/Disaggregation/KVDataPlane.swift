@@ -1,0 +1,62 @@
+import Kernels
+
+/// How page bytes move for each backend — the part of a transfer that
+/// `pdserve bench transfer` measures. Pages are gathered and scattered as
+/// merged runs: per layer, one contiguous range for K and one for V per run.
+public enum KVDataPlane {
+    /// Raw bytes of one kvPages frame for `pages` of `storage`.
+    public static func byteCount(pages: Int, storage: PagedKVStorage) -> UInt64 {
+        UInt64(pages * storage.bytesPerPage * storage.layers * 2)
+    }
+
+    /// tcp: one kvPages frame whose bytes are gathered straight from the pool (`writev`, no staging copy).
+    public static func send(room: UInt64, firstIndex: Int, source: [Int32], from storage: PagedKVStorage, over connection: FrameConnection) throws {
+        let pageBytes = storage.bytesPerPage
+        let runs = PageRun.merge(sources: source, destinations: source)
+        var parts: [UnsafeRawBufferPointer] = []
+        parts.reserveCapacity(storage.layers * 2 * runs.count)
+        for layer in 0..<storage.layers {
+            for base in [storage.keys(layer: layer), storage.values(layer: layer)] {
+                for run in runs {
+                    parts.append(UnsafeRawBufferPointer(start: base + Int(run.source) * pageBytes, count: run.count * pageBytes))
+                }
+            }
+        }
+        let frame = TransferMessage.KVPages(room: room, firstIndex: UInt32(firstIndex), pageCount: UInt32(source.count),
+                                            byteCount: byteCount(pages: source.count, storage: storage))
+        try connection.send(.kvPages(frame), raw: parts)
+    }
+
+    /// tcp: the bytes of a kvPages frame read straight into `destination` pages of the pool.
+    public static func receive(destination: [Int32], into storage: PagedKVStorage, from connection: FrameConnection) throws {
+        let pageBytes = storage.bytesPerPage
+        let runs = PageRun.merge(sources: destination, destinations: destination)
+        var parts: [UnsafeMutableRawBufferPointer] = []
+        parts.reserveCapacity(storage.layers * 2 * runs.count)
+        for layer in 0..<storage.layers {
+            for base in [storage.keys(layer: layer), storage.values(layer: layer)] {
+                for run in runs {
+                    parts.append(UnsafeMutableRawBufferPointer(start: base + Int(run.destination) * pageBytes, count: run.count * pageBytes))
+                }
+            }
+        }
+        try connection.read(into: parts)
+    }
+
+    /// shm: copies pages from the prefill pool into the decode pool mapped from shared memory.
+    public static func copy(source: [Int32], destination: [Int32], from storage: PagedKVStorage, to pool: SharedPoolMapping) throws {
+        let pageBytes = storage.bytesPerPage
+        let runs = PageRun.merge(sources: source, destinations: destination)
+        for run in runs where Int(run.destination) + run.count > pool.pageCount || run.destination < 0 {
+            throw TransferError("destination pages \(run.destination)..<\(Int(run.destination) + run.count) lie outside the shared pool of \(pool.pageCount)")
+        }
+        for layer in 0..<storage.layers {
+            for (kind, base) in [storage.keys(layer: layer), storage.values(layer: layer)].enumerated() {
+                let target = pool.buffer(layer: layer, kind: kind)
+                for run in runs {
+                    (target + Int(run.destination) * pageBytes).copyMemory(from: base + Int(run.source) * pageBytes, byteCount: run.count * pageBytes)
+                }
+            }
+        }
+    }
+}
