@@ -6,18 +6,29 @@ import Glibc
 /// A minimal blocking HTTP/1.1 GET, for the decode side's bootstrap
 /// lookups and heartbeats, which run on transfer threads rather than in
 /// an event loop.
-enum SimpleHTTP {
-    struct Reply {
-        var status: Int
-        var body: Data
+public enum SimpleHTTP {
+    public struct Reply: Sendable {
+        public var status: Int
+        public var body: Data
     }
 
-    static func get(host: String, port: Int, path: String, timeout: Double) throws -> Reply {
+    public static func get(host: String, port: Int, path: String, timeout: Double) throws -> Reply {
+        try request("GET", host: host, port: port, path: path, body: nil, timeout: timeout)
+    }
+
+    /// POSTs a JSON body.
+    public static func post(host: String, port: Int, path: String, json: Data, timeout: Double) throws -> Reply {
+        try request("POST", host: host, port: port, path: path, body: json, timeout: timeout)
+    }
+
+    static func request(_ method: String, host: String, port: Int, path: String, body: Data?, timeout: Double) throws -> Reply {
         let connection = try FrameConnection.connect(host: host, port: port, timeout: timeout)
         defer { connection.close() }
         connection.setReceiveTimeout(timeout)
-        let request = "GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\nAccept: application/json\r\n\r\n"
-        try Array(request.utf8).withUnsafeBytes { try connection.sendRaw([$0]) }
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\nAccept: application/json\r\n"
+        if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
+        let bytes = Array((head + "\r\n").utf8) + Array(body ?? Data())
+        try bytes.withUnsafeBytes { try connection.sendRaw([$0]) }
         var response = Data()
         var chunk = [UInt8](repeating: 0, count: 16384)
         while true {
