@@ -118,3 +118,30 @@ def test_chat_matches_generate_on_rendered_prompt(client, qwen_server, tokenizer
 def test_models_listing(client):
     models = client.models.list()
     assert [m.id for m in models.data] == ["qwen-tiny"]
+
+
+def test_chat_template_flag_overrides_the_tokenizers(tmp_path):
+    from conftest import Server
+    template = tmp_path / "tiny.jinja"
+    template.write_text("{% for m in messages %}<<{{ m['role'] }}>>{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}<<bot>>{% endif %}")
+    server = Server("--model-path", str(FIXTURES / MODEL), "--chat-template", str(template))
+    try:
+        tok = Tokenizer.from_file(str(FIXTURES / MODEL / "tokenizer.json"))
+        ids = tok.encode("<<user>>hello<<bot>>", add_special_tokens=False).ids
+        direct = server.post("/generate", {"input_ids": ids, "sampling_params": {"max_new_tokens": 6, "temperature": 0, "ignore_eos": True}}).json()
+        chat = server.post("/v1/chat/completions", {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 6,
+                                                   "temperature": 0, "ignore_eos": True}).json()
+        assert chat["usage"]["prompt_tokens"] == len(ids)
+        assert chat["choices"][0]["message"]["content"] == direct["text"]
+    finally:
+        server.stop()
+
+
+def test_model_without_template_gets_a_clear_400():
+    from conftest import Server
+    server = Server("--model-path", str(FIXTURES / "gpt2tok-llama-fp32"))
+    try:
+        response = server.post("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]})
+        assert response.status_code == 400 and "chat template" in response.json()["error"]["message"]
+    finally:
+        server.stop()

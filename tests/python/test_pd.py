@@ -289,3 +289,21 @@ def test_bootstrap_server_rejects_bad_input(pair):
     assert requests.get(base + "/route?engine_rank=5&target_dp_group=0", timeout=5).status_code == 404
     info = requests.get(base + "/route?engine_rank=-1&target_dp_group=-1", timeout=5).json()
     assert info["prefill_tp_size"] == 1 and info["page_size"] == 16
+
+
+@pytest.mark.parametrize("model", ["llama3-bf16", "llama2-fp32-sharded", "qwen3-bf16", "mistral-fp16", "gpt2tok-llama-fp32"])
+def test_every_fixture_matches_unified_through_pd(model):
+    """The other oracle fixtures (qwen2 is covered above): long prompts over several chunks, tcp."""
+    unified = Server("--model-path", str(FIXTURES / model))
+    pd = PDPair(model, prefill_args=("--chunked-prefill-size", "40"))
+    try:
+        ref = reference(model)
+        for index in [1, 16, 20, len(ref["prompts"]) - 1]:
+            prompt = ref["prompts"][index]
+            expected = unified.post("/generate", greedy_body(prompt)).json()["output_ids"]
+            decode, _ = pd.post("/generate", pd.bootstrap(greedy_body(prompt)))
+            assert decode.json()["output_ids"] == expected, f"{model} prompt {index}"
+        pd.assert_pools_whole()
+    finally:
+        pd.stop()
+        unified.stop()
