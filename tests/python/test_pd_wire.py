@@ -1,0 +1,181 @@
+"""The decode side against a scripted prefill peer speaking the transfer
+protocol by hand: frames for the wrong room, malformed frames and garbage
+are refused, the affected room fails with a clear error, other rooms on the
+same connection still complete, and the decode pool comes back whole."""
+import http.server
+import json
+import random
+import socket
+import struct
+import threading
+
+import pytest
+import requests
+
+from conftest import FIXTURES, Server
+
+MODEL = "qwen2-fp32"
+LAYERS, PAGE, WIDTH = 3, 16, 36  # qwen2 fixture: 3 layers, 3 kv heads × 12
+PAGE_BYTES = PAGE * WIDTH * 4
+MODEL_ID = "Qwen2ForCausalLM/3x72/6:3x12/v616"
+
+
+def frame(kind, payload, extra=0):
+    return b"PDKV" + struct.pack("<HHQ", 1, kind, len(payload) + extra) + payload
+
+
+def string(s):
+    b = s.encode()
+    return struct.pack("<I", len(b)) + b
+
+
+def hello():
+    return frame(1, string("prefill") + string("scripted") + struct.pack("<IIIB", LAYERS, PAGE, WIDTH, 0) + string(MODEL_ID) + string(""))
+
+
+def kv_pages(room, first, count, claimed_count=None):
+    data = bytes(count * PAGE_BYTES * LAYERS * 2)
+    claimed = count if claimed_count is None else claimed_count
+    return frame(3, struct.pack("<QIIQ", room, first, claimed, len(data)), extra=len(data)) + data
+
+
+def metadata(room, token):
+    return frame(5, struct.pack("<QIBfI", room, token, 0, 0.0, 0))
+
+
+def status(room, ok=True):
+    return frame(6, struct.pack("<QB", room, 1 if ok else 0) + string(""))
+
+
+def read_frame(sock):
+    header = recv_exact(sock, 16)
+    assert header[:4] == b"PDKV"
+    _, kind, length = struct.unpack("<HHQ", header[4:])
+    return kind, recv_exact(sock, length)
+
+
+def recv_exact(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+class ScriptedPrefill:
+    """A bootstrap HTTP server plus a transfer listener whose behaviour per room is scripted."""
+
+    def __init__(self, script):
+        self.script = script
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.transfer_port = self.listener.getsockname()[1]
+        outer = self
+
+        class Bootstrap(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = b"OK"
+                if self.path.startswith("/route"):
+                    body = json.dumps({"rank_ip": "127.0.0.1", "rank_port": outer.transfer_port, "page_size": PAGE,
+                                       "num_layers": LAYERS, "kv_width": WIDTH, "kv_dtype": "float32", "model": MODEL_ID,
+                                       "transfer_backend": "tcp"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Bootstrap)
+        self.bootstrap_port = self.http.server_address[1]
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        conn, _ = self.listener.accept()
+        conn.settimeout(30)
+        kind, _ = read_frame(conn)
+        assert kind == 1
+        conn.sendall(hello())
+        try:
+            while True:
+                kind, payload = read_frame(conn)
+                if kind == 2:  # transferRequest
+                    room, prompt_len, _prefix, count = struct.unpack("<QIII", payload[:20])
+                    self.script(conn, room, count)
+        except (ConnectionError, OSError):
+            pass
+
+    def close(self):
+        self.http.shutdown()
+        self.listener.close()
+
+
+@pytest.fixture
+def decode():
+    server = Server("--model-path", str(FIXTURES / MODEL), "--disaggregation-mode", "decode",
+                    env={"PDSERVE_DISAGGREGATION_WAITING_TIMEOUT": "10"})
+    yield server
+    server.stop()
+
+
+def ask(decode, bootstrap_port, room, prompt_len=40):
+    body = {"input_ids": [5] * prompt_len, "sampling_params": {"max_new_tokens": 3, "ignore_eos": True, "temperature": 0},
+            "bootstrap_host": "127.0.0.1", "bootstrap_port": bootstrap_port, "bootstrap_room": room}
+    return requests.post(decode.url + "/generate", json=body, timeout=30).json()
+
+
+def test_wrong_room_and_malformed_frames_fail_only_their_room(decode):
+    bad_room, good_room = random.getrandbits(62), random.getrandbits(62)
+
+    def script(conn, room, pages):
+        if room == bad_room:
+            conn.sendall(kv_pages(room + 12345, 0, pages))          # a room nobody is receiving: drained, dropped
+            conn.sendall(kv_pages(room, 0, 1, claimed_count=pages + 5))  # claims more pages than its bytes and the room
+        else:
+            conn.sendall(kv_pages(room, 0, pages) + metadata(room, 7) + status(room))
+
+    peer = ScriptedPrefill(script)
+    try:
+        bad = ask(decode, peer.bootstrap_port, bad_room)
+        assert bad["meta_info"]["finish_reason"]["type"] == "abort"
+        assert "malformed" in bad["meta_info"]["finish_reason"]["message"]
+        good = ask(decode, peer.bootstrap_port, good_room)
+        assert good["meta_info"]["finish_reason"]["type"] == "length" and good["output_ids"][0] == 7
+        decode.assert_pool_whole()
+    finally:
+        peer.close()
+
+
+def test_success_without_all_pages_is_refused(decode):
+    room = random.getrandbits(62)
+
+    def script(conn, r, pages):
+        conn.sendall(kv_pages(r, 0, 1) + metadata(r, 7) + status(r))  # 1 of 3 pages
+
+    peer = ScriptedPrefill(script)
+    try:
+        reply = ask(decode, peer.bootstrap_port, room)
+        assert reply["meta_info"]["finish_reason"]["type"] == "abort"
+        assert "1/3 pages" in reply["meta_info"]["finish_reason"]["message"]
+        decode.assert_pool_whole()
+    finally:
+        peer.close()
+
+
+def test_garbage_on_the_link_fails_its_rooms_cleanly(decode):
+    room = random.getrandbits(62)
+
+    def script(conn, r, pages):
+        conn.sendall(b"this is not a frame at all, just noise" * 4)
+
+    peer = ScriptedPrefill(script)
+    try:
+        reply = ask(decode, peer.bootstrap_port, room)
+        assert reply["meta_info"]["finish_reason"]["type"] == "abort"
+        assert "magic" in reply["meta_info"]["finish_reason"]["message"]
+        decode.assert_pool_whole()
+    finally:
+        peer.close()
