@@ -138,7 +138,10 @@ struct CompatibilityFlags: ParsableArguments {
 /// swift-log to stderr at the chosen level; metadata (request ids) is printed with each line.
 enum LoggingSetup {
     static func bootstrap(level: String) {
-        let parsed = Logger.Level(rawValue: level.lowercased()) ?? .info
+        bootstrap(level: Logger.Level(rawValue: level.lowercased()) ?? .info)
+    }
+
+    static func bootstrap(level parsed: Logger.Level) {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = parsed
