@@ -18,6 +18,9 @@ final class UpstreamClient: Sendable {
             connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 4096)
         )
         configuration.decompression = .disabled
+        // A refused connection should fail now: the router retries on another
+        // worker, instead of the pool retrying the dead one until the connect timeout.
+        configuration.connectionPool.retryConnectionEstablishment = false
         http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
         self.apiKey = apiKey
     }
