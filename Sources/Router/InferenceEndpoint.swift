@@ -17,9 +17,12 @@ struct InferenceEndpoint: Sendable {
             throw APIError(.contentTooLarge, type: "invalid_request_error", "The request body exceeds \(limit) bytes.")
         }
         let route = request.uri.path
-        let object = (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [String: Any]
-        let key = object.map(RoutingKey.of) ?? ""
-        if core.configuration.pdDisaggregation {
+        let pd = core.configuration.pdDisaggregation
+        // Plain mode only reads the body when a policy wants the prompt; PD mode always, to add fields.
+        let object = pd || core.needsRoutingKey
+            ? (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [String: Any] : nil
+        let key = core.needsRoutingKey ? object.map(RoutingKey.of) ?? "" : ""
+        if pd {
             // The bootstrap fields go into the body, so it must be a JSON object here.
             guard let object else { throw APIError.invalid("The request body must be a JSON object.") }
             let plan = try PDRequestPlan(route: route, body: object)

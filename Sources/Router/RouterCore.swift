@@ -16,6 +16,8 @@ final class RouterCore: Sendable {
     let monitor: WorkerMonitor
     let logger: Logger
     private let policies: [WorkerRole: any RoutingPolicy]
+    /// Whether some policy looks at the prompt (only `cache_aware` does).
+    let needsRoutingKey: Bool
 
     /// Request headers that describe one hop, not the request: never forwarded.
     static let hopByHop: Set<String> = [
@@ -35,6 +37,7 @@ final class RouterCore: Sendable {
             .decode: configuration.decodePolicy ?? configuration.policy,
         ]
         policies = kinds.mapValues { RoutingPolicies.make($0, cacheAware: configuration.cacheAware) }
+        needsRoutingKey = kinds.values.contains(.cacheAware)
         // Load is only worth polling when some policy compares it.
         let pollsLoad = kinds.values.contains { $0 == .powerOfTwo || $0 == .cacheAware }
         monitor = WorkerMonitor(registry: registry, client: client, settings: configuration.health, pollsLoad: pollsLoad,

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import Server
 import ServiceLifecycle
 
 /// `pdserve router`: the HTTP front that pairs prefill and decode workers

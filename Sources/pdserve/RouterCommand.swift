@@ -170,13 +170,13 @@ struct RouterCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        LoggingSetup.bootstrap(level: Self.levels[logLevel.lowercased()] ?? .info)
+        LoggingSetup.bootstrap(level: (Self.levels[logLevel.lowercased()] ?? .info).rawValue)
         let logger = Logger(label: "pdserve.router")
         let configuration: RouterConfiguration
         do {
             configuration = try makeConfiguration()
         } catch let error as RouterSetupError {
-            throw CleanExit.message("error: \(error.message)")
+            throw Self.fail(error)
         }
         let mode = pdDisaggregation
             ? "PD mode, \(configuration.workers.filter { $0.role == .prefill }.count) prefill + \(configuration.workers.filter { $0.role == .decode }.count) decode"
@@ -187,8 +187,15 @@ struct RouterCommand: AsyncParsableCommand {
                 logger.info("router (\(mode)) ready on http://\(host):\(port)")
             }
         } catch let error as RouterSetupError {
-            throw CleanExit.message("error: \(error.message)")
+            throw Self.fail(error)
         }
         logger.info("stopped")
+    }
+
+    /// A configuration the router cannot run with: the message on stderr and a
+    /// failing exit status (CleanExit would exit 0, hiding the failure from scripts).
+    static func fail(_ error: RouterSetupError) -> ExitCode {
+        FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+        return .failure
     }
 }

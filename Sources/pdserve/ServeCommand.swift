@@ -138,10 +138,7 @@ struct CompatibilityFlags: ParsableArguments {
 /// swift-log to stderr at the chosen level; metadata (request ids) is printed with each line.
 enum LoggingSetup {
     static func bootstrap(level: String) {
-        bootstrap(level: Logger.Level(rawValue: level.lowercased()) ?? .info)
-    }
-
-    static func bootstrap(level parsed: Logger.Level) {
+        let parsed = Logger.Level(rawValue: level.lowercased()) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = parsed

@@ -4,6 +4,7 @@ produced on demand): outputs, policies, the /workers API, retries, the
 circuit breaker, streaming, errors."""
 import json
 import signal
+import socket
 import time
 
 import pytest
@@ -278,3 +279,42 @@ def test_information_endpoints(workers, router_for):
                  "pdserve_router:worker_healthy", "pdserve_router:worker_circuit_state", "pdserve_router:worker_load"]:
         assert name in metrics
     assert metric(metrics, "pdserve_router:requests_total", route="/generate", status="200") >= 1
+
+
+def test_a_streaming_client_that_leaves_aborts_the_request_on_the_worker(router_for):
+    worker = Server(*MODEL, "--context-length", "20000")
+    try:
+        router = router_for("--worker-urls", worker.url)
+        payload = json.dumps({"text": "go on", "stream": True,
+                              "sampling_params": {"max_new_tokens": 19000, "ignore_eos": True, "temperature": 0}}).encode()
+        sock = socket.create_connection(("127.0.0.1", router.port), timeout=30)
+        sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+                     + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+        seen = b""
+        while seen.count(b"data:") < 2:
+            chunk = sock.recv(65536)
+            assert chunk, "the router closed the stream early"
+            seen += chunk
+        sock.close()
+        deadline = time.monotonic() + 10
+        while worker.get("/get_load").json()[0]["num_reqs"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert worker.get("/get_load").json()[0]["num_reqs"] == 0, "the request kept running after its client left"
+        worker.assert_pool_whole()
+    finally:
+        worker.stop()
+
+
+def test_command_line_explains_and_checks_its_flags():
+    import subprocess
+
+    from conftest import BIN
+    text = subprocess.run([BIN, "router", "--help"], capture_output=True, text=True, timeout=30).stdout
+    for flag in ["--worker-urls", "--pd-disaggregation", "--prefill", "--decode", "--policy", "--prefill-policy", "--decode-policy",
+                 "--api-key", "--log-level", "--health-check-interval-secs", "--request-timeout-secs", "--retry-max-retries",
+                 "--max-retries", "--cb-failure-threshold", "--cache-threshold", "--balance-abs-threshold", "--balance-rel-threshold"]:
+        assert flag in text, flag
+    for bad in [["--prefill", "http://127.0.0.1:1"], ["--policy", "fastest"], ["--pd-disaggregation", "--worker-urls", "http://127.0.0.1:1"],
+                ["--pd-disaggregation", "--prefill", "8998"], ["--worker-urls", "not a url"]]:
+        proc = subprocess.run([BIN, "router", "--port", "0", *bad], capture_output=True, text=True, timeout=30)
+        assert proc.returncode != 0 and "error" in (proc.stderr + proc.stdout).lower(), bad
