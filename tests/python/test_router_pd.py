@@ -196,6 +196,26 @@ def test_pd_prefill_failure_aborts_the_decode_half_and_retries_on_a_new_pair(sta
     assert metric(metrics, "pdserve_router:retries_total", route="/generate") == 1
 
 
+def test_pd_orphan_abort_stops_a_real_instance(started):
+    # A non-streamed request keeps running on an instance after its connection
+    # closes (the HTTP server does not read while it computes), so only the
+    # router's /abort_request by rid can stop the decode half here.
+    decode = Server(*MODEL, "--context-length", "20000")
+    started(decode)
+    prefill = FakePrefill(delay=0.5, status=500)
+    started(prefill)
+    router = pd_router(prefill.url, prefill.bootstrap.port, decode.url, "--retry-max-retries", "1")
+    started(router)
+    long_run = {"text": "keep going", "sampling_params": {"max_new_tokens": 15000, "ignore_eos": True, "temperature": 0}}
+    response = router.post("/generate", long_run)
+    assert response.status_code == 500 and response.json()["error"]["message"] == "prefill broke"
+    deadline = time.monotonic() + 5
+    while decode.get("/get_load").json()[0]["num_reqs"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert decode.get("/get_load").json()[0]["num_reqs"] == 0, "the decode half kept running after its prefill failed"
+    decode.assert_pool_whole()
+
+
 def test_pd_decode_failure_aborts_the_waiting_prefill(started):
     prefill_aborts = []
     release = threading.Event()
