@@ -56,14 +56,14 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// JSON encoding of `[String: Any]` trees built by the handlers.
-enum JSON {
-    static func encode(_ object: Any) -> [UInt8] {
+/// JSON encoding of `[String: Any]` trees built by the handlers (and the router).
+public enum JSON {
+    public static func encode(_ object: Any) -> [UInt8] {
         // withoutEscapingSlashes keeps URLs and stop strings readable.
         (try? [UInt8](JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes]))) ?? Array(#"{"error":{"message":"unencodable response","type":"internal_error","code":500}}"#.utf8)
     }
 
-    static func response(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
+    public static func response(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: encode(object))))
     }
 }

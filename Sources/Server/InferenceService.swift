@@ -45,8 +45,12 @@ final class InferenceService: Sendable {
         inFlight.add(inputs.count)
         let aliases = self.aliases
         let names = names ?? inputs.map(\.id)
-        aliases.add(names: names, ids: inputs.map(\.id))
         let engine = self.engine
+        // The engine gets the requests before their names become abortable: it
+        // handles commands in order and drops an abort for an id it does not
+        // know yet, so an /abort_request arriving in between was lost.
+        let streams = inputs.map { engine.generate($0) }
+        aliases.add(names: names, ids: inputs.map(\.id))
         let ids = inputs.map(\.id)
         channel?.closeFuture.whenComplete { _ in
             for id in ids { engine.abort(id: id, message: "client disconnected") }
@@ -63,7 +67,7 @@ final class InferenceService: Sendable {
                             let timer = RequestTimer(metrics: self.metrics)
                             logger.debug("request started", metadata: ["request_id": "\(input.id)", "prompt_tokens": "\(input.promptTokens.count)"])
                             var last: RequestUpdate?
-                            for try await update in engine.generate(input) {
+                            for try await update in streams[index] {
                                 timer.observe(update)
                                 continuation.yield((index, update))
                                 last = update

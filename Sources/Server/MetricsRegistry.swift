@@ -47,6 +47,14 @@ public final class MetricsRegistry: @unchecked Sendable {
         families[name]?.values[labels] = value
     }
 
+    /// Drops every labelled value of a family (gauges of things that went away, like a removed worker).
+    public func reset(_ name: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        families[name]?.values = [:]
+        families[name]?.histograms = [:]
+    }
+
     public func observe(_ name: String, _ value: Double, labels: [String] = []) {
         lock.lock()
         defer { lock.unlock() }

@@ -1,0 +1,38 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import Server
+
+/// `POST /generate`, `/v1/completions`, `/v1/chat/completions`: read the
+/// body once, then hand it to the plain or the PD forwarder.
+struct InferenceEndpoint: Sendable {
+    let core: RouterCore
+
+    func handle(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let limit = core.configuration.maxPayloadBytes
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch {
+            throw APIError(.contentTooLarge, type: "invalid_request_error", "The request body exceeds \(limit) bytes.")
+        }
+        let route = request.uri.path
+        let pd = core.configuration.pdDisaggregation
+        // Plain mode only reads the body when a policy wants the prompt; PD mode always, to add fields.
+        let object = pd || core.needsRoutingKey
+            ? (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [String: Any] : nil
+        let key = core.needsRoutingKey ? object.map(RoutingKey.of) ?? "" : ""
+        if pd {
+            // The bootstrap fields go into the body, so it must be a JSON object here.
+            guard let object else { throw APIError.invalid("The request body must be a JSON object.") }
+            let plan = try PDRequestPlan(route: route, body: object)
+            let routed = RoutedRequest(route: route, method: .POST, query: request.uri.query,
+                                       headers: RouterCore.forwardable(request.headers, contentType: "application/json"), body: nil, routingKey: key)
+            return try await PDForwarder(core: core).forward(routed, plan: plan)
+        }
+        // Plain mode sends the client's bytes unchanged; a bad body gets the worker's own 400.
+        let routed = RoutedRequest(route: route, method: .POST, query: request.uri.query,
+                                   headers: RouterCore.forwardable(request.headers, contentType: nil), body: buffer, routingKey: key)
+        return try await PlainForwarder(core: core).forward(routed)
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import NIOHTTP1
+import Server
+
+/// Endpoints answered from the workers without a policy: information
+/// (from one ready decode or regular worker), health, load, cache flush and
+/// abort (from all of them).
+struct InfoEndpoints: Sendable {
+    let core: RouterCore
+
+    private var timeout: Double { core.configuration.health.timeoutSeconds }
+
+    /// The workers that serve tokens to clients: decode in PD mode, regular otherwise.
+    private var servingRole: WorkerRole { core.configuration.pdDisaggregation ? .decode : .regular }
+
+    /// Forwards a GET to the first ready serving worker that answers.
+    func forwardToOne(_ request: Request) async throws -> Response {
+        let candidates = core.registry.available(servingRole)
+        guard !candidates.isEmpty else { throw core.noWorker(servingRole) }
+        var lastError: (any Error)?
+        for worker in candidates {
+            do {
+                let reply = try await core.client.call(.GET, worker.url + request.uri.path,
+                                                       headers: RouterCore.forwardable(request.headers, contentType: nil), timeoutSeconds: timeout)
+                if reply.isServerError { lastError = UpstreamFailure.unreachable("answered \(reply.status)"); continue }
+                return RouterCore.response(reply)
+            } catch {
+                lastError = error
+            }
+        }
+        throw RouterCore.gatewayError(lastError ?? UpstreamFailure.unreachable("no answer"), worker: candidates.last!)
+    }
+
+    /// `/health_generate`: every ready worker must generate; 503 names those that did not.
+    func healthGenerate(_ request: Request) async -> Response {
+        let workers = core.registry.all.filter(\.isReady)
+        guard !workers.isEmpty else { return APIError(.serviceUnavailable, type: "unhealthy", "No worker is ready.").response }
+        let results = await fanOut(workers, .GET, "/health_generate", headers: request.headers)
+        let failed = results.filter { !$0.ok }
+        guard failed.isEmpty else {
+            return APIError(.serviceUnavailable, type: "unhealthy",
+                            "Not generating: " + failed.map { "\($0.worker.url) (\($0.detail))" }.joined(separator: ", ")).response
+        }
+        return Response(status: .ok)
+    }
+
+    /// `/get_load`: the workers' own arrays, concatenated, each rank tagged
+    /// with its worker — still a JSON array of objects with `num_tokens`, so
+    /// a router in front of this one reads it the same way.
+    func load(_ request: Request) async -> Response {
+        let workers = core.registry.all.filter(\.isReady)
+        let results = await fanOut(workers, .GET, "/get_load", headers: request.headers)
+        var ranks: [[String: Any]] = []
+        for result in results where result.ok {
+            let list = (result.reply?.json as? [[String: Any]]) ?? []
+            for var rank in list {
+                rank["worker"] = result.worker.url
+                rank["mode"] = result.worker.role.rawValue
+                ranks.append(rank)
+            }
+        }
+        return JSON.response(ranks)
+    }
+
+    /// `/flush_cache` and `/abort_request`: sent to every worker; 502 when any failed.
+    func broadcast(_ request: Request, path: String) async throws -> Response {
+        var body: Any?
+        if request.method == .post {
+            let buffer = try await request.body.collect(upTo: 1 << 20)
+            if buffer.readableBytes > 0 {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) else {
+                    throw APIError.invalid("The request body is not valid JSON.")
+                }
+                body = object
+            }
+        }
+        let workers = core.registry.all
+        let results = await fanOut(workers, request.method == .get ? .GET : .POST, path, json: body, headers: request.headers)
+        let failed = results.filter { !$0.ok }
+        let summary: [String: Any] = [
+            "succeeded": results.filter(\.ok).map { $0.worker.url },
+            "failed": failed.map { ["url": $0.worker.url, "error": $0.detail] },
+            "responses": Dictionary(results.compactMap { r in r.reply.map { (r.worker.url, ($0.json ?? $0.text) as Any) } }, uniquingKeysWith: { a, _ in a }),
+        ]
+        return JSON.response(summary, status: failed.isEmpty ? .ok : .badGateway)
+    }
+
+    struct FanOutResult: @unchecked Sendable {
+        let worker: Worker
+        let reply: UpstreamReply?
+        let detail: String
+        var ok: Bool { reply?.isSuccess == true }
+    }
+
+    /// One call to each worker, concurrently; the client's Authorization travels along.
+    private func fanOut(_ workers: [Worker], _ method: HTTPMethod, _ path: String, json: Any? = nil, headers: HTTPFields) async -> [FanOutResult] {
+        let client = core.client, timeout = self.timeout
+        let forwarded = RouterCore.forwardable(headers, contentType: nil)
+        let body = json.flatMap { try? JSONSerialization.data(withJSONObject: $0) }.map { ByteBuffer(bytes: $0) }
+        return await withTaskGroup(of: FanOutResult.self) { group in
+            for worker in workers {
+                group.addTask {
+                    do {
+                        let reply = try await client.call(method, worker.url + path, jsonBody: body, headers: forwarded, timeoutSeconds: timeout)
+                        return FanOutResult(worker: worker, reply: reply, detail: reply.isSuccess ? "ok" : "answered \(reply.status)")
+                    } catch {
+                        return FanOutResult(worker: worker, reply: nil, detail: UpstreamClient.describe(error))
+                    }
+                }
+            }
+            var results: [FanOutResult] = []
+            for await result in group { results.append(result) }
+            return results.sorted { $0.worker.url < $1.worker.url }
+        }
+    }
+}

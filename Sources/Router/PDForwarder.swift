@@ -1,0 +1,217 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import NIOCore
+import Server
+
+/// Prefill/decode mode: each attempt sends the same body (plus bootstrap
+/// fields) to a prefill and a decode at once. The client gets the decode's
+/// response, but only once the prefill's has been read to the end — a
+/// prefill must always finish its response. When either half fails (no
+/// connection or a 5xx) while the other still works, the survivor is told
+/// to abort the request by `rid`, and the request is tried again on a new
+/// pair; a 4xx from either half goes back to the client as it is.
+struct PDForwarder: Sendable {
+    let core: RouterCore
+
+    /// What one half of an attempt produced.
+    private enum Half: Sendable {
+        case prefill(Result<UpstreamReply, any Error>)
+        case decode(Result<HTTPClientResponse, any Error>)
+    }
+
+    /// How an attempt ended.
+    private enum Outcome: Sendable {
+        /// Both halves answered 2xx: the prefill in full, the decode with its head.
+        case ready(prefill: UpstreamReply, decode: HTTPClientResponse)
+        /// `worker` is broken; another pair may do better (unless it timed out).
+        case failed(worker: Worker, error: APIError?, reply: UpstreamReply?, retryable: Bool)
+        /// A half refused the request itself (4xx): the client's answer.
+        case refused(UpstreamReply)
+    }
+
+    func forward(_ request: RoutedRequest, plan: PDRequestPlan) async throws -> Response {
+        let retry = core.configuration.retry
+        let deadline = ContinuousClock.now + .seconds(core.configuration.requestTimeoutSeconds)
+        var excluded = Set<String>()
+        var lastError: APIError?
+        var lastReply: UpstreamReply?
+        attempts: for attempt in 1...max(1, retry.maxAttempts) {
+            if attempt > 1 {
+                core.metrics.retry(route: core.metrics.route(request.route))
+                try await Task.sleep(for: .seconds(retry.backoff(beforeAttempt: attempt)))
+            }
+            guard let prefill = core.pick(.prefill, key: request.routingKey, excluding: excluded) else {
+                if lastError == nil && lastReply == nil { throw core.noWorker(.prefill) }
+                break attempts
+            }
+            guard let decode = core.pick(.decode, key: request.routingKey, excluding: excluded) else {
+                if lastError == nil && lastReply == nil { throw core.noWorker(.decode) }
+                break attempts
+            }
+            let body = plan.body(prefill: prefill.spec)
+            let remaining = max(1, Self.seconds(deadline - ContinuousClock.now))
+            prefill.begin()
+            decode.begin()
+            let outcome = await runAttempt(request, body: body, plan: plan, prefill: prefill, decode: decode, timeoutSeconds: remaining)
+            prefill.end()
+            switch outcome {
+            case .refused(let reply):
+                decode.end()
+                return RouterCore.response(reply)
+            case .failed(let worker, let error, let reply, let retryable):
+                decode.end()
+                excluded.insert(worker.url)
+                (lastError, lastReply) = (error, reply)
+                if !retryable { break attempts }
+                continue
+            case .ready(let prefillReply, let response):
+                let prefillLogprobs = plan.wantsLogprobs ? LogprobMerger.prefillLogprobs(from: Data(prefillReply.body.readableBytesView)) : [:]
+                if plan.isStream && response.headers.first(name: "content-type")?.hasPrefix("text/event-stream") == true {
+                    core.recordStatus(decode, Int(response.status.code))
+                    return stream(response, decode: decode, prefillLogprobs: prefillLogprobs)
+                }
+                let bytes: ByteBuffer
+                do {
+                    bytes = try await core.client.collect(response, limit: 1 << 30, timeoutSeconds: max(1, Self.seconds(deadline - .now)))
+                } catch is CancellationError {
+                    decode.end()
+                    throw CancellationError()
+                } catch {
+                    // The prefill is done, so nothing is orphaned; the client has seen nothing, so try again.
+                    decode.end()
+                    core.recordFailure(decode, error)
+                    excluded.insert(decode.url)
+                    (lastError, lastReply) = (RouterCore.gatewayError(error, worker: decode), nil)
+                    continue
+                }
+                decode.end()
+                core.recordStatus(decode, Int(response.status.code))
+                var reply = UpstreamReply(status: Int(response.status.code), contentType: response.headers.first(name: "content-type"), body: bytes)
+                if !prefillLogprobs.isEmpty, let json = reply.json {
+                    let merged = LogprobMerger.merge(response: json, prefill: prefillLogprobs)
+                    reply = UpstreamReply(status: reply.status, contentType: reply.contentType, body: ByteBuffer(bytes: JSON.encode(merged)))
+                }
+                return RouterCore.response(reply)
+            }
+        }
+        if let lastReply { return RouterCore.response(lastReply) }
+        throw lastError ?? core.noWorker(.decode)
+    }
+
+    /// Runs both halves of one attempt and waits for whichever settles the outcome first.
+    private func runAttempt(_ request: RoutedRequest, body: ByteBuffer, plan: PDRequestPlan, prefill: Worker, decode: Worker,
+                         timeoutSeconds: Double) async -> Outcome {
+        let client = core.client, core = self.core
+        let headers = request.headers
+        let prefillURL = request.url(on: prefill), decodeURL = request.url(on: decode)
+        return await withTaskGroup(of: Half.self) { group -> Outcome in
+            group.addTask {
+                do {
+                    let response = try await client.send(.POST, prefillURL, headers: headers, body: body, timeoutSeconds: timeoutSeconds)
+                    let bytes = try await client.collect(response, limit: 1 << 30, timeoutSeconds: timeoutSeconds)
+                    return .prefill(.success(UpstreamReply(status: Int(response.status.code), contentType: response.headers.first(name: "content-type"), body: bytes)))
+                } catch {
+                    return .prefill(.failure(error))
+                }
+            }
+            group.addTask {
+                do {
+                    return .decode(.success(try await client.send(.POST, decodeURL, headers: headers, body: body, timeoutSeconds: timeoutSeconds)))
+                } catch {
+                    return .decode(.failure(error))
+                }
+            }
+            var prefillReply: UpstreamReply?
+            var decodeResponse: HTTPClientResponse?
+            // Ends the attempt early: the half still working is told to abort and its call is dropped.
+            func settle(_ outcome: Outcome, orphan: Worker?) -> Outcome {
+                if let orphan { core.abortOrphan(orphan, rids: plan.rids) }
+                group.cancelAll()
+                return outcome
+            }
+            while let half = await group.next() {
+                switch half {
+                case .prefill(.failure(let error)):
+                    core.recordFailure(prefill, error)
+                    return settle(.failed(worker: prefill, error: RouterCore.gatewayError(error, worker: prefill), reply: nil, retryable: !Self.isTimeout(error)),
+                                  orphan: decode)
+                case .prefill(.success(let reply)):
+                    core.recordStatus(prefill, reply.status)
+                    if reply.isServerError { return settle(.failed(worker: prefill, error: nil, reply: reply, retryable: true), orphan: decode) }
+                    if !reply.isSuccess { return settle(.refused(reply), orphan: decode) }
+                    prefillReply = reply
+                case .decode(.failure(let error)):
+                    core.recordFailure(decode, error)
+                    return settle(.failed(worker: decode, error: RouterCore.gatewayError(error, worker: decode), reply: nil, retryable: !Self.isTimeout(error)),
+                                  orphan: prefillReply == nil ? prefill : nil)
+                case .decode(.success(let response)):
+                    let status = Int(response.status.code)
+                    guard status < 400 else {
+                        let bytes = (try? await client.collect(response, limit: 16 << 20, timeoutSeconds: 30)) ?? ByteBuffer()
+                        core.recordStatus(decode, status)
+                        let reply = UpstreamReply(status: status, contentType: response.headers.first(name: "content-type"), body: bytes)
+                        let orphan = prefillReply == nil ? prefill : nil
+                        return status >= 500 ? settle(.failed(worker: decode, error: nil, reply: reply, retryable: true), orphan: orphan)
+                            : settle(.refused(reply), orphan: orphan)
+                    }
+                    decodeResponse = response
+                }
+            }
+            return .ready(prefill: prefillReply!, decode: decodeResponse!)
+        }
+    }
+
+    /// Relays the decode's event stream; with logprobs asked for, each
+    /// item's first event gets the prefill's prompt logprobs in front.
+    private func stream(_ response: HTTPClientResponse, decode: Worker, prefillLogprobs: [Int: [Any]]) -> Response {
+        let core = self.core
+        nonisolated(unsafe) let prefillLogprobs = prefillLogprobs
+        return Response(status: .init(code: Int(response.status.code)), headers: RouterCore.returnable(response.headers), body: ResponseBody { writer in
+            defer { decode.end() }
+            var pending = prefillLogprobs
+            var splitter = SSEEventSplitter()
+            var upstream = response.body.makeAsyncIterator()
+            while true {
+                let chunk: ByteBuffer?
+                do {
+                    chunk = try await upstream.next()
+                } catch {
+                    core.recordFailure(decode, UpstreamFailure.unreachable("stream broke off: \(error)"))
+                    try await writer.write(RouterCore.sseError(APIError(.badGateway, type: "upstream_error",
+                                                                        "Decode worker \(decode.url) broke off the stream: \(error)")))
+                    break
+                }
+                guard let chunk else { break }
+                guard !prefillLogprobs.isEmpty else {
+                    try await writer.write(chunk)
+                    continue
+                }
+                for event in splitter.append(chunk) {
+                    try await writer.write(ByteBuffer(string: Self.rewrite(event, pending: &pending) + "\n\n"))
+                }
+            }
+            if let rest = splitter.finish() { try await writer.write(ByteBuffer(string: rest)) }
+            try await writer.finish(nil)
+        })
+    }
+
+    /// One event with the prefill's logprobs merged in, if its item still needs them.
+    private static func rewrite(_ event: String, pending: inout [Int: [Any]]) -> String {
+        guard let data = SSEEventSplitter.data(of: event),
+              let object = (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] else { return event }
+        let index = (object["index"] as? Int) ?? 0
+        guard let merged = LogprobMerger.merge(object, index: index, prefill: pending) else { return event }
+        pending[index] = nil
+        return "data: " + String(decoding: JSON.encode(merged), as: UTF8.self)
+    }
+
+    private static func isTimeout(_ error: any Error) -> Bool {
+        if case .timedOut? = error as? UpstreamFailure { return true }
+        return false
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
