@@ -46,6 +46,7 @@ struct UpCommand: ParsableCommand {
         let say = { (line: String) in FileHandle.standardError.write(Data((line + "\n").utf8)) }
         // Generate the demo model once, before several processes race to.
         let modelFolder = try ModelLoader.resolve(modelPath).path
+        let servedName = modelPath == "demo" ? ["--served-model-name", "demo"] : []
         let binary = Self.executablePath()
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let threads = threadsPerInstance ?? max(1, cores / (prefill + decode))
@@ -60,7 +61,7 @@ struct UpCommand: ParsableCommand {
                 "serve", "--model-path", modelFolder, "--host", host, "--port", String(httpPort), "--threads", String(threads),
                 "--disaggregation-mode", "prefill", "--disaggregation-bootstrap-port", String(bootstrapPort),
                 "--disaggregation-transfer-backend", transferBackend, "--log-level", logLevel,
-            ], healthURL: (host, httpPort))
+            ] + servedName, healthURL: (host, httpPort))
             prefillArgs += ["--prefill", "http://\(host):\(httpPort)", String(bootstrapPort)]
         }
         var decodeArgs: [String] = []
@@ -69,7 +70,7 @@ struct UpCommand: ParsableCommand {
             try cluster.start(name: "decode-\(i)", binary: binary, arguments: [
                 "serve", "--model-path", modelFolder, "--host", host, "--port", String(httpPort), "--threads", String(threads),
                 "--disaggregation-mode", "decode", "--disaggregation-transfer-backend", transferBackend, "--log-level", logLevel,
-            ], healthURL: (host, httpPort))
+            ] + servedName, healthURL: (host, httpPort))
             decodeArgs += ["--decode", "http://\(host):\(httpPort)"]
         }
         let routerPort = port == 0 ? try Self.freePort(host) : port
