@@ -49,7 +49,7 @@ struct ChatCompletionsHandler: Sendable {
 
         if try body.bool("stream") == true {
             let includeUsage = try body.object("stream_options")?.bool("include_usage") ?? false
-            let stream = service.run(inputs, channel: context.channel, logger: context.logger)
+            let stream = service.run(inputs, names: try RequestReader.names(body, for: inputs), channel: context.channel, logger: context.logger)
             let inputs = inputs
             return SSE.response { send in
                 func chunk(_ choices: [[String: Any]]) -> [String: Any] {
@@ -77,7 +77,7 @@ struct ChatCompletionsHandler: Sendable {
             }
         }
 
-        let results = try await service.collect(inputs, channel: context.channel, logger: context.logger)
+        let results = try await service.collect(inputs, names: try RequestReader.names(body, for: inputs), channel: context.channel, logger: context.logger)
         let choices = results.enumerated().map { index, result -> [String: Any] in
             [
                 "index": index, "message": ["role": "assistant", "content": result.text],

@@ -31,7 +31,7 @@ struct CompletionsHandler: Sendable {
 
         if try body.bool("stream") == true {
             let includeUsage = try body.object("stream_options")?.bool("include_usage") ?? false
-            let stream = service.run(inputs, channel: context.channel, logger: context.logger)
+            let stream = service.run(inputs, names: try RequestReader.names(body, for: inputs), channel: context.channel, logger: context.logger)
             let inputs = inputs
             return SSE.response { send in
                 var totals = Array(repeating: Generation(), count: inputs.count)
@@ -55,7 +55,7 @@ struct CompletionsHandler: Sendable {
             }
         }
 
-        let results = try await service.collect(inputs, channel: context.channel, logger: context.logger)
+        let results = try await service.collect(inputs, names: try RequestReader.names(body, for: inputs), channel: context.channel, logger: context.logger)
         let choices = results.enumerated().map { index, result -> [String: Any] in
             [
                 "index": index, "text": result.text, "finish_reason": OpenAIFormat.finishReason(result.finish),
@@ -82,6 +82,13 @@ enum RequestReader {
             throw APIError(.contentTooLarge, type: "invalid_request_error", "The request body exceeds \(limit) bytes.")
         }
         return try JSONBody(data: Data(buffer.readableBytesView))
+    }
+
+    /// Names `/abort_request` can use for OpenAI requests: the body's `rid`
+    /// (a PD router sets one), suffixed per input when there are several.
+    static func names(_ body: JSONBody, for inputs: [GenerateInput]) throws(APIError) -> [String]? {
+        guard let rid = try body.string("rid") else { return nil }
+        return inputs.count == 1 ? [rid] : inputs.indices.map { "\(rid)-\($0)" }
     }
 
     /// A `model` naming something else than what is served is a 404.

@@ -28,7 +28,7 @@ struct ServeCommand: AsyncParsableCommand {
             backend = try TransferBackendKind.parse(compatibility.transferBackend ?? "tcp")
             settings = try DisaggregationEnvironment.load()
         } catch {
-            throw CleanExit.message("error: \(error)")
+            throw StartupError("\(error)")
         }
         var options = engine.options
         if mode == .decode && backend == .shm { options.kvSharedMemoryPath = DisaggregationSetup.sharedPoolPath() }
@@ -36,7 +36,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             core = try ModelLoader.load(modelPath: engine.modelPath, options: options, progress: { logger.info("\($0)") })
         } catch {
-            throw CleanExit.message("error: \(error)")
+            throw StartupError("\(error)")
         }
         options = core.options
         var attached: DisaggregationSetup.Attached?
@@ -45,7 +45,7 @@ struct ServeCommand: AsyncParsableCommand {
                 attached = try DisaggregationSetup.attach(mode: mode, core: core, backend: backend, settings: settings, host: server.host,
                                                           bootstrapPort: compatibility.bootstrapPort ?? 8998, logger: logger)
             } catch {
-                throw CleanExit.message("error: \(error)")
+                throw StartupError("\(error)")
             }
         }
         let directory = try ModelLoader.resolve(engine.modelPath)
@@ -60,7 +60,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.disaggregationMode = compatibility.disaggregationMode
         configuration.extraInfo = attached?.info ?? [:]
         if let path = server.chatTemplate {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CleanExit.message("error: cannot read --chat-template \(path)") }
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw StartupError("cannot read --chat-template \(path)") }
             configuration.chatTemplate = text
         }
         let engineHandle = Engine(core: core)
@@ -138,7 +138,7 @@ struct CompatibilityFlags: ParsableArguments {
     var trustRemoteCode = false
 
     func check(logger: Logger) throws {
-        func refuse(_ flag: String, _ why: String) -> CleanExit { .message("error: \(flag): \(why)") }
+        func refuse(_ flag: String, _ why: String) -> StartupError { StartupError("\(flag): \(why)") }
         guard ["null", "prefill", "decode"].contains(disaggregationMode) else {
             throw refuse("--disaggregation-mode \(disaggregationMode)", "must be null, prefill or decode")
         }

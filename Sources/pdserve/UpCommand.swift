@@ -158,8 +158,8 @@ final class Cluster: @unchecked Sendable {
         let deadline = Date(timeIntervalSinceNow: timeout)
         for member in lock.withLock({ members }) {
             while (try? SimpleHTTP.get(host: member.health.host, port: member.health.port, path: "/health", timeout: 2))?.status != 200 {
-                guard member.process.isRunning else { throw CleanExit.message("\(member.name) failed to start") }
-                guard Date() < deadline else { throw CleanExit.message("\(member.name) was not ready within \(Int(timeout))s") }
+                guard member.process.isRunning else { throw StartupError("\(member.name) failed to start") }
+                guard Date() < deadline else { throw StartupError("\(member.name) was not ready within \(Int(timeout))s") }
                 Thread.sleep(forTimeInterval: 0.1)
             }
         }
@@ -172,7 +172,7 @@ final class Cluster: @unchecked Sendable {
             if (try? SimpleHTTP.post(host: host, port: port, path: "/generate", json: probe, timeout: 30))?.status == 200 { return }
             Thread.sleep(forTimeInterval: 0.2)
         }
-        throw CleanExit.message("the router did not serve a request within \(Int(timeout))s")
+        throw StartupError("the router did not serve a request within \(Int(timeout))s")
     }
 
     /// Blocks until a signal asks to stop (0) or a member dies (1).

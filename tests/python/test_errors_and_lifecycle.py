@@ -193,3 +193,51 @@ def test_sigterm_drains_then_aborts_and_exits_zero():
     assert code == 0
     assert time.monotonic() - started < 20
     assert results.get("r", {}).get("meta_info", {}).get("finish_reason", {}).get("type") in ("abort", "length"), results
+
+
+def test_disconnect_during_non_streamed_request_frees_pages(qwen_server):
+    payload = json.dumps({"text": "hi", "sampling_params": {"max_new_tokens": 15000, "ignore_eos": True}}).encode()
+    sock = socket.create_connection(("127.0.0.1", qwen_server.port), timeout=30)
+    sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+                 + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+    deadline = time.monotonic() + 10
+    while qwen_server.get("/get_server_info").json()["internal_states"][0]["num_running_reqs"] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    sock.close()
+    deadline = time.monotonic() + 10
+    while qwen_server.get("/get_server_info").json()["internal_states"][0]["num_running_reqs"] > 0:
+        assert time.monotonic() < deadline, "a non-streamed request outlived its client"
+        time.sleep(0.02)
+    qwen_server.assert_pool_whole()
+
+
+def test_openai_request_abortable_by_rid(qwen_server):
+    results = {}
+
+    def run():
+        results["r"] = qwen_server.post("/v1/completions", {"prompt": "hello", "max_tokens": 15000, "ignore_eos": True, "rid": "oai-7"}).json()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 10
+    aborted = 0
+    while aborted == 0 and time.monotonic() < deadline:
+        aborted = qwen_server.post("/abort_request", {"rid": "oai-7"}).json()["aborted"]
+        time.sleep(0.02)
+    thread.join(30)
+    assert aborted == 1 and results["r"]["choices"][0]["finish_reason"] == "abort"
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--tp-size", "2"], "tensor parallelism"),
+    (["--disaggregation-mode", "prefill", "--disaggregation-transfer-backend", "nixl"], "not built yet"),
+    (["--enable-dp-attention"], "not supported"),
+    (["--model-path", "/no/such/folder"], "no such folder"),
+])
+def test_unsupported_startup_flags_fail_by_name(flags, needle):
+    import subprocess
+    from conftest import BIN
+    args = [BIN, "serve", "--port", "0", "--model-path", str(FIXTURES / "qwen2-fp32")] + flags
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and needle in done.stderr + done.stdout
