@@ -31,6 +31,9 @@ public struct WeightMatrix: @unchecked Sendable {
         self.init(rows: rows, cols: cols, dtype: .f32, base: UnsafeRawPointer(buffer.pointer), owner: buffer)
     }
 
+    /// Bytes a full pass over the matrix reads (what one GEMV streams).
+    public var byteCount: Int { rows * cols * dtype.size }
+
     /// Whether both matrices view the same memory (tied embeddings).
     public func sharesStorage(with other: WeightMatrix) -> Bool { base == other.base }
 

@@ -75,6 +75,19 @@ public final class LlamaModel: @unchecked Sendable {
         return c.layerCount * (attn + mlp + 2 * c.hiddenSize) + embed + c.hiddenSize
     }
 
+    /// Weight bytes one forward step streams through its linear layers for a
+    /// single token: every projection of every layer plus the LM head (the
+    /// embedding is only gathered, one row per token).
+    public var linearWeightBytesPerToken: Int {
+        let perLayer = layers.reduce(0) { total, l in
+            total + [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].reduce(0) { $0 + $1.byteCount }
+        }
+        return perLayer + outputProjection.byteCount
+    }
+
+    /// The element type of the projection weights, for reports.
+    public var weightDTypeName: String { layers.first?.q.dtype.rawValue ?? outputProjection.dtype.rawValue }
+
     /// Element width of one token's K (or V) row in the cache.
     public var kvWidth: Int { config.kvHeadCount * config.headDim }
 

@@ -5,6 +5,6 @@ struct PDServe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pdserve",
         abstract: "An LLM serving engine with prefill/decode disaggregation.",
-        subcommands: [GenerateCommand.self]
+        subcommands: [GenerateCommand.self, BenchCommand.self]
     )
 }

@@ -27,6 +27,10 @@ int pds_pool_size(const pds_pool *pool);
 /// Runs fn(ctx, i, ntasks) for every i in [0, ntasks) across the pool and returns when all are done.
 void pds_pool_run(pds_pool *pool, pds_task_fn fn, void *ctx, int ntasks);
 
+/// Reads `count` floats across the pool (a STREAM-style read-bandwidth
+/// probe) and returns their sum so the reads cannot be optimised away.
+double pds_stream_read(pds_pool *pool, const float *buf, size_t count);
+
 /// Sets OpenBLAS's thread count (used by the large-batch linear path).
 void pds_blas_set_threads(int nthreads);
 
