@@ -59,19 +59,19 @@ def bench_dtype(args, dtype_name, torch, transformers):
         for p in prompts:
             ids = torch.tensor([p])
             start = time.perf_counter()
-            model(input_ids=ids, past_key_values=DynamicCache(config=model.config), use_cache=True, logits_to_keep=1)
+            model(input_ids=ids, cache=DynamicCache(config=model.config), use_cache=True, logits_to_keep=1)
             total += time.perf_counter() - start
         return total
 
     def decode(batch, tokens, seed):
         ids = torch.tensor([prompt(args.decode_prompt_len, seed * 100 + i, vocab) for i in range(batch)])
         cache = DynamicCache(config=model.config)
-        out = model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
         nxt = out.logits[:, -1, :].argmax(-1, keepdim=True)
         pos = ids.shape[1]
         start = time.perf_counter()
         for _ in range(tokens):
-            out = model(input_ids=nxt, past_key_values=cache, use_cache=True,
+            out = model(input_ids=nxt, cache=cache, use_cache=True,
                         cache_position=torch.tensor([pos]), logits_to_keep=1)
             nxt = out.logits[:, -1, :].argmax(-1, keepdim=True)
             pos += 1

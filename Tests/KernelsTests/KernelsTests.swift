@@ -57,6 +57,40 @@ func linearMatchesReference(rows: Int, dtype: DType) {
     }
 }
 
+/// The AVX-512 panel kernels (bf16 weights repacked at load) against the
+/// reference: block heights 1...12 and their remainders, output counts that
+/// end a panel below, at and above its 16-lane half, with and without bias.
+/// Runs only where the CPU has AVX-512 (elsewhere the packed copy is not made).
+@Test(arguments: [1, 2, 3, 4, 5, 8, 12, 13, 16, 25, 40], [37, 50, 64, 16])
+func panelLinearMatchesReference(rows: Int, out: Int) throws {
+    try #require(WeightMatrix.panelKernelsAvailable, "no AVX-512 on this CPU: the panel kernels never run")
+    var v = Values(state: UInt64(rows * 131 + out))
+    let inDim = 75
+    let x = v.array(rows * inDim)
+    let w = bf16Round(v.array(out * inDim))
+    let packed = bf16Matrix(rows: out, cols: inDim, values: w).packedForLinear()
+    #expect(packed.isPanelPacked)
+    let expected0 = referenceLinear(x, rows: rows, w, out: out, bias: nil)
+    let bias = v.array(out)
+    let expected1 = referenceLinear(x, rows: rows, w, out: out, bias: bias)
+    for threads in [1, 2] {
+        let pool = ComputePool(threads: threads)
+        for (b, expected) in [(nil, expected0), (bias, expected1)] as [([Float]?, [Float])] {
+            var y = [Float](repeating: .nan, count: rows * out + 7)  // the tail must stay untouched
+            pool.linear(x, rows: rows, weight: packed, bias: b, into: &y)
+            let worst = zip(y, expected).map { abs($0 - $1) }.max()!
+            #expect(worst < 1e-4, "rows \(rows) out \(out) bias \(b != nil) threads \(threads): max error \(worst)")
+            #expect(y[(rows * out)...].allSatisfy { $0.isNaN }, "wrote past the output")
+        }
+    }
+}
+
+/// Packing leaves fp32 weights alone: they stay zero-copy in the mapping.
+@Test func packingSkipsFloat32Weights() {
+    let matrix = WeightMatrix(rows: 3, cols: 5, values: [Float](repeating: 1, count: 15))
+    #expect(!matrix.packedForLinear().isPanelPacked)
+}
+
 @Test func bf16ConversionRoundsToNearestEven() {
     // 1 + 2^-8 lies exactly between two bf16 values: it rounds to the even one (1.0).
     let halfway = Float(bitPattern: 0x3F80_8000)
