@@ -61,9 +61,9 @@ func linearMatchesReference(rows: Int, dtype: DType) {
 /// reference: block heights 1...12 and their remainders, output counts that
 /// end a panel below, at and above its 16-lane half, with and without bias.
 /// Runs only where the CPU has AVX-512 (elsewhere the packed copy is not made).
-@Test(arguments: [1, 2, 3, 4, 5, 8, 12, 13, 16, 25, 40], [37, 50, 64, 16])
+@Test(.enabled(if: WeightMatrix.panelKernelsAvailable, "the panel kernels run only on AVX-512 CPUs"),
+      arguments: [1, 2, 3, 4, 5, 8, 12, 13, 16, 25, 40], [37, 50, 64, 16])
 func panelLinearMatchesReference(rows: Int, out: Int) throws {
-    try #require(WeightMatrix.panelKernelsAvailable, "no AVX-512 on this CPU: the panel kernels never run")
     var v = Values(state: UInt64(rows * 131 + out))
     let inDim = 75
     let x = v.array(rows * inDim)
