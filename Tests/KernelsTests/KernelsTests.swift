@@ -156,17 +156,21 @@ func referenceAttention(q: [Float], k: [Float], v: [Float], tokens: Int, start: 
 
 import Foundation
 
-@Test(arguments: [(DType.f32, 0), (.bf16, 0), (.f32, 5)])
-func pagedAttentionMatchesContiguous(dtype: DType, window: Int) {
+/// Small and odd shapes, plus spans longer than one query block (8 tokens)
+/// and one key tile (8 keys) that start mid-tile, with and without a window.
+@Test(arguments: [(DType.f32, 0, 10, 11, 3), (.bf16, 0, 10, 11, 3), (.f32, 5, 10, 11, 3),
+                  (.f32, 0, 64, 45, 21), (.bf16, 0, 17, 45, 45), (.f32, 13, 64, 45, 21), (.f32, 0, 8, 1, 1)])
+func pagedAttentionMatchesContiguous(dtype: DType, window: Int, dim: Int, context: Int, newTokens: Int) {
     var v = Values(state: 99)
-    let heads = 4, kvHeads = 2, dim = 10, pageSize = 4, context = 11, newTokens = 3
+    let heads = 4, kvHeads = 2, pageSize = 4
     let start = context - newTokens
     var k = v.array(context * kvHeads * dim), vv = v.array(context * kvHeads * dim)
     if dtype == .bf16 { k = bf16Round(k); vv = bf16Round(vv) }
     let q = v.array(newTokens * heads * dim)
     // Scattered, non-consecutive pages prove the page table is honoured.
-    let pageTable: [Int32] = [5, 1, 3]
-    let cache = PagedKVStorage(layers: 1, pageCount: 6, pageSize: pageSize, width: kvHeads * dim, dtype: dtype)
+    let pageCount = (context + pageSize - 1) / pageSize
+    let pageTable: [Int32] = (0..<pageCount).map { Int32((($0 * 7) + 3) % (pageCount + 3)) }  // 7 is coprime to every pageCount + 3 used here
+    let cache = PagedKVStorage(layers: 1, pageCount: pageCount + 3, pageSize: pageSize, width: kvHeads * dim, dtype: dtype)
     let slots = (0..<context).map { pageTable[$0 / pageSize] * Int32(pageSize) + Int32($0 % pageSize) }
     cache.store(layer: 0, keys: k, values: vv, slots: slots)
     for threads in [1, 2] {
