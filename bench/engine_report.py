@@ -91,7 +91,7 @@ def main():
     ap.add_argument("--decode-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ours-json", help="read pdserve results instead of running it")
-    ap.add_argument("--hf-json", help="read HF results instead of running it")
+    ap.add_argument("--hf-json", nargs="+", help="read HF results instead of running it (several files: their variants are merged)")
     ap.add_argument("--before-json", help="pdserve results from before the kernel work, shown beside")
     ap.add_argument("--notes", help="markdown appended to the report (analysis written by hand)")
     ap.add_argument("--out-dir", default=str(REPO / "docs" / "benchmarks"))
@@ -109,7 +109,9 @@ def main():
         run(ours_cmd)
         ours = json.loads((out_dir / "engine-pdserve.json").read_text())
     if args.hf_json:
-        hf = json.loads(Path(args.hf_json).read_text())
+        parts = [json.loads(Path(p).read_text()) for p in args.hf_json]
+        hf = parts[0]
+        hf["variants"] = [v for part in parts for v in part["variants"]]
     else:
         run(hf_cmd)
         hf = json.loads((out_dir / "engine-hf.json").read_text())

@@ -69,7 +69,7 @@ typedef struct {
 /// y[r, 32p .. 32p+31] for `mr` rows starting at x. Unrolled over k by two
 /// with separate accumulators when mr is small, so the FMA latency chain
 /// does not cap a memory-bound decode step.
-INLINE AVX512 void panel_block(int mr, const float *x, int in, const uint16_t *panel,
+INLINE AVX512 void panel_block(int mr, const float *x, int in, const uint16_t *panel, const uint16_t *prefetch,
                                int n_valid, const float *bias, float *y, int out) {
     __m512 lo[MR], hi[MR], lo2[MR], hi2[MR];
     const int split = mr <= 4;
@@ -78,6 +78,8 @@ INLINE AVX512 void panel_block(int mr, const float *x, int in, const uint16_t *p
     int k = 0;
     if (split) {
         for (; k + 2 <= in; k += 2) {
+            _mm_prefetch((const char *)(prefetch + (size_t)k * PANEL), _MM_HINT_T0);
+            _mm_prefetch((const char *)(prefetch + (size_t)(k + 1) * PANEL), _MM_HINT_T0);
             __m512i w0 = _mm512_loadu_si512(panel + (size_t)k * PANEL);
             __m512i w1 = _mm512_loadu_si512(panel + (size_t)(k + 1) * PANEL);
             __m512 a0 = _mm512_castsi512_ps(_mm512_slli_epi32(w0, 16)), b0 = _mm512_castsi512_ps(_mm512_and_si512(w0, high_half));
@@ -92,6 +94,7 @@ INLINE AVX512 void panel_block(int mr, const float *x, int in, const uint16_t *p
         }
     }
     for (; k < in; k++) {
+        _mm_prefetch((const char *)(prefetch + (size_t)k * PANEL), _MM_HINT_T0);
         __m512i w = _mm512_loadu_si512(panel + (size_t)k * PANEL);
         __m512 a = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)), b = _mm512_castsi512_ps(_mm512_and_si512(w, high_half));
         for (int r = 0; r < mr; r++) {
@@ -112,24 +115,37 @@ INLINE AVX512 void panel_block(int mr, const float *x, int in, const uint16_t *p
 }
 
 /// One specialisation per block height, so every accumulator lives in a register.
-static AVX512 void panel_block_any(int mr, const float *x, int in, const uint16_t *panel,
+static AVX512 void panel_block_any(int mr, const float *x, int in, const uint16_t *panel, const uint16_t *prefetch,
                                    int n_valid, const float *bias, float *y, int out) {
     switch (mr) {
-#define CASE(M) case M: panel_block(M, x, in, panel, n_valid, bias, y, out); break;
+#define CASE(M) case M: panel_block(M, x, in, panel, prefetch, n_valid, bias, y, out); break;
     CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8) CASE(9) CASE(10) CASE(11) CASE(12)
 #undef CASE
     }
 }
 
+/// Panels per task: a run of consecutive panels is one sequential stream
+/// for the hardware prefetcher, and a few runs per thread still balance load
+/// when a core is shared.
+#define TASKS_PER_THREAD 4
+
 static AVX512 void panel_task(void *vargs, int task, int ntasks) {
-    (void)ntasks;
     const panel_args *a = vargs;
-    int n0 = task * PANEL, n_valid = a->out - n0 < PANEL ? a->out - n0 : PANEL;
-    const uint16_t *panel = a->panels + (size_t)task * PANEL * a->in;
-    const float *bias = a->bias ? a->bias + n0 : NULL;
-    for (int r = 0; r < a->rows; r += MR) {
-        int mr = a->rows - r < MR ? a->rows - r : MR;
-        panel_block_any(mr, a->x + (size_t)r * a->in, a->in, panel, n_valid, bias, a->y + (size_t)r * a->out + n0, a->out);
+    int npanels = (a->out + PANEL - 1) / PANEL;
+    int p0 = (int)((long)npanels * task / ntasks), p1 = (int)((long)npanels * (task + 1) / ntasks);
+    for (int p = p0; p < p1; p++) {
+        int n0 = p * PANEL, n_valid = a->out - n0 < PANEL ? a->out - n0 : PANEL;
+        const uint16_t *panel = a->panels + (size_t)p * PANEL * a->in;
+        // While the first row block streams this panel in, pull the next one
+        // towards L1 at the same pace: with many rows per block the kernel is
+        // compute-bound and the hardware prefetcher alone falls behind DRAM.
+        const uint16_t *next = p + 1 < p1 ? panel + (size_t)PANEL * a->in : panel;
+        const float *bias = a->bias ? a->bias + n0 : NULL;
+        for (int r = 0; r < a->rows; r += MR) {
+            int mr = a->rows - r < MR ? a->rows - r : MR;
+            panel_block_any(mr, a->x + (size_t)r * a->in, a->in, panel, r == 0 ? next : panel, n_valid, bias,
+                            a->y + (size_t)r * a->out + n0, a->out);
+        }
     }
 }
 
@@ -137,5 +153,6 @@ void pds_linear_panels(pds_pool *pool, const float *x, int rows, int in,
                        const uint16_t *panels, int out, const float *bias, float *y) {
     if (rows <= 0 || out <= 0) return;
     panel_args a = { x, rows, in, out, panels, bias, y };
-    pds_pool_run(pool, panel_task, &a, (out + PANEL - 1) / PANEL);
+    int npanels = (out + PANEL - 1) / PANEL, ntasks = pds_pool_size(pool) * TASKS_PER_THREAD;
+    pds_pool_run(pool, panel_task, &a, ntasks < npanels ? ntasks : npanels);
 }

@@ -20,6 +20,10 @@ static void read_task(void *vargs, int task, int ntasks) {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     size_t i = begin;
     for (; i + 32 <= end; i += 32) {
+        // Software prefetch 2 KB ahead (the GEMV prefetches too) adds a few
+        // percent over the hardware prefetcher, keeping the probe the higher bound.
+        _mm_prefetch((const char *)(a->buf + i + 512), _MM_HINT_T0);
+        _mm_prefetch((const char *)(a->buf + i + 528), _MM_HINT_T0);
         s0 = _mm256_add_ps(s0, _mm256_loadu_ps(a->buf + i));
         s1 = _mm256_add_ps(s1, _mm256_loadu_ps(a->buf + i + 8));
         s2 = _mm256_add_ps(s2, _mm256_loadu_ps(a->buf + i + 16));

@@ -59,10 +59,11 @@ func linearMatchesReference(rows: Int, dtype: DType) {
 
 /// The AVX-512 panel kernels (bf16 weights repacked at load) against the
 /// reference: block heights 1...12 and their remainders, output counts that
-/// end a panel below, at and above its 16-lane half, with and without bias.
+/// end a panel below, at and above its 16-lane half, several panels per task
+/// (300 outputs), with and without bias.
 /// Runs only where the CPU has AVX-512 (elsewhere the packed copy is not made).
 @Test(.enabled(if: WeightMatrix.panelKernelsAvailable, "the panel kernels run only on AVX-512 CPUs"),
-      arguments: [1, 2, 3, 4, 5, 8, 12, 13, 16, 25, 40], [37, 50, 64, 16])
+      arguments: [1, 2, 3, 4, 5, 8, 12, 13, 16, 25, 40], [37, 50, 64, 16, 300])
 func panelLinearMatchesReference(rows: Int, out: Int) throws {
     var v = Values(state: UInt64(rows * 131 + out))
     let inDim = 75
