@@ -116,8 +116,10 @@ static void fold_tile(const attn_args *a, const float *q, int k0, int first, int
         else if (s[j] > m) m = s[j];
     }
     // m is finite: the caller only folds tiles holding at least one visible key.
-    float rescale = expf(*row_max - m), sum = *row_sum * rescale;
-    for (int j = 0; j < KT; j++) { s[j] = expf(s[j] - m); sum += s[j]; }
+    float rescale = expf(*row_max - m);
+    __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s), _mm256_set1_ps(m)));
+    _mm256_storeu_ps(s, e);
+    float sum = *row_sum * rescale + hsum256(e);
     *row_max = m;
     *row_sum = sum;
     int d = 0;

@@ -129,22 +129,33 @@ static AVX512 void panel_block_any(int mr, const float *x, int in, const uint16_
 /// when a core is shared.
 #define TASKS_PER_THREAD 4
 
+/// Bytes of activation rows kept hot in L2 while a run of panels goes by.
+#define ROW_BLOCK_BYTES (512 * 1024)
+
 static AVX512 void panel_task(void *vargs, int task, int ntasks) {
     const panel_args *a = vargs;
     int npanels = (a->out + PANEL - 1) / PANEL;
     int p0 = (int)((long)npanels * task / ntasks), p1 = (int)((long)npanels * (task + 1) / ntasks);
-    for (int p = p0; p < p1; p++) {
-        int n0 = p * PANEL, n_valid = a->out - n0 < PANEL ? a->out - n0 : PANEL;
-        const uint16_t *panel = a->panels + (size_t)p * PANEL * a->in;
-        // While the first row block streams this panel in, pull the next one
-        // towards L1 at the same pace: with many rows per block the kernel is
-        // compute-bound and the hardware prefetcher alone falls behind DRAM.
-        const uint16_t *next = p + 1 < p1 ? panel + (size_t)PANEL * a->in : panel;
-        const float *bias = a->bias ? a->bias + n0 : NULL;
-        for (int r = 0; r < a->rows; r += MR) {
-            int mr = a->rows - r < MR ? a->rows - r : MR;
-            panel_block_any(mr, a->x + (size_t)r * a->in, a->in, panel, r == 0 ? next : panel, n_valid, bias,
-                            a->y + (size_t)r * a->out + n0, a->out);
+    // Prefill-sized inputs are taken in blocks of rows small enough to stay in
+    // L2 while every panel of the run passes over them; otherwise each panel
+    // would re-read all rows from L3.
+    int block = ROW_BLOCK_BYTES / (a->in * (int)sizeof(float)) / MR * MR;
+    if (block < MR) block = MR;
+    for (int r0 = 0; r0 < a->rows; r0 += block) {
+        int r1 = r0 + block < a->rows ? r0 + block : a->rows;
+        for (int p = p0; p < p1; p++) {
+            int n0 = p * PANEL, n_valid = a->out - n0 < PANEL ? a->out - n0 : PANEL;
+            const uint16_t *panel = a->panels + (size_t)p * PANEL * a->in;
+            // While the first row block streams this panel in, pull the next one
+            // towards L1 at the same pace: with many rows per block the kernel is
+            // compute-bound and the hardware prefetcher alone falls behind DRAM.
+            const uint16_t *next = p + 1 < p1 ? panel + (size_t)PANEL * a->in : panel;
+            const float *bias = a->bias ? a->bias + n0 : NULL;
+            for (int r = r0; r < r1; r += MR) {
+                int mr = r1 - r < MR ? r1 - r : MR;
+                panel_block_any(mr, a->x + (size_t)r * a->in, a->in, panel, r == r0 ? next : panel, n_valid, bias,
+                                a->y + (size_t)r * a->out + n0, a->out);
+            }
         }
     }
 }

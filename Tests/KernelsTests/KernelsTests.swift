@@ -114,6 +114,20 @@ func panelLinearMatchesReference(rows: Int, out: Int) throws {
     }
 }
 
+/// The vectorised exp inside SiLU: close to Foundation's across the range,
+/// including saturating inputs, and on the scalar tail (19 values = 2×8 + 3).
+@Test func siluMulMatchesDefinition() {
+    var v = Values(state: 11)
+    let gate = v.array(19).map { $0 * 30 } + [-200, 200, 0, -88, 88]
+    let x = v.array(gate.count)
+    var out = x
+    Kernels.siluMul(gate: gate, &out)
+    for i in 0..<gate.count {
+        let g = Double(gate[i]), expected = g / (1 + Foundation.exp(-g)) * Double(x[i])
+        #expect(abs(Double(out[i]) - expected) <= 1e-6 * max(1, abs(expected)), "silu(\(g)) * \(x[i])")
+    }
+}
+
 @Test func ropeRotatesHalvesByPositionAngle() {
     let headDim = 6
     var x: [Float] = [1, 2, 3, 4, 5, 6]
