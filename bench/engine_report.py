@@ -45,6 +45,16 @@ def best_hf(hf, metric):
     return best
 
 
+def cpu_flags_note():
+    """The vector extensions that matter here, as this machine reports them."""
+    try:
+        flags = next(l for l in open("/proc/cpuinfo") if l.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return "flags unknown"
+    have = [f for f in ["avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "amx_tile"] if f in flags]
+    return " ".join(have) + ("" if "amx_tile" in flags else ", no AMX")
+
+
 def fmt(x, digits=1):
     return "–" if x is None else f"{x:,.{digits}f}"
 
@@ -160,7 +170,7 @@ def main():
         "",
         "## Setup",
         "",
-        f"- Machine: {ours.get('cpu')} , {ours.get('cores')} cores, {ours['threads']} threads used by both engines.",
+        f"- Machine: {ours.get('cpu')} ({ours.get('cores')} cores; {cpu_flags_note()}), {ours['threads']} threads used by both engines.",
         f"- Model: `{ours['model_path']}` — {ours.get('params', 0) / 1e6:.1f}M-parameter Llama (hidden 1024, 8 layers, 16 heads, "
         f"4 KV heads, vocab 32000), bf16 safetensors, built by `python3 tests/reference/make_fixtures.py --bench-model {ours['model_path']}`.",
         f"- pdserve: weights {ours.get('weight_dtype')}, fp32 compute, KV cache {ours.get('kv_cache_dtype')}, prefix cache off.",
