@@ -24,6 +24,11 @@ public final class ComputePool: @unchecked Sendable {
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
                 func run(_ b: UnsafePointer<Float>?) {
+                    if let panels = weight.panels, pds_avx512_enabled() != 0 {
+                        pds_linear_panels(pool, xp.baseAddress!, Int32(rows), Int32(weight.cols),
+                                          panels.pointer.assumingMemoryBound(to: UInt16.self), Int32(weight.rows), b, yp.baseAddress!)
+                        return
+                    }
                     pds_linear(pool, xp.baseAddress!, Int32(rows), Int32(weight.cols), weight.base,
                                weight.dtype.kernelTag, Int32(weight.rows), b, yp.baseAddress!)
                 }

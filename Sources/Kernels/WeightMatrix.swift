@@ -13,6 +13,9 @@ public struct WeightMatrix: @unchecked Sendable {
     public let dtype: DType
     let base: UnsafeRawPointer
     let owner: AnyObject
+    /// The same weights repacked into 32-row column panels for the AVX-512
+    /// kernels (bf16 only); nil uses the row-major kernels.
+    let panels: OwnedBuffer?
 
     /// Wraps memory that `owner` keeps alive. `base` must hold rows*cols elements of `dtype`.
     public init(rows: Int, cols: Int, dtype: DType, base: UnsafeRawPointer, owner: AnyObject) {
@@ -21,7 +24,35 @@ public struct WeightMatrix: @unchecked Sendable {
         self.dtype = dtype
         self.base = base
         self.owner = owner
+        self.panels = nil
     }
+
+    private init(_ matrix: WeightMatrix, panels: OwnedBuffer) {
+        rows = matrix.rows
+        cols = matrix.cols
+        dtype = matrix.dtype
+        base = matrix.base
+        owner = matrix.owner
+        self.panels = panels
+    }
+
+    /// Whether linear layers would use a panel-packed copy on this machine.
+    public static var panelKernelsAvailable: Bool { pds_avx512_enabled() != 0 }
+
+    /// This matrix with a panel-packed copy for the AVX-512 linear kernels
+    /// when the CPU runs them and the weights are bf16; otherwise itself.
+    /// The copy costs as much memory as the bf16 weights again (the mapped
+    /// original stays for row lookups and the portable path).
+    public func packedForLinear() -> WeightMatrix {
+        guard dtype == .bf16, panels == nil, Self.panelKernelsAvailable else { return self }
+        let packed = OwnedBuffer(byteCount: pds_panel_elements(Int32(rows), Int32(cols)) * 2)
+        pds_pack_bf16_panels(base.assumingMemoryBound(to: UInt16.self), Int32(rows), Int32(cols),
+                             packed.pointer.assumingMemoryBound(to: UInt16.self))
+        return WeightMatrix(self, panels: packed)
+    }
+
+    /// Whether the linear kernels read the panel-packed copy.
+    public var isPanelPacked: Bool { panels != nil }
 
     /// Copies `values` into an owned fp32 matrix.
     public init(rows: Int, cols: Int, values: [Float]) {
@@ -30,6 +61,9 @@ public struct WeightMatrix: @unchecked Sendable {
         values.withUnsafeBytes { buffer.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         self.init(rows: rows, cols: cols, dtype: .f32, base: UnsafeRawPointer(buffer.pointer), owner: buffer)
     }
+
+    /// Bytes a full pass over the matrix reads (what one GEMV streams).
+    public var byteCount: Int { rows * cols * dtype.size }
 
     /// Whether both matrices view the same memory (tied embeddings).
     public func sharesStorage(with other: WeightMatrix) -> Bool { base == other.base }

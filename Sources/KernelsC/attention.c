@@ -1,5 +1,12 @@
-// Paged attention. Each (query token, head) pair is one unit of work: scores
-// over its visible context, a softmax, then a weighted sum of V rows.
+// Paged causal GQA attention, tiled flash-style.
+//
+// Why tiles: the first cut took one (token, head) at a time, so every score
+// was a short dot product ending in a horizontal sum, and each K/V row was
+// re-read for every head of its group. Here one unit of work is a block of
+// query tokens of one sequence times all heads sharing one KV head; keys go
+// by in tiles of 8, transposed once into [dim][8] so each query row gets 8
+// scores from plain 8-wide FMAs, and an online softmax (running max and sum)
+// folds each tile into the output without storing a row of scores.
 #include "KernelsC.h"
 #include "simd.h"
 #include <math.h>
@@ -15,70 +22,158 @@ void pds_kv_store(const float *src, int tokens, int width, const int32_t *slots,
     }
 }
 
+/// Keys per tile: one AVX2 vector of scores.
+#define KT 8
+/// Query tokens per unit of work; with 4 heads per KV head that is 32 query rows.
+#define QB 8
+
 typedef struct {
     const pds_attn_seq *seqs;
-    const int32_t *token_seq;   // sequence index of each batch token
+    const int32_t *unit_seq;    // sequence of each unit
+    const int32_t *unit_block;  // query block within that sequence
     const float *q;
     float *out;
     const void *kcache, *vcache;
-    int kv_type, heads, kv_heads, head_dim, page_size, window, total_tokens, units_per_task;
+    int kv_type, heads, kv_heads, head_dim, page_size, window;
     float scale;
 } attn_args;
 
-static _Thread_local float *score_buffer;
-static _Thread_local size_t score_capacity;
+/// Per-thread scratch: transposed K tile, V tile, and per-row output/max/sum.
+typedef struct {
+    float *kt, *v, *acc, *row_max, *row_sum;
+    int dim, rows;  // what it was sized for
+} attn_scratch;
 
-static float *scores_for(size_t n) {
-    if (n > score_capacity) {
-        free(score_buffer);
-        score_capacity = n * 2;
-        score_buffer = malloc(sizeof(float) * score_capacity);
-    }
-    return score_buffer;
+static _Thread_local attn_scratch scratch;
+
+static void ensure_scratch(int dim, int rows) {
+    if (scratch.kt && dim <= scratch.dim && rows <= scratch.rows) return;
+    if (dim < scratch.dim) dim = scratch.dim;
+    if (rows < scratch.rows) rows = scratch.rows;
+    size_t need = (size_t)dim * (size_t)rows;
+    free(scratch.kt); free(scratch.v); free(scratch.acc); free(scratch.row_max); free(scratch.row_sum);
+    scratch.kt = malloc(sizeof(float) * (size_t)dim * KT);
+    scratch.v = malloc(sizeof(float) * (size_t)dim * KT);
+    scratch.acc = malloc(sizeof(float) * need);
+    scratch.row_max = malloc(sizeof(float) * (size_t)rows);
+    scratch.row_sum = malloc(sizeof(float) * (size_t)rows);
+    scratch.dim = dim;
+    scratch.rows = rows;
 }
 
-static void attend_one(const attn_args *a, int token, int head) {
-    const pds_attn_seq *s = &a->seqs[a->token_seq[token]];
-    int pos = s->start_position + (token - s->token_offset);
-    int first = a->window > 0 && pos - a->window + 1 > 0 ? pos - a->window + 1 : 0;
-    int n = pos - first + 1;
-    int dim = a->head_dim, kvh = head / (a->heads / a->kv_heads);
-    size_t kv_width = (size_t)a->kv_heads * dim;
-    const float *q = a->q + ((size_t)token * a->heads + head) * dim;
-    float *out = a->out + ((size_t)token * a->heads + head) * dim;
-    float *scores = scores_for((size_t)n);
+static inline const void *kv_row(const attn_args *a, const void *cache, const pds_attn_seq *s, int pos, int kvh) {
+    size_t slot = (size_t)s->page_table[pos / a->page_size] * a->page_size + pos % a->page_size;
+    size_t off = slot * (size_t)a->kv_heads * a->head_dim + (size_t)kvh * a->head_dim;
+    return a->kv_type == PDS_BF16 ? (const void *)((const uint16_t *)cache + off) : (const void *)((const float *)cache + off);
+}
 
-    float max_score = -INFINITY;
-    for (int j = 0; j < n; j++) {
-        int p = first + j;
-        size_t slot = (size_t)s->page_table[p / a->page_size] * a->page_size + p % a->page_size;
-        size_t off = slot * kv_width + (size_t)kvh * dim;
-        float d = a->kv_type == PDS_BF16 ? dot_f32_bf16(q, (const uint16_t *)a->kcache + off, dim)
-                                         : dot_f32(q, (const float *)a->kcache + off, dim);
-        scores[j] = d * a->scale;
-        if (scores[j] > max_score) max_score = scores[j];
-    }
-    float sum = 0;
-    for (int j = 0; j < n; j++) { scores[j] = expf(scores[j] - max_score); sum += scores[j]; }
-    float inv = 1.0f / sum;
-    memset(out, 0, sizeof(float) * (size_t)dim);
-    for (int j = 0; j < n; j++) {
-        int p = first + j;
-        size_t slot = (size_t)s->page_table[p / a->page_size] * a->page_size + p % a->page_size;
-        size_t off = slot * kv_width + (size_t)kvh * dim;
-        float w = scores[j] * inv;
-        if (a->kv_type == PDS_BF16) axpy_bf16(out, w, (const uint16_t *)a->vcache + off, dim);
-        else axpy_f32(out, w, (const float *)a->vcache + off, dim);
+/// Loads keys [k0, k0+n) into kt[d*KT + j] (transposed) and values into v[j*dim + d]; missing keys are zero.
+static void load_tile(const attn_args *a, const pds_attn_seq *s, int kvh, int k0, int n, float *kt, float *v) {
+    int dim = a->head_dim;
+    float row[dim];
+    for (int j = 0; j < KT; j++) {
+        if (j < n) {
+            const void *kr = kv_row(a, a->kcache, s, k0 + j, kvh), *vr = kv_row(a, a->vcache, s, k0 + j, kvh);
+            if (a->kv_type == PDS_BF16) {
+                pds_bf16_to_f32(kr, row, (size_t)dim);
+                pds_bf16_to_f32(vr, v + (size_t)j * dim, (size_t)dim);
+            } else {
+                memcpy(row, kr, sizeof(float) * (size_t)dim);
+                memcpy(v + (size_t)j * dim, vr, sizeof(float) * (size_t)dim);
+            }
+        } else {
+            memset(row, 0, sizeof(float) * (size_t)dim);
+            memset(v + (size_t)j * dim, 0, sizeof(float) * (size_t)dim);
+        }
+        for (int d = 0; d < dim; d++) kt[d * KT + j] = row[d];
     }
 }
 
-static void attention_task(void *vargs, int task, int ntasks) {
-    (void)ntasks;
+/// scores[0..8) = q · K-tile, four accumulators to hide FMA latency.
+static inline __m256 tile_scores(const float *q, const float *kt, int dim) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int d = 0;
+    for (; d + 4 <= dim; d += 4) {
+        s0 = _mm256_fmadd_ps(_mm256_set1_ps(q[d]), _mm256_loadu_ps(kt + d * KT), s0);
+        s1 = _mm256_fmadd_ps(_mm256_set1_ps(q[d + 1]), _mm256_loadu_ps(kt + (d + 1) * KT), s1);
+        s2 = _mm256_fmadd_ps(_mm256_set1_ps(q[d + 2]), _mm256_loadu_ps(kt + (d + 2) * KT), s2);
+        s3 = _mm256_fmadd_ps(_mm256_set1_ps(q[d + 3]), _mm256_loadu_ps(kt + (d + 3) * KT), s3);
+    }
+    for (; d < dim; d++) s0 = _mm256_fmadd_ps(_mm256_set1_ps(q[d]), _mm256_loadu_ps(kt + d * KT), s0);
+    return _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+}
+
+/// Folds one key tile into one query row's running softmax and output.
+static void fold_tile(const attn_args *a, const float *q, int k0, int first, int last,
+                      const float *kt, const float *v, float *acc, float *row_max, float *row_sum) {
+    int dim = a->head_dim;
+    float s[KT];
+    _mm256_storeu_ps(s, _mm256_mul_ps(tile_scores(q, kt, dim), _mm256_set1_ps(a->scale)));
+    float m = *row_max;
+    for (int j = 0; j < KT; j++) {
+        int p = k0 + j;
+        if (p < first || p > last) s[j] = -INFINITY;
+        else if (s[j] > m) m = s[j];
+    }
+    // m is finite: the caller only folds tiles holding at least one visible key.
+    float rescale = expf(*row_max - m);
+    __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s), _mm256_set1_ps(m)));
+    _mm256_storeu_ps(s, e);
+    float sum = *row_sum * rescale + hsum256(e);
+    *row_max = m;
+    *row_sum = sum;
+    int d = 0;
+    __m256 r = _mm256_set1_ps(rescale);
+    for (; d + 8 <= dim; d += 8) {
+        __m256 o = _mm256_mul_ps(_mm256_loadu_ps(acc + d), r);
+        for (int j = 0; j < KT; j++) o = _mm256_fmadd_ps(_mm256_set1_ps(s[j]), _mm256_loadu_ps(v + (size_t)j * dim + d), o);
+        _mm256_storeu_ps(acc + d, o);
+    }
+    for (; d < dim; d++) {
+        float o = acc[d] * rescale;
+        for (int j = 0; j < KT; j++) o += s[j] * v[(size_t)j * dim + d];
+        acc[d] = o;
+    }
+}
+
+static void attention_unit(void *vargs, int unit, int nunits) {
+    (void)nunits;
     const attn_args *a = vargs;
-    int units = a->total_tokens * a->heads;
-    int begin = task * a->units_per_task;
-    int end = begin + a->units_per_task < units ? begin + a->units_per_task : units;
-    for (int u = begin; u < end; u++) attend_one(a, u / a->heads, u % a->heads);
+    int group = a->heads / a->kv_heads, dim = a->head_dim;
+    int seq_unit = unit / a->kv_heads, kvh = unit % a->kv_heads;
+    const pds_attn_seq *s = &a->seqs[a->unit_seq[seq_unit]];
+    int t0 = a->unit_block[seq_unit] * QB;
+    int nt = s->token_count - t0 < QB ? s->token_count - t0 : QB;
+    int rows = nt * group;
+    ensure_scratch(dim, QB * group);
+    for (int r = 0; r < rows; r++) scratch.row_max[r] = -INFINITY, scratch.row_sum[r] = 0;
+    memset(scratch.acc, 0, sizeof(float) * (size_t)rows * dim);
+
+    // Visible keys of query token t: [first(t), pos(t)]; the block needs the union.
+    int pos0 = s->start_position + t0, pos_last = pos0 + nt - 1;
+    int lo = a->window > 0 && pos0 - a->window + 1 > 0 ? pos0 - a->window + 1 : 0;
+    for (int k0 = lo - lo % KT; k0 <= pos_last; k0 += KT) {
+        int n = pos_last + 1 - k0 < KT ? pos_last + 1 - k0 : KT;
+        load_tile(a, s, kvh, k0, n, scratch.kt, scratch.v);
+        for (int t = 0; t < nt; t++) {
+            int pos = pos0 + t;
+            int first = a->window > 0 && pos - a->window + 1 > 0 ? pos - a->window + 1 : 0;
+            if (k0 > pos || k0 + KT <= first) continue;  // no visible key in this tile
+            for (int g = 0; g < group; g++) {
+                int head = kvh * group + g, r = t * group + g;
+                const float *q = a->q + ((size_t)(s->token_offset + t0 + t) * a->heads + head) * dim;
+                fold_tile(a, q, k0, first, pos, scratch.kt, scratch.v, scratch.acc + (size_t)r * dim,
+                          &scratch.row_max[r], &scratch.row_sum[r]);
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        for (int g = 0; g < group; g++) {
+            int head = kvh * group + g, r = t * group + g;
+            float *out = a->out + ((size_t)(s->token_offset + t0 + t) * a->heads + head) * dim;
+            float inv = 1.0f / scratch.row_sum[r];
+            for (int d = 0; d < dim; d++) out[d] = scratch.acc[(size_t)r * dim + d] * inv;
+        }
 }
 
 void pds_attention(pds_pool *pool, const pds_attn_seq *seqs, int nseqs, int total_tokens,
@@ -86,14 +181,16 @@ void pds_attention(pds_pool *pool, const pds_attn_seq *seqs, int nseqs, int tota
                    const void *kcache, const void *vcache, int kv_type, int page_size,
                    int window, float scale, float *out) {
     if (total_tokens <= 0) return;
-    int32_t *token_seq = malloc(sizeof(int32_t) * (size_t)total_tokens);
+    int blocks = 0;
+    for (int s = 0; s < nseqs; s++) blocks += (seqs[s].token_count + QB - 1) / QB;
+    int32_t *unit_seq = malloc(sizeof(int32_t) * (size_t)blocks), *unit_block = malloc(sizeof(int32_t) * (size_t)blocks);
+    // Latest query blocks first: they see the most keys, so the long units start early and the pool stays balanced.
+    int u = 0;
     for (int s = 0; s < nseqs; s++)
-        for (int t = 0; t < seqs[s].token_count; t++) token_seq[seqs[s].token_offset + t] = s;
-    int units = total_tokens * heads;
-    int ntasks = pds_pool_size(pool) * 8;
-    if (ntasks > units) ntasks = units;
-    attn_args a = { seqs, token_seq, q, out, kcache, vcache, kv_type, heads, kv_heads, head_dim,
-                    page_size, window, total_tokens, (units + ntasks - 1) / ntasks, scale };
-    pds_pool_run(pool, attention_task, &a, (units + a.units_per_task - 1) / a.units_per_task);
-    free(token_seq);
+        for (int b = (seqs[s].token_count + QB - 1) / QB - 1; b >= 0; b--) { unit_seq[u] = s; unit_block[u] = b; u++; }
+    attn_args a = { seqs, unit_seq, unit_block, q, out, kcache, vcache, kv_type, heads, kv_heads, head_dim,
+                    page_size, window, scale };
+    pds_pool_run(pool, attention_unit, &a, blocks * kv_heads);
+    free(unit_seq);
+    free(unit_block);
 }

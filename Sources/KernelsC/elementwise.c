@@ -13,7 +13,14 @@ void pds_rmsnorm(const float *x, const float *weight, float eps, int rows, int d
 }
 
 void pds_silu_mul(const float *gate, float *x, size_t count) {
-    for (size_t i = 0; i < count; i++) {
+    size_t i = 0;
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (; i + 8 <= count; i += 8) {
+        __m256 g = _mm256_loadu_ps(gate + i);
+        __m256 silu = _mm256_div_ps(g, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(silu, _mm256_loadu_ps(x + i)));
+    }
+    for (; i < count; i++) {
         float g = gate[i];
         x[i] = (g / (1.0f + expf(-g))) * x[i];
     }

@@ -3,6 +3,7 @@
 // thread costs tens of microseconds, a spinning one about one.
 #include "KernelsC.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <immintrin.h>
@@ -94,5 +95,10 @@ void pds_pool_run(pds_pool *pool, pds_task_fn fn, void *ctx, int ntasks) {
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mutex);
     run_tasks(pool);
-    while (atomic_load_explicit(&pool->finished_workers, memory_order_acquire) < pool->size - 1) _mm_pause();
+    // When the cores are oversubscribed a worker may be descheduled: after a
+    // short spin, yield so it can run instead of burning our time slice.
+    for (int spins = 0; atomic_load_explicit(&pool->finished_workers, memory_order_acquire) < pool->size - 1; spins++) {
+        if (spins < SPIN_ITERATIONS) _mm_pause();
+        else sched_yield();
+    }
 }

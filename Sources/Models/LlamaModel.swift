@@ -33,9 +33,10 @@ public final class LlamaModel: @unchecked Sendable {
         let h = config.hiddenSize, qDim = config.headCount * config.headDim, kvDim = config.kvHeadCount * config.headDim
         embeddings = try checkpoint.matrix("model.embed_tokens.weight", rows: config.vocabSize, cols: h)
         if checkpoint.contains("lm_head.weight") && !config.tieWordEmbeddings {
-            outputProjection = try checkpoint.matrix("lm_head.weight", rows: config.vocabSize, cols: h)
+            outputProjection = try checkpoint.matrix("lm_head.weight", rows: config.vocabSize, cols: h).packedForLinear()
         } else {
-            outputProjection = embeddings
+            // Tied: the embedding keeps its row-major mapping for lookups; the LM head gets its own packed copy.
+            outputProjection = embeddings.packedForLinear()
         }
         finalNorm = try checkpoint.vector("model.norm.weight", count: h)
         var layers: [DecoderLayer] = []
@@ -47,18 +48,18 @@ public final class LlamaModel: @unchecked Sendable {
             layers.append(DecoderLayer(
                 inputNorm: try checkpoint.vector(p + "input_layernorm.weight", count: h),
                 postAttentionNorm: try checkpoint.vector(p + "post_attention_layernorm.weight", count: h),
-                q: try checkpoint.matrix(p + "self_attn.q_proj.weight", rows: qDim, cols: h),
-                k: try checkpoint.matrix(p + "self_attn.k_proj.weight", rows: kvDim, cols: h),
-                v: try checkpoint.matrix(p + "self_attn.v_proj.weight", rows: kvDim, cols: h),
-                o: try checkpoint.matrix(p + "self_attn.o_proj.weight", rows: h, cols: qDim),
+                q: try checkpoint.matrix(p + "self_attn.q_proj.weight", rows: qDim, cols: h).packedForLinear(),
+                k: try checkpoint.matrix(p + "self_attn.k_proj.weight", rows: kvDim, cols: h).packedForLinear(),
+                v: try checkpoint.matrix(p + "self_attn.v_proj.weight", rows: kvDim, cols: h).packedForLinear(),
+                o: try checkpoint.matrix(p + "self_attn.o_proj.weight", rows: h, cols: qDim).packedForLinear(),
                 qBias: try optionalVector("self_attn.q_proj.bias", qDim),
                 kBias: try optionalVector("self_attn.k_proj.bias", kvDim),
                 vBias: try optionalVector("self_attn.v_proj.bias", kvDim),
                 qNorm: try optionalVector("self_attn.q_norm.weight", config.headDim),
                 kNorm: try optionalVector("self_attn.k_norm.weight", config.headDim),
-                gate: try checkpoint.matrix(p + "mlp.gate_proj.weight", rows: config.intermediateSize, cols: h),
-                up: try checkpoint.matrix(p + "mlp.up_proj.weight", rows: config.intermediateSize, cols: h),
-                down: try checkpoint.matrix(p + "mlp.down_proj.weight", rows: h, cols: config.intermediateSize)
+                gate: try checkpoint.matrix(p + "mlp.gate_proj.weight", rows: config.intermediateSize, cols: h).packedForLinear(),
+                up: try checkpoint.matrix(p + "mlp.up_proj.weight", rows: config.intermediateSize, cols: h).packedForLinear(),
+                down: try checkpoint.matrix(p + "mlp.down_proj.weight", rows: h, cols: config.intermediateSize).packedForLinear()
             ))
             progress(i + 1, config.layerCount)
         }
@@ -74,6 +75,19 @@ public final class LlamaModel: @unchecked Sendable {
         let embed = c.vocabSize * c.hiddenSize * (outputProjection.sharesStorage(with: embeddings) ? 1 : 2)
         return c.layerCount * (attn + mlp + 2 * c.hiddenSize) + embed + c.hiddenSize
     }
+
+    /// Weight bytes one forward step streams through its linear layers for a
+    /// single token: every projection of every layer plus the LM head (the
+    /// embedding is only gathered, one row per token).
+    public var linearWeightBytesPerToken: Int {
+        let perLayer = layers.reduce(0) { total, l in
+            total + [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].reduce(0) { $0 + $1.byteCount }
+        }
+        return perLayer + outputProjection.byteCount
+    }
+
+    /// The element type of the projection weights, for reports.
+    public var weightDTypeName: String { layers.first?.q.dtype.rawValue ?? outputProjection.dtype.rawValue }
 
     /// Element width of one token's K (or V) row in the cache.
     public var kvWidth: Int { config.kvHeadCount * config.headDim }

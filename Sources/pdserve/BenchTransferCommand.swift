@@ -50,12 +50,3 @@ struct BenchTransferCommand: ParsableCommand {
         }
     }
 }
-
-/// `pdserve bench …`: measurements that belong in docs/, not in tests.
-struct BenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "bench",
-        abstract: "Benchmarks.",
-        subcommands: [BenchTransferCommand.self]
-    )
-}

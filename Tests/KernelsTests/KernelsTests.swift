@@ -57,6 +57,41 @@ func linearMatchesReference(rows: Int, dtype: DType) {
     }
 }
 
+/// The AVX-512 panel kernels (bf16 weights repacked at load) against the
+/// reference: block heights 1...12 and their remainders, output counts that
+/// end a panel below, at and above its 16-lane half, several panels per task
+/// (300 outputs), with and without bias.
+/// Runs only where the CPU has AVX-512 (elsewhere the packed copy is not made).
+@Test(.enabled(if: WeightMatrix.panelKernelsAvailable, "the panel kernels run only on AVX-512 CPUs"),
+      arguments: [1, 2, 3, 4, 5, 8, 12, 13, 16, 25, 40], [37, 50, 64, 16, 300])
+func panelLinearMatchesReference(rows: Int, out: Int) throws {
+    var v = Values(state: UInt64(rows * 131 + out))
+    let inDim = 75
+    let x = v.array(rows * inDim)
+    let w = bf16Round(v.array(out * inDim))
+    let packed = bf16Matrix(rows: out, cols: inDim, values: w).packedForLinear()
+    #expect(packed.isPanelPacked)
+    let expected0 = referenceLinear(x, rows: rows, w, out: out, bias: nil)
+    let bias = v.array(out)
+    let expected1 = referenceLinear(x, rows: rows, w, out: out, bias: bias)
+    for threads in [1, 2] {
+        let pool = ComputePool(threads: threads)
+        for (b, expected) in [(nil, expected0), (bias, expected1)] as [([Float]?, [Float])] {
+            var y = [Float](repeating: .nan, count: rows * out + 7)  // the tail must stay untouched
+            pool.linear(x, rows: rows, weight: packed, bias: b, into: &y)
+            let worst = zip(y, expected).map { abs($0 - $1) }.max()!
+            #expect(worst < 1e-4, "rows \(rows) out \(out) bias \(b != nil) threads \(threads): max error \(worst)")
+            #expect(y[(rows * out)...].allSatisfy { $0.isNaN }, "wrote past the output")
+        }
+    }
+}
+
+/// Packing leaves fp32 weights alone: they stay zero-copy in the mapping.
+@Test func packingSkipsFloat32Weights() {
+    let matrix = WeightMatrix(rows: 3, cols: 5, values: [Float](repeating: 1, count: 15))
+    #expect(!matrix.packedForLinear().isPanelPacked)
+}
+
 @Test func bf16ConversionRoundsToNearestEven() {
     // 1 + 2^-8 lies exactly between two bf16 values: it rounds to the even one (1.0).
     let halfway = Float(bitPattern: 0x3F80_8000)
@@ -76,6 +111,20 @@ func linearMatchesReference(rows: Int, dtype: DType) {
         for i in 0..<dim {
             #expect(abs(Double(out[r * dim + i]) - Double(w[i]) * Double(row[row.startIndex + i]) / rms) < 1e-5)
         }
+    }
+}
+
+/// The vectorised exp inside SiLU: close to Foundation's across the range,
+/// including saturating inputs, and on the scalar tail (19 values = 2×8 + 3).
+@Test func siluMulMatchesDefinition() {
+    var v = Values(state: 11)
+    let gate = v.array(19).map { $0 * 30 } + [-200, 200, 0, -88, 88]
+    let x = v.array(gate.count)
+    var out = x
+    Kernels.siluMul(gate: gate, &out)
+    for i in 0..<gate.count {
+        let g = Double(gate[i]), expected = g / (1 + Foundation.exp(-g)) * Double(x[i])
+        #expect(abs(Double(out[i]) - expected) <= 1e-6 * max(1, abs(expected)), "silu(\(g)) * \(x[i])")
     }
 }
 
@@ -122,17 +171,21 @@ func referenceAttention(q: [Float], k: [Float], v: [Float], tokens: Int, start: 
 
 import Foundation
 
-@Test(arguments: [(DType.f32, 0), (.bf16, 0), (.f32, 5)])
-func pagedAttentionMatchesContiguous(dtype: DType, window: Int) {
+/// Small and odd shapes, plus spans longer than one query block (8 tokens)
+/// and one key tile (8 keys) that start mid-tile, with and without a window.
+@Test(arguments: [(DType.f32, 0, 10, 11, 3), (.bf16, 0, 10, 11, 3), (.f32, 5, 10, 11, 3),
+                  (.f32, 0, 64, 45, 21), (.bf16, 0, 17, 45, 45), (.f32, 13, 64, 45, 21), (.f32, 0, 8, 1, 1)])
+func pagedAttentionMatchesContiguous(dtype: DType, window: Int, dim: Int, context: Int, newTokens: Int) {
     var v = Values(state: 99)
-    let heads = 4, kvHeads = 2, dim = 10, pageSize = 4, context = 11, newTokens = 3
+    let heads = 4, kvHeads = 2, pageSize = 4
     let start = context - newTokens
     var k = v.array(context * kvHeads * dim), vv = v.array(context * kvHeads * dim)
     if dtype == .bf16 { k = bf16Round(k); vv = bf16Round(vv) }
     let q = v.array(newTokens * heads * dim)
     // Scattered, non-consecutive pages prove the page table is honoured.
-    let pageTable: [Int32] = [5, 1, 3]
-    let cache = try! PagedKVStorage(layers: 1, pageCount: 6, pageSize: pageSize, width: kvHeads * dim, dtype: dtype)
+    let pageCount = (context + pageSize - 1) / pageSize
+    let pageTable: [Int32] = (0..<pageCount).map { Int32((($0 * 7) + 3) % (pageCount + 3)) }  // 7 is coprime to every pageCount + 3 used here
+    let cache = try! PagedKVStorage(layers: 1, pageCount: pageCount + 3, pageSize: pageSize, width: kvHeads * dim, dtype: dtype)
     let slots = (0..<context).map { pageTable[$0 / pageSize] * Int32(pageSize) + Int32($0 % pageSize) }
     cache.store(layer: 0, keys: k, values: vv, slots: slots)
     for threads in [1, 2] {

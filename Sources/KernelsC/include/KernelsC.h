@@ -27,6 +27,10 @@ int pds_pool_size(const pds_pool *pool);
 /// Runs fn(ctx, i, ntasks) for every i in [0, ntasks) across the pool and returns when all are done.
 void pds_pool_run(pds_pool *pool, pds_task_fn fn, void *ctx, int ntasks);
 
+/// Reads `count` floats across the pool (a STREAM-style read-bandwidth
+/// probe) and returns their sum so the reads cannot be optimised away.
+double pds_stream_read(pds_pool *pool, const float *buf, size_t count);
+
 /// Sets OpenBLAS's thread count (used by the large-batch linear path).
 void pds_blas_set_threads(int nthreads);
 
@@ -40,6 +44,21 @@ enum { PDS_F32 = 0, PDS_BF16 = 1 };
 /// `rows` use OpenBLAS sgemm (bf16 weights widened block by block).
 void pds_linear(pds_pool *pool, const float *x, int rows, int in,
                 const void *w, int wtype, int out, const float *bias, float *y);
+
+/// Whether the AVX-512 kernels run: the CPU has AVX-512 F/BW and the
+/// portable path was not forced.
+int pds_avx512_enabled(void);
+/// Forces the portable (AVX2) kernels even on an AVX-512 CPU (tests, comparisons).
+void pds_force_portable_kernels(int on);
+/// Elements (uint16) of the panel layout of a [rows, cols] bf16 matrix.
+size_t pds_panel_elements(int rows, int cols);
+/// Repacks a row-major [rows, cols] bf16 matrix into 32-row column panels
+/// (see linear_panels.c); panels holds pds_panel_elements(rows, cols) values.
+void pds_pack_bf16_panels(const uint16_t *w, int rows, int cols, uint16_t *panels);
+/// y = x · Wᵀ (+ bias) with W in panel layout; AVX-512 only (check
+/// pds_avx512_enabled() before packing). Any number of rows.
+void pds_linear_panels(pds_pool *pool, const float *x, int rows, int in,
+                       const uint16_t *panels, int out, const float *bias, float *y);
 
 // MARK: element-wise
 
