@@ -68,16 +68,24 @@ public final class FrameConnection: @unchecked Sendable {
     }
 
     private func writeAll(_ parts: [UnsafeRawBufferPointer]) throws {
-        var vectors = parts.filter { $0.count > 0 }.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+        try transferAll(parts.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }, what: "send to") {
+            writev(fd, $0, $1)
+        }
+    }
+
+    /// Runs `call` (writev or readv) until every byte of `vectors` moved, resuming mid-vector after short transfers.
+    private func transferAll(_ vectors: [iovec], what: String, _ call: (UnsafePointer<iovec>, Int32) -> Int) throws {
+        var vectors = vectors.filter { $0.iov_len > 0 }
         var index = 0
         while index < vectors.count {
-            let batch = min(vectors.count - index, 512)
-            let written = vectors.withUnsafeMutableBufferPointer { writev(fd, $0.baseAddress! + index, Int32(batch)) }
-            if written < 0 {
+            let batch = Int32(min(vectors.count - index, 512))
+            let moved = vectors.withUnsafeBufferPointer { call($0.baseAddress! + index, batch) }
+            if moved == 0 { throw TransferError("\(peer) closed the connection") }
+            if moved < 0 {
                 if errno == EINTR { continue }
-                throw TransferError("send to \(peer) failed: \(String(cString: strerror(errno)))")
+                throw TransferError("\(what) \(peer) failed: \(String(cString: strerror(errno)))")
             }
-            var left = written
+            var left = moved
             while left > 0 && index < vectors.count {
                 if left >= vectors[index].iov_len {
                     left -= vectors[index].iov_len
@@ -128,28 +136,7 @@ public final class FrameConnection: @unchecked Sendable {
 
     /// Fills every range in order (scatter read: one `readv` may fill several).
     public func read(into parts: [UnsafeMutableRawBufferPointer]) throws {
-        var vectors = parts.filter { $0.count > 0 }.map { iovec(iov_base: $0.baseAddress, iov_len: $0.count) }
-        var index = 0
-        while index < vectors.count {
-            let batch = min(vectors.count - index, 512)
-            let n = vectors.withUnsafeMutableBufferPointer { readv(fd, $0.baseAddress! + index, Int32(batch)) }
-            if n == 0 { throw TransferError("\(peer) closed the connection") }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw TransferError("receive from \(peer) failed: \(String(cString: strerror(errno)))")
-            }
-            var left = n
-            while left > 0 && index < vectors.count {
-                if left >= vectors[index].iov_len {
-                    left -= vectors[index].iov_len
-                    index += 1
-                } else {
-                    vectors[index].iov_base = vectors[index].iov_base! + left
-                    vectors[index].iov_len -= left
-                    left = 0
-                }
-            }
-        }
+        try transferAll(parts.map { iovec(iov_base: $0.baseAddress, iov_len: $0.count) }, what: "receive from") { readv(fd, $0, $1) }
     }
 
     public func readBytes(_ count: Int) throws -> [UInt8] {

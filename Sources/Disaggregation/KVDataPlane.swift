@@ -9,19 +9,25 @@ public enum KVDataPlane {
         UInt64(pages * storage.bytesPerPage * storage.layers * 2)
     }
 
-    /// tcp: one kvPages frame whose bytes are gathered straight from the pool (`writev`, no staging copy).
-    public static func send(room: UInt64, firstIndex: Int, source: [Int32], from storage: PagedKVStorage, over connection: FrameConnection) throws {
+    /// The pool memory of `pages`, in wire order: per layer K then V, each as merged runs of consecutive pages.
+    static func ranges(of pages: [Int32], in storage: PagedKVStorage) -> [UnsafeMutableRawBufferPointer] {
         let pageBytes = storage.bytesPerPage
-        let runs = PageRun.merge(sources: source, destinations: source)
-        var parts: [UnsafeRawBufferPointer] = []
-        parts.reserveCapacity(storage.layers * 2 * runs.count)
+        let runs = PageRun.merge(sources: pages, destinations: pages)
+        var ranges: [UnsafeMutableRawBufferPointer] = []
+        ranges.reserveCapacity(storage.layers * 2 * runs.count)
         for layer in 0..<storage.layers {
             for base in [storage.keys(layer: layer), storage.values(layer: layer)] {
                 for run in runs {
-                    parts.append(UnsafeRawBufferPointer(start: base + Int(run.source) * pageBytes, count: run.count * pageBytes))
+                    ranges.append(UnsafeMutableRawBufferPointer(start: base + Int(run.source) * pageBytes, count: run.count * pageBytes))
                 }
             }
         }
+        return ranges
+    }
+
+    /// tcp: one kvPages frame whose bytes are gathered straight from the pool (`writev`, no staging copy).
+    public static func send(room: UInt64, firstIndex: Int, source: [Int32], from storage: PagedKVStorage, over connection: FrameConnection) throws {
+        let parts = ranges(of: source, in: storage).map { UnsafeRawBufferPointer($0) }
         let frame = TransferMessage.KVPages(room: room, firstIndex: UInt32(firstIndex), pageCount: UInt32(source.count),
                                             byteCount: byteCount(pages: source.count, storage: storage))
         try connection.send(.kvPages(frame), raw: parts)
@@ -29,18 +35,7 @@ public enum KVDataPlane {
 
     /// tcp: the bytes of a kvPages frame read straight into `destination` pages of the pool.
     public static func receive(destination: [Int32], into storage: PagedKVStorage, from connection: FrameConnection) throws {
-        let pageBytes = storage.bytesPerPage
-        let runs = PageRun.merge(sources: destination, destinations: destination)
-        var parts: [UnsafeMutableRawBufferPointer] = []
-        parts.reserveCapacity(storage.layers * 2 * runs.count)
-        for layer in 0..<storage.layers {
-            for base in [storage.keys(layer: layer), storage.values(layer: layer)] {
-                for run in runs {
-                    parts.append(UnsafeMutableRawBufferPointer(start: base + Int(run.destination) * pageBytes, count: run.count * pageBytes))
-                }
-            }
-        }
-        try connection.read(into: parts)
+        try connection.read(into: ranges(of: destination, in: storage))
     }
 
     /// shm: copies pages from the prefill pool into the decode pool mapped from shared memory.

@@ -11,26 +11,7 @@ struct RouterFrontMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
-        let response: Response
-        if let apiKey, request.uri.path != "/health", request.headers[.authorization] != "Bearer \(apiKey)" {
-            response = APIError.unauthorized.response
-        } else {
-            do {
-                response = try await next(request, context)
-            } catch let error as APIError {
-                context.logger.info("request refused", metadata: ["status": "\(error.status.code)", "error": "\(error.message)"])
-                response = error.response
-            } catch let error as HTTPError where error.status == .notFound {
-                response = APIError.notFound(path: request.uri.path).response
-            } catch let error as HTTPError {
-                response = APIError(error.status, type: "invalid_request_error", error.body ?? "\(error.status)").response
-            } catch is CancellationError {
-                response = APIError(.init(code: 499), type: "cancelled", "The request was cancelled.").response
-            } catch {
-                context.logger.error("request failed", metadata: ["error": "\(error)"])
-                response = APIError.internal("\(error)").response
-            }
-        }
+        let response = await FrontDoor.answer(request, context: context, apiKey: apiKey, next: next)
         metrics.request(route: metrics.route(request.uri.path), status: Int(response.status.code),
                         seconds: PDForwarder.seconds(ContinuousClock.now - started))
         return response

@@ -2,8 +2,8 @@ import Foundation
 import Hummingbird
 import Logging
 
-/// Turns thrown `APIError`s (and anything else) into JSON error responses,
-/// checks the API key, and counts requests by path and status.
+/// The instance's front door (`FrontDoor`: API key, JSON errors) plus
+/// request counts by path and status.
 struct ServerMiddleware: RouterMiddleware {
     typealias Context = ServerRequestContext
     let apiKey: String?
@@ -13,26 +13,7 @@ struct ServerMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = knownPaths.contains(request.uri.path) ? request.uri.path : "other"
-        let response: Response
-        if let apiKey, request.uri.path != "/health", request.headers[.authorization] != "Bearer \(apiKey)" {
-            response = APIError.unauthorized.response
-        } else {
-            do {
-                response = try await next(request, context)
-            } catch let error as APIError {
-                context.logger.info("request refused", metadata: ["status": "\(error.status.code)", "error": "\(error.message)"])
-                response = error.response
-            } catch let error as HTTPError where error.status == .notFound {
-                response = APIError.notFound(path: request.uri.path).response
-            } catch let error as HTTPError {
-                response = APIError(error.status, type: "invalid_request_error", error.body ?? "\(error.status)").response
-            } catch let error as HTTPResponseError {
-                response = APIError(error.status, type: "invalid_request_error", "\(error)").response
-            } catch {
-                context.logger.error("request failed", metadata: ["error": "\(error)"])
-                response = APIError.internal("\(error)").response
-            }
-        }
+        let response = await FrontDoor.answer(request, context: context, apiKey: apiKey, next: next)
         metrics.http(path: path, status: Int(response.status.code))
         return response
     }

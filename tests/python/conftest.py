@@ -19,29 +19,29 @@ FIXTURES = ROOT / "tests" / "fixtures" / "models"
 BIN = os.environ.get("PDSERVE_BIN", str(ROOT / ".build" / "debug" / "pdserve"))
 
 
-class Server:
-    """A `pdserve serve` child process listening on a free port."""
+class PDServeProcess:
+    """A `pdserve` child process on a free port, ready once it logs its URL."""
 
-    def __init__(self, *args, env=None, ready_timeout=60):
-        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"pdserve-test-{os.getpid()}-{time.monotonic_ns()}.log"
+    ready_pattern = r"on http://127\.0\.0\.1:(\d+)"
+
+    def __init__(self, command, *args, env=None, ready_timeout=60):
+        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"pdserve-{command}-{os.getpid()}-{time.monotonic_ns()}.log"
         self.log = open(self.log_path, "w+")
-        self.proc = subprocess.Popen(
-            [BIN, "serve", "--port", "0", "--threads", "1", *args],
-            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-        )
+        self.proc = subprocess.Popen([BIN, command, "--port", "0", *args], stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})})
         deadline = time.monotonic() + ready_timeout
         self.port = None
         while time.monotonic() < deadline and self.port is None:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"pdserve exited with {self.proc.returncode}:\n{self.output()}")
-            match = re.search(r"on http://127\.0\.0\.1:(\d+)", self.output())
+                raise RuntimeError(f"pdserve {command} exited with {self.proc.returncode}:\n{self.output()}")
+            match = re.search(self.ready_pattern, self.output())
             if match:
                 self.port = int(match.group(1))
             else:
                 time.sleep(0.05)
         if self.port is None:
             self.stop()
-            raise RuntimeError(f"pdserve did not become ready:\n{self.output()}")
+            raise RuntimeError(f"pdserve {command} did not become ready:\n{self.output()}")
         self.url = f"http://127.0.0.1:{self.port}"
 
     def output(self):
@@ -53,6 +53,24 @@ class Server:
 
     def post(self, path, body=None, **kw):
         return requests.post(self.url + path, json=body, timeout=60, **kw)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+class Server(PDServeProcess):
+    """A `pdserve serve` instance (one compute thread unless told otherwise)."""
+
+    def __init__(self, *args, env=None, ready_timeout=60):
+        super().__init__("serve", "--threads", "1", *args, env=env, ready_timeout=ready_timeout)
 
     def pool(self):
         return self.get("/get_server_info").json()["kv_pool"]
@@ -69,16 +87,6 @@ class Server:
                 raise AssertionError(f"KV pages leaked: {pool}")
             time.sleep(0.05)
 
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
 
 
 def reference(name):

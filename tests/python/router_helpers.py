@@ -21,7 +21,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import BIN
+from conftest import BIN, PDServeProcess
 
 
 def free_port():
@@ -30,37 +30,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-class RouterProcess:
+class RouterProcess(PDServeProcess):
     """`pdserve router --port 0 ARGS…`, ready once it prints its URL."""
 
+    ready_pattern = r"ready on http://127\.0\.0\.1:(\d+)"
+
     def __init__(self, *args, ready_timeout=30):
-        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"pdserve-router-{os.getpid()}-{time.monotonic_ns()}.log"
-        self.log = open(self.log_path, "w+")
-        self.proc = subprocess.Popen([BIN, "router", "--port", "0", *args], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + ready_timeout
-        self.port = None
-        while time.monotonic() < deadline and self.port is None:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"pdserve router exited with {self.proc.returncode}:\n{self.output()}")
-            match = re.search(r"ready on http://127\.0\.0\.1:(\d+)", self.output())
-            if match:
-                self.port = int(match.group(1))
-            else:
-                time.sleep(0.05)
-        if self.port is None:
-            self.stop()
-            raise RuntimeError(f"pdserve router did not become ready:\n{self.output()}")
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def output(self):
-        self.log.flush()
-        return self.log_path.read_text()
-
-    def get(self, path, **kw):
-        return requests.get(self.url + path, timeout=30, **kw)
-
-    def post(self, path, body=None, **kw):
-        return requests.post(self.url + path, json=body, timeout=60, **kw)
+        super().__init__("router", *args, ready_timeout=ready_timeout)
 
     def workers(self):
         return {w["url"]: w for w in self.get("/workers").json()["workers"]}
@@ -72,17 +48,6 @@ class RouterProcess:
                 return
             time.sleep(0.05)
         raise AssertionError(f"timed out waiting for {what}:\n{self.output()[-3000:]}")
-
-    def stop(self, timeout=15):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
 
 
 def sglang_router_available():
