@@ -307,3 +307,62 @@ def test_every_fixture_matches_unified_through_pd(model):
     finally:
         pd.stop()
         unified.stop()
+
+
+def test_frozen_prefill_is_declared_dead_by_heartbeats():
+    """SIGSTOP keeps the transfer connection open but stops answering: only heartbeats can tell."""
+    pd = PDPair(MODEL, env=SHORT_TIMEOUTS | {"PDSERVE_DISAGGREGATION_WAITING_TIMEOUT": "60"})
+    try:
+        warm, _ = pd.post("/generate", pd.bootstrap(greedy_body([1, 2, 3, 4], 2)))
+        assert warm.status_code == 200
+        holder = {}
+        body = pd.bootstrap(greedy_body([7] * 50))
+        thread = threading.Thread(target=lambda: holder.setdefault("r", requests.post(pd.decode.url + "/generate", json=body, timeout=60)))
+        thread.start()
+        deadline = time.monotonic() + 5
+        while pd.decode.get("/get_server_info").json()["internal_states"][0]["num_transferring_reqs"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        pd.prefill.proc.send_signal(signal.SIGSTOP)
+        try:
+            thread.join(30)
+            reason = holder["r"].json()["meta_info"]["finish_reason"]
+            assert reason["type"] == "abort" and "missed 2 heartbeats" in reason["message"]
+            pd.decode.assert_pool_whole()
+        finally:
+            pd.prefill.proc.send_signal(signal.SIGCONT)
+    finally:
+        pd.stop()
+
+
+def test_prefill_killed_mid_transfer():
+    """A long prompt in small chunks keeps the KV flowing for a while; the prefill dies in the middle."""
+    pd = PDPair("qwen2-fp32", prefill_args=("--chunked-prefill-size", "8", "--context-length", "8000"),
+                decode_args=("--context-length", "8000"), env=SHORT_TIMEOUTS | {"PDSERVE_DISAGGREGATION_WAITING_TIMEOUT": "60"})
+    try:
+        prompt = [(i * 7) % 500 + 3 for i in range(6000)]
+        body = pd.bootstrap(greedy_body(prompt, 4))
+        holder = {}
+        threads = [threading.Thread(target=lambda: holder.setdefault("d", requests.post(pd.decode.url + "/generate", json=body, timeout=60))),
+                   threading.Thread(target=lambda: holder.setdefault("p", _swallow(lambda: requests.post(pd.prefill.url + "/generate", json=body, timeout=60))))]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20
+        while pd.prefill.get("/get_server_info").json()["internal_states"][0]["num_running_reqs"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.2)  # a few chunks have gone out
+        pd.prefill.proc.send_signal(signal.SIGKILL)
+        threads[0].join(30)
+        reason = holder["d"].json()["meta_info"]["finish_reason"]
+        assert reason["type"] == "abort" and "prefill" in reason["message"]
+        pd.decode.assert_pool_whole()
+    finally:
+        pd.stop()
+
+
+def _swallow(call):
+    try:
+        return call()
+    except requests.RequestException as error:
+        return error
