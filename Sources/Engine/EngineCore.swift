@@ -239,9 +239,9 @@ public final class EngineCore {
                 retract(request)
                 continue
             }
-            if running.firstIndex(where: { $0 === request }) == nil { continue }
             add(request, count: 1, to: &batch, uses: &uses)
             scheduled.insert(ObjectIdentifier(request))
+            // Retraction may have removed requests before this one.
             index = running.firstIndex(where: { $0 === request })! + 1
         }
     }
