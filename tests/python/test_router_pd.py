@@ -242,8 +242,11 @@ def test_pd_decode_failure_aborts_the_waiting_prefill(started):
     response = router.post("/generate", {"text": "x"})
     assert response.status_code == 503 and response.json()["error"]["message"] == "decode is out of KV pages"
     assert time.monotonic() - started_at < 5  # not held until the prefill gives up
-    [sent] = prefill.received("/generate")
+    # Both halves were sent at once; the prefill's copy may land just after the decode's failure.
     deadline = time.monotonic() + 5
+    while not prefill.received("/generate") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [sent] = prefill.received("/generate")
     while not prefill_aborts and time.monotonic() < deadline:
         time.sleep(0.05)
     assert prefill_aborts == [sent["rid"]]
