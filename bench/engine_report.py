@@ -205,7 +205,7 @@ def main():
         f"{ours.get('decode_prompt_len')} tokens are prefilled (not timed), then {ours['decode_tokens']} greedy steps are timed "
         "(HF: a manual loop of single-token forwards with its DynamicCache and argmax, no generate() overhead). "
         f"One warm-up, {ours['repeats']} runs, medians.",
-        "- The machine's 2 cores were shared with another developer's builds: numbers are noisy (see the per-run values in the JSON).",
+        "- The machine's cores are shared with other work: numbers are noisy (see the per-run values in the JSON and the notes below).",
         "",
         "## Commands",
         "",
