@@ -59,7 +59,7 @@ def fmt(x, digits=1):
     return "–" if x is None else f"{x:,.{digits}f}"
 
 
-def write_chart(ours, hf, before, batches, path):
+def write_chart(ours, bf16, hf, before, batches, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -68,6 +68,8 @@ def write_chart(ours, hf, before, batches, path):
     if before:
         series.append(("pdserve (before)", before, "#bbbbbb"))
     series.append(("pdserve", ours, "#1f77b4"))
+    if bf16:
+        series.append(("pdserve bf16", bf16, "#17becf"))
     colors = {"float32": "#ff7f0e", "bfloat16": "#d62728"}
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.6))
     for ax, (label, key) in zip(axes, metrics):
@@ -102,6 +104,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ours-json", help="read pdserve results instead of running it")
     ap.add_argument("--hf-json", nargs="+", help="read HF results instead of running it (several files: their variants are merged)")
+    ap.add_argument("--bf16-json", help="read pdserve --matmul-precision bf16 results instead of running it")
+    ap.add_argument("--no-bf16", action="store_true", help="leave out the --matmul-precision bf16 column")
     ap.add_argument("--before-json", help="pdserve results from before the kernel work, shown beside")
     ap.add_argument("--notes", help="markdown appended to the report (analysis written by hand)")
     ap.add_argument("--out-dir", default=str(REPO / "docs" / "benchmarks"))
@@ -112,12 +116,20 @@ def main():
               "--batch", args.batch, "--decode-tokens", str(args.decode_tokens), "--repeats", str(args.repeats),
               "--threads", str(args.threads)]
     ours_cmd = [args.pdserve, "bench", "engine", *common, "--output-file", str(out_dir / "engine-pdserve.json")]
+    bf16_cmd = [args.pdserve, "bench", "engine", *common, "--matmul-precision", "bf16",
+                "--output-file", str(out_dir / "engine-pdserve-bf16.json")]
     hf_cmd = [sys.executable, str(REPO / "bench" / "hf_engine_bench.py"), *common, "--output-file", str(out_dir / "engine-hf.json")]
     if args.ours_json:
         ours = json.loads(Path(args.ours_json).read_text())
     else:
         run(ours_cmd)
         ours = json.loads((out_dir / "engine-pdserve.json").read_text())
+    bf16 = None
+    if args.bf16_json:
+        bf16 = json.loads(Path(args.bf16_json).read_text())
+    elif not args.no_bf16:
+        run(bf16_cmd)
+        bf16 = json.loads((out_dir / "engine-pdserve-bf16.json").read_text())
     if args.hf_json:
         parts = [json.loads(Path(p).read_text()) for p in args.hf_json]
         hf = parts[0]
@@ -129,19 +141,27 @@ def main():
     batches = [int(b) for b in args.batch.split(",")]
 
     rows = []
-    def add(label, key, ours_value, before_value):
-        hf_values = {v["dtype"]: (v["prefill_tok_s"] if key == "prefill" else decode_rate(v, key)) for v in hf["variants"]}
+    def rate(report, key):
+        return None if report is None else report["prefill_tok_s"] if key == "prefill" else decode_rate(report, key)
+
+    def ratio(value, best):
+        return f"**{value / best:.2f}×**" if value and best else "–"
+
+    def add(label, key):
+        hf_values = {v["dtype"]: rate(v, key) for v in hf["variants"]}
         best, best_dtype = best_hf(hf, key)
-        ratio = ours_value / best if ours_value and best else None
-        rows.append([label, fmt(before_value) if before else None, fmt(ours_value),
+        rows.append([label, fmt(rate(before, key)) if before else None, fmt(rate(ours, key)),
+                     fmt(rate(bf16, key)) if bf16 else None,
                      *[fmt(hf_values.get(d)) for d in [v["dtype"] for v in hf["variants"]]],
-                     f"{fmt(best)} ({best_dtype})", f"**{ratio:.2f}×**" if ratio else "–"])
-    add(f"prefill tok/s, {ours['prompt_len']}-token prompts", "prefill", ours["prefill_tok_s"], before and before["prefill_tok_s"])
+                     f"{fmt(best)} ({best_dtype})", ratio(rate(ours, key), best),
+                     ratio(rate(bf16, key), best) if bf16 else None])
+    add(f"prefill tok/s, {ours['prompt_len']}-token prompts", "prefill")
     for b in batches:
-        add(f"decode tok/s, batch {b}", b, decode_rate(ours, b), before and decode_rate(before, b))
+        add(f"decode tok/s, batch {b}", b)
 
     hf_dtypes = [v["dtype"] for v in hf["variants"]]
-    header = ["", "pdserve before" if before else None, "pdserve", *[f"HF {d}" for d in hf_dtypes], "best HF", "pdserve / best HF"]
+    header = ["", "pdserve before" if before else None, "pdserve", "pdserve bf16" if bf16 else None,
+              *[f"HF {d}" for d in hf_dtypes], "best HF", "pdserve / best HF", "pdserve bf16 / best HF" if bf16 else None]
     keep = [i for i, h in enumerate(header) if h is not None]
     table = ["| " + " | ".join(header[i] for i in keep) + " |", "|" + "---|" * len(keep)]
     table += ["| " + " | ".join(r[i] for i in keep) + " |" for r in rows]
@@ -173,7 +193,9 @@ def main():
         f"- Machine: {ours.get('cpu')} ({ours.get('cores')} cores; {cpu_flags_note()}), {ours['threads']} threads used by both engines.",
         f"- Model: `{ours['model_path']}` — {ours.get('params', 0) / 1e6:.1f}M-parameter Llama (hidden 1024, 8 layers, 16 heads, "
         f"4 KV heads, vocab 32000), bf16 safetensors, built by `python3 tests/reference/make_fixtures.py --bench-model {ours['model_path']}`.",
-        f"- pdserve: weights {ours.get('weight_dtype')}, fp32 compute, KV cache {ours.get('kv_cache_dtype')}, prefix cache off.",
+        f"- pdserve: weights {ours.get('weight_dtype')}, fp32 compute, KV cache {ours.get('kv_cache_dtype')}, prefix cache off."
+        + (" \"pdserve bf16\": the same with `--matmul-precision bf16` (linear layers of at least 64 rows round their "
+           "activations to bf16 and use AVX512_BF16 dot products; decode steps below 64 rows stay fp32)." if bf16 else ""),
         f"- HF: torch {hf.get('torch')}, transformers {hf.get('transformers')}, `torch.set_num_threads({hf['threads']})`; "
         "variants `float32` (weights loaded as fp32, fp32 compute: torch's CPU default) and `bfloat16` "
         "(`dtype=torch.bfloat16`: bf16 weights and bf16 compute, oneDNN's AVX512-BF16 kernels). "
@@ -183,7 +205,7 @@ def main():
         f"{ours.get('decode_prompt_len')} tokens are prefilled (not timed), then {ours['decode_tokens']} greedy steps are timed "
         "(HF: a manual loop of single-token forwards with its DynamicCache and argmax, no generate() overhead). "
         f"One warm-up, {ours['repeats']} runs, medians.",
-        "- The machine's 2 cores were shared with another developer's builds: numbers are noisy (see the per-run values in the JSON).",
+        "- The machine's cores are shared with other work: numbers are noisy (see the per-run values in the JSON and the notes below).",
         "",
         "## Commands",
         "",
@@ -191,8 +213,11 @@ def main():
         "swift build -c release",
         f"python3 tests/reference/make_fixtures.py --bench-model {args.model_path}",
         " ".join(shlex.quote(c) for c in [os.path.relpath(ours_cmd[0], REPO)] + ours_cmd[1:-2]) + " --output-file docs/benchmarks/engine-pdserve.json",
+        *([" ".join(shlex.quote(c) for c in [os.path.relpath(bf16_cmd[0], REPO)] + bf16_cmd[1:-2])
+           + " --output-file docs/benchmarks/engine-pdserve-bf16.json"] if bf16 else []),
         " ".join(shlex.quote(c) for c in ["python3", "bench/hf_engine_bench.py"] + hf_cmd[2:-2]) + " --output-file docs/benchmarks/engine-hf.json",
         "python3 bench/engine_report.py --ours-json docs/benchmarks/engine-pdserve.json --hf-json docs/benchmarks/engine-hf.json"
+        + (" --bf16-json docs/benchmarks/engine-pdserve-bf16.json" if bf16 else "")
         + (" --before-json docs/benchmarks/engine-before.json" if before else "") + (f" --notes {args.notes}" if args.notes else ""),
         "```",
         "",
@@ -202,7 +227,7 @@ def main():
     if args.notes:
         lines += [Path(args.notes).read_text().rstrip(), ""]
     (out_dir / "engine.md").write_text("\n".join(lines))
-    write_chart(ours, hf, before, batches, out_dir / "engine.png")
+    write_chart(ours, bf16, hf, before, batches, out_dir / "engine.png")
     print(f"wrote {out_dir / 'engine.md'} and engine.png", file=sys.stderr)
 
 

@@ -14,6 +14,9 @@ public struct EngineOptions: Sendable {
     public var chunkedPrefillSize = 512
     /// KV element type (`--kv-cache-dtype`).
     public var kvCacheDType: DType = .f32
+    /// How linear layers with many activation rows multiply (`--matmul-precision`).
+    /// `.bf16` falls back to `.fp32`, with a warning at load, on CPUs without AVX512_BF16.
+    public var matmulPrecision: MatmulPrecision = .fp32
     /// Compute threads, the engine thread included.
     public var threads = 1
     /// Longest prompt + output; nil means the model's max_position_embeddings.

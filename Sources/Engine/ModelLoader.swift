@@ -22,16 +22,24 @@ public enum ModelLoader {
         let directory = try resolve(modelPath)
         progress("loading \(directory.path)")
         let started = Date()
-        let model = try LlamaModel(directory: directory) { done, total in
+        let model = try LlamaModel(directory: directory, matmulPrecision: options.matmulPrecision) { done, total in
             progress("  layers \(done)/\(total)")
+        }
+        var options = options
+        if options.matmulPrecision != model.matmulPrecision {
+            progress("warning: --matmul-precision \(options.matmulPrecision.rawValue) needs AVX-512 with AVX512_BF16 "
+                     + "(and PDSERVE_PORTABLE_KERNELS unset); this CPU runs \(model.matmulPrecision.rawValue) instead")
+            options.matmulPrecision = model.matmulPrecision
         }
         let tokenizer = try Tokenizer(directory: directory)
         let core = try EngineCore(model: model, tokenizer: tokenizer, options: options)
         let c = model.config
-        progress(String(format: "loaded %@ (%.1fM params, %d layers, hidden %d, vocab %d) in %.2fs; KV pool %d pages × %d tokens (%.0f MiB %@)",
+        progress(String(format: "loaded %@ (%.1fM params, %d layers, hidden %d, vocab %d) in %.2fs; KV pool %d pages × %d tokens (%.0f MiB %@); "
+                        + "packed weights %.0f MiB; matmul precision %@",
                         c.architecture.rawValue, Double(model.parameterCount) / 1e6, c.layerCount, c.hiddenSize, c.vocabSize,
                         Date().timeIntervalSince(started), core.totalPageCount, options.pageSize,
-                        Double(core.storage.totalBytes) / 1048576, options.kvCacheDType.rawValue))
+                        Double(core.storage.totalBytes) / 1048576, options.kvCacheDType.rawValue,
+                        Double(model.packedWeightBytes) / 1048576, options.matmulPrecision.rawValue))
         return core
     }
 }

@@ -17,17 +17,28 @@ public final class ComputePool: @unchecked Sendable {
     deinit { pds_pool_destroy(pool) }
 
     /// `y[rows, weight.rows] = x[rows, weight.cols] · weightᵀ (+ bias)`.
-    public func linear(_ x: [Float], rows: Int, weight: WeightMatrix, bias: [Float]?, into y: inout [Float]) {
+    /// With `precision` `.bf16`, at least `MatmulPrecision.bf16MinimumRows`
+    /// rows and a panel-packed weight on a CPU with AVX512_BF16, x is rounded
+    /// to bf16; otherwise the product is fp32-exact.
+    public func linear(_ x: [Float], rows: Int, weight: WeightMatrix, bias: [Float]?, precision: MatmulPrecision = .fp32,
+                       into y: inout [Float]) {
         precondition(x.count >= rows * weight.cols, "linear input has \(x.count) values, needs \(rows)×\(weight.cols)")
         precondition(y.count >= rows * weight.rows, "linear output too small")
         precondition(bias == nil || bias!.count == weight.rows, "bias size mismatch")
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
                 func run(_ b: UnsafePointer<Float>?) {
-                    if let panels = weight.panels, pds_avx512_enabled() != 0 {
-                        pds_linear_panels(pool, xp.baseAddress!, Int32(rows), Int32(weight.cols),
-                                          panels.pointer.assumingMemoryBound(to: UInt16.self), Int32(weight.rows), b, yp.baseAddress!)
-                        return
+                    if let panels = weight.panels?.pointer.assumingMemoryBound(to: UInt16.self) {
+                        if precision == .bf16, rows >= MatmulPrecision.bf16MinimumRows, pds_bf16_matmul_enabled() != 0 {
+                            pds_linear_panels_bf16(pool, xp.baseAddress!, Int32(rows), Int32(weight.cols), panels,
+                                                   Int32(weight.rows), b, yp.baseAddress!)
+                            return
+                        }
+                        if weight.panelsAreExact, pds_avx512_enabled() != 0 {
+                            pds_linear_panels(pool, xp.baseAddress!, Int32(rows), Int32(weight.cols), panels,
+                                              Int32(weight.rows), b, yp.baseAddress!)
+                            return
+                        }
                     }
                     pds_linear(pool, xp.baseAddress!, Int32(rows), Int32(weight.cols), weight.base,
                                weight.dtype.kernelTag, Int32(weight.rows), b, yp.baseAddress!)

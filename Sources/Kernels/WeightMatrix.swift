@@ -13,9 +13,13 @@ public struct WeightMatrix: @unchecked Sendable {
     public let dtype: DType
     let base: UnsafeRawPointer
     let owner: AnyObject
-    /// The same weights repacked into 32-row column panels for the AVX-512
-    /// kernels (bf16 only); nil uses the row-major kernels.
+    /// The weights in bf16, repacked into 32-row column panels for the
+    /// AVX-512 kernels; nil uses the row-major kernels.
     let panels: OwnedBuffer?
+    /// Whether `panels` hold the weights exactly (a bf16 checkpoint), so the
+    /// fp32 kernels may read them too; panels rounded from fp32 weights serve
+    /// only the bf16 kernel.
+    let panelsAreExact: Bool
 
     /// Wraps memory that `owner` keeps alive. `base` must hold rows*cols elements of `dtype`.
     public init(rows: Int, cols: Int, dtype: DType, base: UnsafeRawPointer, owner: AnyObject) {
@@ -25,34 +29,53 @@ public struct WeightMatrix: @unchecked Sendable {
         self.base = base
         self.owner = owner
         self.panels = nil
+        self.panelsAreExact = false
     }
 
-    private init(_ matrix: WeightMatrix, panels: OwnedBuffer) {
+    private init(_ matrix: WeightMatrix, panels: OwnedBuffer, exact: Bool) {
         rows = matrix.rows
         cols = matrix.cols
         dtype = matrix.dtype
         base = matrix.base
         owner = matrix.owner
         self.panels = panels
+        panelsAreExact = exact
     }
 
     /// Whether linear layers would use a panel-packed copy on this machine.
     public static var panelKernelsAvailable: Bool { pds_avx512_enabled() != 0 }
 
-    /// This matrix with a panel-packed copy for the AVX-512 linear kernels
-    /// when the CPU runs them and the weights are bf16; otherwise itself.
-    /// The copy costs as much memory as the bf16 weights again (the mapped
-    /// original stays for row lookups and the portable path).
-    public func packedForLinear() -> WeightMatrix {
-        guard dtype == .bf16, panels == nil, Self.panelKernelsAvailable else { return self }
+    /// This matrix with a panel-packed bf16 copy for the AVX-512 linear
+    /// kernels where they run; otherwise itself.
+    ///
+    /// bf16 weights are packed as they are (both kernels read the copy); it
+    /// costs as much memory as the bf16 weights again (the mapped original
+    /// stays for row lookups and the portable path). fp32 weights are packed
+    /// only for `precision` `.bf16`, rounded to bf16, costing half their fp32
+    /// size; the fp32 kernels keep reading the original.
+    public func packedForLinear(precision: MatmulPrecision = .fp32) -> WeightMatrix {
+        guard panels == nil, Self.panelKernelsAvailable else { return self }
         let packed = OwnedBuffer(byteCount: pds_panel_elements(Int32(rows), Int32(cols)) * 2)
-        pds_pack_bf16_panels(base.assumingMemoryBound(to: UInt16.self), Int32(rows), Int32(cols),
-                             packed.pointer.assumingMemoryBound(to: UInt16.self))
-        return WeightMatrix(self, panels: packed)
+        let target = packed.pointer.assumingMemoryBound(to: UInt16.self)
+        switch dtype {
+        case .bf16:
+            pds_pack_bf16_panels(base.assumingMemoryBound(to: UInt16.self), Int32(rows), Int32(cols), target)
+            return WeightMatrix(self, panels: packed, exact: true)
+        case .f32:
+            guard precision.effective == .bf16 else { return self }
+            let rounded = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * cols)
+            defer { rounded.deallocate() }
+            pds_f32_to_bf16(base.assumingMemoryBound(to: Float.self), rounded, rows * cols)
+            pds_pack_bf16_panels(rounded, Int32(rows), Int32(cols), target)
+            return WeightMatrix(self, panels: packed, exact: false)
+        }
     }
 
-    /// Whether the linear kernels read the panel-packed copy.
+    /// Whether the linear kernels read a panel-packed copy (for some precision).
     public var isPanelPacked: Bool { panels != nil }
+
+    /// Bytes of the panel-packed copy, if any (memory on top of the checkpoint).
+    public var packedByteCount: Int { panels?.byteCount ?? 0 }
 
     /// Copies `values` into an owned fp32 matrix.
     public init(rows: Int, cols: Int, values: [Float]) {

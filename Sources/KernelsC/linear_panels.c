@@ -64,7 +64,23 @@ typedef struct {
     const uint16_t *panels;
     const float *bias;
     float *y;
+    /// bf16 mode only: x rounded to bf16, rows of xb_stride (even) values, zero-padded.
+    const uint16_t *xb;
+    int xb_stride;
 } panel_args;
+
+/// Writes `mr` rows of a panel's 32 outputs (lo: the first 16, hi: the rest),
+/// adding bias and leaving columns past n_valid untouched.
+INLINE AVX512 void store_block(int mr, const __m512 *lo, const __m512 *hi, int n_valid, const float *bias, float *y, int out) {
+    __mmask16 mlo = n_valid >= 16 ? 0xFFFF : (__mmask16)((1u << n_valid) - 1);
+    __mmask16 mhi = n_valid >= 32 ? 0xFFFF : n_valid <= 16 ? 0 : (__mmask16)((1u << (n_valid - 16)) - 1);
+    __m512 blo = bias ? _mm512_maskz_loadu_ps(mlo, bias) : _mm512_setzero_ps();
+    __m512 bhi = bias ? _mm512_maskz_loadu_ps(mhi, bias + 16) : _mm512_setzero_ps();
+    for (int r = 0; r < mr; r++) {
+        _mm512_mask_storeu_ps(y + (size_t)r * out, mlo, _mm512_add_ps(lo[r], blo));
+        _mm512_mask_storeu_ps(y + (size_t)r * out + 16, mhi, _mm512_add_ps(hi[r], bhi));
+    }
+}
 
 /// y[r, 32p .. 32p+31] for `mr` rows starting at x. Unrolled over k by two
 /// with separate accumulators when mr is small, so the FMA latency chain
@@ -103,15 +119,9 @@ INLINE AVX512 void panel_block(int mr, const float *x, int in, const uint16_t *p
             hi[r] = _mm512_fmadd_ps(xv, b, hi[r]);
         }
     }
-    __mmask16 mlo = n_valid >= 16 ? 0xFFFF : (__mmask16)((1u << n_valid) - 1);
-    __mmask16 mhi = n_valid >= 32 ? 0xFFFF : n_valid <= 16 ? 0 : (__mmask16)((1u << (n_valid - 16)) - 1);
-    __m512 blo = bias ? _mm512_maskz_loadu_ps(mlo, bias) : _mm512_setzero_ps();
-    __m512 bhi = bias ? _mm512_maskz_loadu_ps(mhi, bias + 16) : _mm512_setzero_ps();
-    for (int r = 0; r < mr; r++) {
-        if (split) { lo[r] = _mm512_add_ps(lo[r], lo2[r]); hi[r] = _mm512_add_ps(hi[r], hi2[r]); }
-        _mm512_mask_storeu_ps(y + (size_t)r * out, mlo, _mm512_add_ps(lo[r], blo));
-        _mm512_mask_storeu_ps(y + (size_t)r * out + 16, mhi, _mm512_add_ps(hi[r], bhi));
-    }
+    if (split)
+        for (int r = 0; r < mr; r++) { lo[r] = _mm512_add_ps(lo[r], lo2[r]); hi[r] = _mm512_add_ps(hi[r], hi2[r]); }
+    store_block(mr, lo, hi, n_valid, bias, y, out);
 }
 
 /// One specialisation per block height, so every accumulator lives in a register.
@@ -121,6 +131,89 @@ static AVX512 void panel_block_any(int mr, const float *x, int in, const uint16_
 #define CASE(M) case M: panel_block(M, x, in, panel, prefetch, n_valid, bias, y, out); break;
     CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8) CASE(9) CASE(10) CASE(11) CASE(12)
 #undef CASE
+    }
+}
+
+// MARK: bf16 activations (opt-in: --matmul-precision bf16)
+//
+// vdpbf16ps multiplies pairs of bf16 values and adds both products into one
+// fp32 lane: 32 multiply-adds per instruction where the fp32 kernel above
+// does 16. It needs the activations in bf16 (rounded once per call, below)
+// and each 32-bit weight lane to hold two consecutive k of one output row.
+// The panels hold rows i and 16+i of one k per lane instead, so each pair of
+// k is regrouped in registers (two shifts, two blends per 24 dot products)
+// rather than keeping a second copy of the weights in another layout.
+
+#define AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+int pds_bf16_matmul_enabled(void) { return pds_avx512_enabled() && __builtin_cpu_supports("avx512bf16"); }
+
+/// The bf16 pair x[k], x[k+1] in every 32-bit lane.
+INLINE AVX512BF16 __m512bh broadcast_pair(const uint16_t *x) {
+    uint32_t pair;
+    memcpy(&pair, x, sizeof pair);
+    return (__m512bh)_mm512_set1_epi32((int)pair);
+}
+
+/// As panel_block, with x in bf16 (rows of `stride` values, even, zero-padded past `in`).
+INLINE AVX512BF16 void panel_block_bf16(int mr, const uint16_t *x, int stride, int in, const uint16_t *panel,
+                                        const uint16_t *prefetch, int n_valid, const float *bias, float *y, int out) {
+    __m512 lo[MR], hi[MR];
+    for (int r = 0; r < mr; r++) lo[r] = hi[r] = _mm512_setzero_ps();
+    const __mmask32 high_halves = 0xAAAAAAAAu;
+    int k = 0;
+    for (; k + 2 <= in; k += 2) {
+        _mm_prefetch((const char *)(prefetch + (size_t)k * PANEL), _MM_HINT_T0);
+        _mm_prefetch((const char *)(prefetch + (size_t)(k + 1) * PANEL), _MM_HINT_T0);
+        __m512i w0 = _mm512_loadu_si512(panel + (size_t)k * PANEL);
+        __m512i w1 = _mm512_loadu_si512(panel + (size_t)(k + 1) * PANEL);
+        // Lane i: (W[i, k], W[i, k+1]) for the first 16 rows, (W[16+i, k], W[16+i, k+1]) for the rest.
+        __m512bh a = (__m512bh)_mm512_mask_blend_epi16(high_halves, w0, _mm512_slli_epi32(w1, 16));
+        __m512bh b = (__m512bh)_mm512_mask_blend_epi16(high_halves, _mm512_srli_epi32(w0, 16), w1);
+        for (int r = 0; r < mr; r++) {
+            __m512bh xv = broadcast_pair(x + (size_t)r * stride + k);
+            lo[r] = _mm512_dpbf16_ps(lo[r], xv, a);
+            hi[r] = _mm512_dpbf16_ps(hi[r], xv, b);
+        }
+    }
+    if (k < in) {
+        // Odd `in`: the last k pairs with x's zero padding and a zero weight.
+        __m512i w0 = _mm512_loadu_si512(panel + (size_t)k * PANEL);
+        __m512bh a = (__m512bh)_mm512_and_si512(w0, _mm512_set1_epi32(0xFFFF));
+        __m512bh b = (__m512bh)_mm512_srli_epi32(w0, 16);
+        for (int r = 0; r < mr; r++) {
+            __m512bh xv = broadcast_pair(x + (size_t)r * stride + k);
+            lo[r] = _mm512_dpbf16_ps(lo[r], xv, a);
+            hi[r] = _mm512_dpbf16_ps(hi[r], xv, b);
+        }
+    }
+    store_block(mr, lo, hi, n_valid, bias, y, out);
+}
+
+static AVX512BF16 void panel_block_bf16_any(int mr, const uint16_t *x, int stride, int in, const uint16_t *panel,
+                                            const uint16_t *prefetch, int n_valid, const float *bias, float *y, int out) {
+    switch (mr) {
+#define CASE(M) case M: panel_block_bf16(M, x, stride, in, panel, prefetch, n_valid, bias, y, out); break;
+    CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8) CASE(9) CASE(10) CASE(11) CASE(12)
+#undef CASE
+    }
+}
+
+/// Rounds this task's share of x's rows to bf16 (round to nearest even) into xb.
+static AVX512BF16 void round_rows_task(void *vargs, int task, int ntasks) {
+    const panel_args *a = vargs;
+    int r0 = (int)((long)a->rows * task / ntasks), r1 = (int)((long)a->rows * (task + 1) / ntasks);
+    for (int r = r0; r < r1; r++) {
+        const float *src = a->x + (size_t)r * a->in;
+        uint16_t *dst = (uint16_t *)a->xb + (size_t)r * a->xb_stride;
+        for (int k = 0; k < a->xb_stride; k += 32) {
+            int n = a->in - k, m = a->xb_stride - k;
+            __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
+            __mmask16 m1 = n >= 32 ? 0xFFFF : n <= 16 ? 0 : (__mmask16)((1u << (n - 16)) - 1);
+            __mmask32 mout = m >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << m) - 1);
+            __m512bh h = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, src + k + 16), _mm512_maskz_loadu_ps(m0, src + k));
+            _mm512_mask_storeu_epi16(dst + k, mout, (__m512i)h);
+        }
     }
 }
 
@@ -139,7 +232,8 @@ static AVX512 void panel_task(void *vargs, int task, int ntasks) {
     // Prefill-sized inputs are taken in blocks of rows small enough to stay in
     // L2 while every panel of the run passes over them; otherwise each panel
     // would re-read all rows from L3.
-    int block = ROW_BLOCK_BYTES / (a->in * (int)sizeof(float)) / MR * MR;
+    int row_bytes = a->xb ? a->xb_stride * (int)sizeof(uint16_t) : a->in * (int)sizeof(float);
+    int block = ROW_BLOCK_BYTES / row_bytes / MR * MR;
     if (block < MR) block = MR;
     for (int r0 = 0; r0 < a->rows; r0 += block) {
         int r1 = r0 + block < a->rows ? r0 + block : a->rows;
@@ -153,8 +247,13 @@ static AVX512 void panel_task(void *vargs, int task, int ntasks) {
             const float *bias = a->bias ? a->bias + n0 : NULL;
             for (int r = r0; r < r1; r += MR) {
                 int mr = r1 - r < MR ? r1 - r : MR;
-                panel_block_any(mr, a->x + (size_t)r * a->in, a->in, panel, r == r0 ? next : panel, n_valid, bias,
-                                a->y + (size_t)r * a->out + n0, a->out);
+                const uint16_t *prefetch = r == r0 ? next : panel;
+                float *y = a->y + (size_t)r * a->out + n0;
+                if (a->xb)
+                    panel_block_bf16_any(mr, a->xb + (size_t)r * a->xb_stride, a->xb_stride, a->in, panel, prefetch,
+                                         n_valid, bias, y, a->out);
+                else
+                    panel_block_any(mr, a->x + (size_t)r * a->in, a->in, panel, prefetch, n_valid, bias, y, a->out);
             }
         }
     }
@@ -163,7 +262,30 @@ static AVX512 void panel_task(void *vargs, int task, int ntasks) {
 void pds_linear_panels(pds_pool *pool, const float *x, int rows, int in,
                        const uint16_t *panels, int out, const float *bias, float *y) {
     if (rows <= 0 || out <= 0) return;
-    panel_args a = { x, rows, in, out, panels, bias, y };
+    panel_args a = { x, rows, in, out, panels, bias, y, NULL, 0 };
     int npanels = (out + PANEL - 1) / PANEL, ntasks = pds_pool_size(pool) * TASKS_PER_THREAD;
+    pds_pool_run(pool, panel_task, &a, ntasks < npanels ? ntasks : npanels);
+}
+
+void pds_linear_panels_bf16(pds_pool *pool, const float *x, int rows, int in,
+                            const uint16_t *panels, int out, const float *bias, float *y) {
+    if (rows <= 0 || out <= 0) return;
+    // The rounded activations live in a buffer owned by the calling thread
+    // (the engine thread), grown to the largest prefill chunk and kept, so a
+    // step allocates nothing; workers only read it during this call.
+    static _Thread_local uint16_t *scratch;
+    static _Thread_local size_t scratch_bytes;
+    int stride = (in + 1) & ~1;
+    size_t need = (size_t)rows * stride * sizeof(uint16_t);
+    if (need > scratch_bytes) {
+        free(scratch);
+        scratch_bytes = (need + 4095) & ~(size_t)4095;
+        scratch = aligned_alloc(64, scratch_bytes);
+        if (!scratch) abort();
+    }
+    panel_args a = { x, rows, in, out, panels, bias, y, scratch, stride };
+    int threads = pds_pool_size(pool);
+    pds_pool_run(pool, round_rows_task, &a, threads < rows ? threads : rows);
+    int npanels = (out + PANEL - 1) / PANEL, ntasks = threads * TASKS_PER_THREAD;
     pds_pool_run(pool, panel_task, &a, ntasks < npanels ? ntasks : npanels);
 }

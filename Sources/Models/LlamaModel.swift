@@ -13,6 +13,9 @@ public final class LlamaModel: @unchecked Sendable {
     private let finalNorm: [Float]
     private let layers: [DecoderLayer]
     private let invFreq: [Float]
+    /// How the large linear layers multiply: the requested precision where
+    /// this CPU runs it, else fp32 (`MatmulPrecision.effective`).
+    public let matmulPrecision: MatmulPrecision
 
     struct DecoderLayer {
         let inputNorm: [Float]
@@ -25,18 +28,20 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// Loads `config.json` and the safetensors weights of a checkpoint folder.
     /// `progress` is called after each layer with (loaded, total).
-    public init(directory: URL, progress: (Int, Int) -> Void = { _, _ in }) throws {
+    public init(directory: URL, matmulPrecision: MatmulPrecision = .fp32, progress: (Int, Int) -> Void = { _, _ in }) throws {
         let config = try ModelConfig(directory: directory)
         let checkpoint = try Checkpoint(directory: directory)
         self.config = config
         self.directory = directory
+        let precision = matmulPrecision.effective
+        self.matmulPrecision = precision
         let h = config.hiddenSize, qDim = config.headCount * config.headDim, kvDim = config.kvHeadCount * config.headDim
         embeddings = try checkpoint.matrix("model.embed_tokens.weight", rows: config.vocabSize, cols: h)
         if checkpoint.contains("lm_head.weight") && !config.tieWordEmbeddings {
-            outputProjection = try checkpoint.matrix("lm_head.weight", rows: config.vocabSize, cols: h).packedForLinear()
+            outputProjection = try checkpoint.matrix("lm_head.weight", rows: config.vocabSize, cols: h).packedForLinear(precision: precision)
         } else {
             // Tied: the embedding keeps its row-major mapping for lookups; the LM head gets its own packed copy.
-            outputProjection = embeddings.packedForLinear()
+            outputProjection = embeddings.packedForLinear(precision: precision)
         }
         finalNorm = try checkpoint.vector("model.norm.weight", count: h)
         var layers: [DecoderLayer] = []
@@ -48,18 +53,18 @@ public final class LlamaModel: @unchecked Sendable {
             layers.append(DecoderLayer(
                 inputNorm: try checkpoint.vector(p + "input_layernorm.weight", count: h),
                 postAttentionNorm: try checkpoint.vector(p + "post_attention_layernorm.weight", count: h),
-                q: try checkpoint.matrix(p + "self_attn.q_proj.weight", rows: qDim, cols: h).packedForLinear(),
-                k: try checkpoint.matrix(p + "self_attn.k_proj.weight", rows: kvDim, cols: h).packedForLinear(),
-                v: try checkpoint.matrix(p + "self_attn.v_proj.weight", rows: kvDim, cols: h).packedForLinear(),
-                o: try checkpoint.matrix(p + "self_attn.o_proj.weight", rows: h, cols: qDim).packedForLinear(),
+                q: try checkpoint.matrix(p + "self_attn.q_proj.weight", rows: qDim, cols: h).packedForLinear(precision: precision),
+                k: try checkpoint.matrix(p + "self_attn.k_proj.weight", rows: kvDim, cols: h).packedForLinear(precision: precision),
+                v: try checkpoint.matrix(p + "self_attn.v_proj.weight", rows: kvDim, cols: h).packedForLinear(precision: precision),
+                o: try checkpoint.matrix(p + "self_attn.o_proj.weight", rows: h, cols: qDim).packedForLinear(precision: precision),
                 qBias: try optionalVector("self_attn.q_proj.bias", qDim),
                 kBias: try optionalVector("self_attn.k_proj.bias", kvDim),
                 vBias: try optionalVector("self_attn.v_proj.bias", kvDim),
                 qNorm: try optionalVector("self_attn.q_norm.weight", config.headDim),
                 kNorm: try optionalVector("self_attn.k_norm.weight", config.headDim),
-                gate: try checkpoint.matrix(p + "mlp.gate_proj.weight", rows: config.intermediateSize, cols: h).packedForLinear(),
-                up: try checkpoint.matrix(p + "mlp.up_proj.weight", rows: config.intermediateSize, cols: h).packedForLinear(),
-                down: try checkpoint.matrix(p + "mlp.down_proj.weight", rows: h, cols: config.intermediateSize).packedForLinear()
+                gate: try checkpoint.matrix(p + "mlp.gate_proj.weight", rows: config.intermediateSize, cols: h).packedForLinear(precision: precision),
+                up: try checkpoint.matrix(p + "mlp.up_proj.weight", rows: config.intermediateSize, cols: h).packedForLinear(precision: precision),
+                down: try checkpoint.matrix(p + "mlp.down_proj.weight", rows: h, cols: config.intermediateSize).packedForLinear(precision: precision)
             ))
             progress(i + 1, config.layerCount)
         }
@@ -84,6 +89,13 @@ public final class LlamaModel: @unchecked Sendable {
             total + [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].reduce(0) { $0 + $1.byteCount }
         }
         return perLayer + outputProjection.byteCount
+    }
+
+    /// Memory the panel-packed weight copies take beyond the checkpoint's mapping.
+    public var packedWeightBytes: Int {
+        layers.reduce(outputProjection.packedByteCount) { total, l in
+            total + [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].reduce(0) { $0 + $1.packedByteCount }
+        }
     }
 
     /// The element type of the projection weights, for reports.
@@ -115,9 +127,9 @@ public final class LlamaModel: @unchecked Sendable {
 
         for (index, layer) in layers.enumerated() {
             Kernels.rmsNorm(x, weight: layer.inputNorm, eps: c.rmsNormEps, into: &normed)
-            pool.linear(normed, rows: t, weight: layer.q, bias: layer.qBias, into: &q)
-            pool.linear(normed, rows: t, weight: layer.k, bias: layer.kBias, into: &k)
-            pool.linear(normed, rows: t, weight: layer.v, bias: layer.vBias, into: &v)
+            pool.linear(normed, rows: t, weight: layer.q, bias: layer.qBias, precision: matmulPrecision, into: &q)
+            pool.linear(normed, rows: t, weight: layer.k, bias: layer.kBias, precision: matmulPrecision, into: &k)
+            pool.linear(normed, rows: t, weight: layer.v, bias: layer.vBias, precision: matmulPrecision, into: &v)
             if let qNorm = layer.qNorm { Kernels.rmsNormInPlace(&q, weight: qNorm, eps: c.rmsNormEps) }
             if let kNorm = layer.kNorm { Kernels.rmsNormInPlace(&k, weight: kNorm, eps: c.rmsNormEps) }
             Kernels.rope(&q, heads: c.headCount, headDim: c.headDim, positions: batch.positions, invFreq: invFreq)
@@ -125,14 +137,14 @@ public final class LlamaModel: @unchecked Sendable {
             cache.store(layer: index, keys: k, values: v, slots: batch.slots)
             pool.attention(q: q, spans: batch.spans, heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim,
                            cache: cache, layer: index, window: c.slidingWindow ?? 0, scale: scale, into: &attention)
-            pool.linear(attention, rows: t, weight: layer.o, bias: nil, into: &projected)
+            pool.linear(attention, rows: t, weight: layer.o, bias: nil, precision: matmulPrecision, into: &projected)
             Kernels.add(&x, projected)
 
             Kernels.rmsNorm(x, weight: layer.postAttentionNorm, eps: c.rmsNormEps, into: &normed)
-            pool.linear(normed, rows: t, weight: layer.gate, bias: nil, into: &gate)
-            pool.linear(normed, rows: t, weight: layer.up, bias: nil, into: &up)
+            pool.linear(normed, rows: t, weight: layer.gate, bias: nil, precision: matmulPrecision, into: &gate)
+            pool.linear(normed, rows: t, weight: layer.up, bias: nil, precision: matmulPrecision, into: &up)
             Kernels.siluMul(gate: gate, &up)
-            pool.linear(up, rows: t, weight: layer.down, bias: nil, into: &projected)
+            pool.linear(up, rows: t, weight: layer.down, bias: nil, precision: matmulPrecision, into: &projected)
             Kernels.add(&x, projected)
         }
 
@@ -145,7 +157,7 @@ public final class LlamaModel: @unchecked Sendable {
         var lastNormed = [Float](repeating: 0, count: rows.count * h)
         Kernels.rmsNorm(last, weight: finalNorm, eps: c.rmsNormEps, into: &lastNormed)
         var logits = [Float](repeating: 0, count: rows.count * c.vocabSize)
-        pool.linear(lastNormed, rows: rows.count, weight: outputProjection, bias: nil, into: &logits)
+        pool.linear(lastNormed, rows: rows.count, weight: outputProjection, bias: nil, precision: matmulPrecision, into: &logits)
         return logits
     }
 }

@@ -39,6 +39,7 @@ struct InfoHandlers: Sendable {
             "max_total_num_tokens": service.engine.kvCapacity, "max_running_requests": o.maxRunningRequests,
             "max_queued_requests": configuration.maxQueuedRequests, "chunked_prefill_size": o.chunkedPrefillSize,
             "context_length": service.engine.contextLength, "kv_cache_dtype": o.kvCacheDType.rawValue,
+            "matmul_precision": o.matmulPrecision.rawValue,
             "enable_prefix_cache": o.enablePrefixCache, "threads": o.threads,
             "kv_pool": ["total_pages": s.totalPages, "free_pages": s.freePages, "cached_pages": s.cachedPages, "page_size": s.pageSize],
             "internal_states": [[

@@ -37,6 +37,10 @@ struct BenchEngineCommand: ParsableCommand {
     var threads: Int?
     @Option(name: .customLong("kv-cache-dtype"), help: "KV element type: float32 or bfloat16.")
     var kvCacheDType: String = "float32"
+    @Option(name: .customLong("matmul-precision"),
+            help: ArgumentHelp("Precision of linear layers with many rows (prefill): fp32 or bf16.",
+                               discussion: MatmulPrecisionHelp.discussion))
+    var matmulPrecision: String = MatmulPrecision.fp32.rawValue
     @Option(name: .customLong("probe-mib"), help: "Buffer size of the memory-bandwidth probe (0 skips it).")
     var probeMiB: Int = 512
     @Option(name: .customLong("output-file"), help: "Write the results as JSON here.")
@@ -50,6 +54,7 @@ struct BenchEngineCommand: ParsableCommand {
         }
         guard !batchSizes.isEmpty, batchSizes.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--batch takes positive integers, e.g. 1,16") }
         guard DType(name: kvCacheDType) != nil else { throw ValidationError("--kv-cache-dtype must be float32 or bfloat16") }
+        guard MatmulPrecision(rawValue: matmulPrecision) != nil else { throw ValidationError(MatmulPrecisionHelp.invalid(matmulPrecision)) }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
@@ -77,6 +82,9 @@ struct BenchEngineCommand: ParsableCommand {
         let runner = EngineBenchRunner(core: core)
         report["params"] = core.model.parameterCount
         report["weight_dtype"] = core.model.weightDTypeName
+        // The precision that ran (bf16 falls back to fp32 on CPUs without AVX512_BF16).
+        report["matmul_precision"] = core.options.matmulPrecision.rawValue
+        report["packed_weight_bytes"] = core.model.packedWeightBytes
 
         benchLog("warm-up")
         _ = runner.prefill(prompts: [runner.prompt(length: promptLen, seed: 999)])
@@ -133,6 +141,7 @@ struct BenchEngineCommand: ParsableCommand {
         o.chunkedPrefillSize = max(promptLen, maxBatch * decodePromptLen)
         o.maxRunningRequests = max(maxBatch, 1)
         o.kvCacheDType = DType(name: kvCacheDType) ?? .f32
+        o.matmulPrecision = MatmulPrecision(rawValue: matmulPrecision) ?? .fp32
         o.maxTotalTokens = max(promptLen + 16, maxBatch * (decodePromptLen + decodeTokens + 16)) + 64
         return o
     }

@@ -23,6 +23,11 @@ struct EngineFlags: ParsableArguments {
     @Option(name: .customLong("kv-cache-dtype"), help: "KV cache element type: float32 or bfloat16.")
     var kvCacheDType: String = "float32"
 
+    @Option(name: .customLong("matmul-precision"),
+            help: ArgumentHelp("Precision of linear layers with many rows (prefill): fp32 or bf16.",
+                               discussion: MatmulPrecisionHelp.discussion))
+    var matmulPrecision: String = MatmulPrecision.fp32.rawValue
+
     @Option(name: .customLong("context-length"), help: "Longest prompt + output (default: the model's max_position_embeddings).")
     var contextLength: Int?
 
@@ -37,6 +42,7 @@ struct EngineFlags: ParsableArguments {
         guard maxRunningRequests >= 1 else { throw ValidationError("--max-running-requests must be at least 1") }
         guard chunkedPrefillSize >= 1 else { throw ValidationError("--chunked-prefill-size must be at least 1") }
         guard DType(name: kvCacheDType) != nil else { throw ValidationError("--kv-cache-dtype must be float32 or bfloat16, got \(kvCacheDType)") }
+        guard MatmulPrecision(rawValue: matmulPrecision) != nil else { throw ValidationError(MatmulPrecisionHelp.invalid(matmulPrecision)) }
         if let maxTotalTokens, maxTotalTokens < pageSize { throw ValidationError("--max-total-tokens must be at least one page (\(pageSize))") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
@@ -48,9 +54,24 @@ struct EngineFlags: ParsableArguments {
         o.maxRunningRequests = maxRunningRequests
         o.chunkedPrefillSize = chunkedPrefillSize
         o.kvCacheDType = DType(name: kvCacheDType) ?? .f32
+        o.matmulPrecision = MatmulPrecision(rawValue: matmulPrecision) ?? .fp32
         o.contextLength = contextLength
         o.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         o.enablePrefixCache = !disableRadixCache
         return o
     }
+}
+
+/// `--matmul-precision` help, shared by `serve`, `generate` and `bench engine`.
+enum MatmulPrecisionHelp {
+    static let discussion = """
+        fp32 (default): activations stay fp32 and products are summed in fp32 over exactly widened weights; \
+        logits match transformers' fp32. bf16: linear layers with at least \(MatmulPrecision.bf16MinimumRows) rows \
+        (prefill chunks, large batches) round their activations to bfloat16 and use AVX512_BF16 dot products: faster \
+        prefill, logits differ slightly from fp32 (like transformers with dtype=bfloat16). Smaller layers (decode) stay fp32. \
+        Needs a CPU with AVX512_BF16, else fp32 runs with a warning; fp32 checkpoints get an extra bf16 copy of their \
+        weights (half their size).
+        """
+
+    static func invalid(_ value: String) -> String { "--matmul-precision must be fp32 or bf16, got \(value)" }
 }

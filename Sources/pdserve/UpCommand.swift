@@ -2,6 +2,7 @@ import ArgumentParser
 import Disaggregation
 import Engine
 import Foundation
+import Kernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,6 +30,8 @@ struct UpCommand: ParsableCommand {
     var port = 30000
     @Option(name: .customLong("threads-per-instance"), help: "Compute threads per instance (default: the cores divided among the instances).")
     var threadsPerInstance: Int?
+    @Option(name: .customLong("matmul-precision"), help: "Precision of large linear layers in every instance: fp32 or bf16 (see serve --help).")
+    var matmulPrecision = "fp32"
     @Option(name: .customLong("policy"), help: "Router policy: random, round_robin, power_of_two or cache_aware.")
     var policy = "round_robin"
     @Option(name: .customLong("log-level"), help: "Log level of every process.")
@@ -39,6 +42,7 @@ struct UpCommand: ParsableCommand {
     func validate() throws {
         guard prefill >= 1, decode >= 1 else { throw ValidationError("--prefill and --decode need at least 1 instance each") }
         _ = try TransferBackendKind.parse(transferBackend)
+        guard MatmulPrecision(rawValue: matmulPrecision) != nil else { throw ValidationError(MatmulPrecisionHelp.invalid(matmulPrecision)) }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
     }
 
@@ -59,7 +63,7 @@ struct UpCommand: ParsableCommand {
             let httpPort = try Self.freePort(host), bootstrapPort = try Self.freePort(host)
             try cluster.start(name: "prefill-\(i)", binary: binary, arguments: [
                 "serve", "--model-path", modelFolder, "--host", host, "--port", String(httpPort), "--threads", String(threads),
-                "--disaggregation-mode", "prefill", "--disaggregation-bootstrap-port", String(bootstrapPort),
+                "--matmul-precision", matmulPrecision, "--disaggregation-mode", "prefill", "--disaggregation-bootstrap-port", String(bootstrapPort),
                 "--disaggregation-transfer-backend", transferBackend, "--log-level", logLevel,
             ] + servedName, healthURL: (host, httpPort))
             prefillArgs += ["--prefill", "http://\(host):\(httpPort)", String(bootstrapPort)]
@@ -69,7 +73,7 @@ struct UpCommand: ParsableCommand {
             let httpPort = try Self.freePort(host)
             try cluster.start(name: "decode-\(i)", binary: binary, arguments: [
                 "serve", "--model-path", modelFolder, "--host", host, "--port", String(httpPort), "--threads", String(threads),
-                "--disaggregation-mode", "decode", "--disaggregation-transfer-backend", transferBackend, "--log-level", logLevel,
+                "--matmul-precision", matmulPrecision, "--disaggregation-mode", "decode", "--disaggregation-transfer-backend", transferBackend, "--log-level", logLevel,
             ] + servedName, healthURL: (host, httpPort))
             decodeArgs += ["--decode", "http://\(host):\(httpPort)"]
         }

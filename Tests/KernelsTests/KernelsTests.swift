@@ -86,10 +86,78 @@ func panelLinearMatchesReference(rows: Int, out: Int) throws {
     }
 }
 
+/// What `--matmul-precision bf16` computes: activations and weights rounded
+/// to bf16 (nearest even), products summed in double. Also returns, per
+/// output, the sum of |products| and |bias|, the scale of fp32 summation error.
+func referenceBF16Linear(_ x: [Float], rows: Int, _ w: [Float], out: Int, bias: [Float]?) -> (y: [Double], magnitude: [Double]) {
+    let inDim = x.count / rows
+    let xb = bf16Round(x), wb = bf16Round(w)
+    var y = [Double](repeating: 0, count: rows * out), magnitude = y
+    for r in 0..<rows {
+        for o in 0..<out {
+            var s = 0.0, m = 0.0
+            for k in 0..<inDim {
+                let p = Double(xb[r * inDim + k]) * Double(wb[o * inDim + k])
+                s += p
+                m += abs(p)
+            }
+            y[r * out + o] = s + Double(bias?[o] ?? 0)
+            magnitude[r * out + o] = m + Double(abs(bias?[o] ?? 0))
+        }
+    }
+    return (y, magnitude)
+}
+
+/// The AVX512_BF16 kernel (`--matmul-precision bf16`) against the rounded
+/// reference, within fp32 summation error (1e-5 of the sum of |terms|;
+/// skipping the rounding of x would be off by ~1e-4 of it, truncating instead
+/// of rounding by ~1e-3). Row counts at and above the threshold with every
+/// block-height remainder, odd and even `in` (the odd one pairs with the
+/// zero padding), 1 and 3 inputs, outputs ending inside a 16-lane half and
+/// spanning many panels; bf16 weights (packed exactly) and fp32 weights
+/// (rounded when packed).
+@Test(.enabled(if: MatmulPrecision.bf16Available, "the bf16 kernel needs AVX512_BF16"),
+      arguments: [64, 77, 140], [(75, 37), (76, 300), (1, 50), (3, 16)])
+func bf16LinearMatchesRoundedReference(rows: Int, shape: (Int, Int)) {
+    let (inDim, out) = shape
+    var v = Values(state: UInt64(rows * 17 + inDim * 3 + out))
+    let x = v.array(rows * inDim)
+    let w = v.array(out * inDim)
+    let bias = v.array(out)
+    let reference = referenceBF16Linear(x, rows: rows, w, out: out, bias: bias)
+    let matrices = [bf16Matrix(rows: out, cols: inDim, values: w).packedForLinear(precision: .bf16),
+                    WeightMatrix(rows: out, cols: inDim, values: w).packedForLinear(precision: .bf16)]
+    for (matrix, threads) in zip(matrices + matrices, [1, 1, 2, 2]) {
+        #expect(matrix.isPanelPacked)
+        var y = [Float](repeating: .nan, count: rows * out + 5)  // the tail must stay untouched
+        ComputePool(threads: threads).linear(x, rows: rows, weight: matrix, bias: bias, precision: .bf16, into: &y)
+        let excess = (0..<rows * out).map { abs(Double(y[$0]) - reference.y[$0]) - 1e-5 * reference.magnitude[$0] }.max()!
+        #expect(excess <= 0, "rows \(rows) in \(inDim) out \(out) \(matrix.dtype) threads \(threads): off by \(excess) beyond fp32 summation error")
+        #expect(y[(rows * out)...].allSatisfy { $0.isNaN }, "wrote past the output")
+    }
+}
+
+/// Below `bf16MinimumRows` (decode) a bf16 request changes nothing: the
+/// result is bit-for-bit the fp32 one, for bf16 and fp32 weights alike.
+@Test func bf16PrecisionLeavesSmallBatchesExact() {
+    let rows = MatmulPrecision.bf16MinimumRows - 1, inDim = 75, out = 37
+    var v = Values(state: 5)
+    let x = v.array(rows * inDim), w = v.array(out * inDim)
+    for plain in [bf16Matrix(rows: out, cols: inDim, values: bf16Round(w)), WeightMatrix(rows: out, cols: inDim, values: w)] {
+        let pool = ComputePool(threads: 2)
+        var exact = [Float](repeating: 0, count: rows * out), requested = exact
+        pool.linear(x, rows: rows, weight: plain.packedForLinear(), bias: nil, into: &exact)
+        pool.linear(x, rows: rows, weight: plain.packedForLinear(precision: .bf16), bias: nil, precision: .bf16, into: &requested)
+        #expect(exact == requested, "\(plain.dtype): a \(rows)-row layer must stay fp32-exact")
+    }
+}
+
 /// Packing leaves fp32 weights alone: they stay zero-copy in the mapping.
 @Test func packingSkipsFloat32Weights() {
     let matrix = WeightMatrix(rows: 3, cols: 5, values: [Float](repeating: 1, count: 15))
     #expect(!matrix.packedForLinear().isPanelPacked)
+    // Only the bf16 mode packs them (rounded), and only where its kernel runs.
+    #expect(matrix.packedForLinear(precision: .bf16).isPanelPacked == MatmulPrecision.bf16Available)
 }
 
 @Test func bf16ConversionRoundsToNearestEven() {

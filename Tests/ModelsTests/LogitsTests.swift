@@ -22,10 +22,64 @@ func bfloat16KVCacheLogitsStayClose(fixture: String) throws {
     #expect(worst <= 0, "\(fixture): bf16-KV logits exceed the tolerance by \(worst)")
 }
 
+/// `--matmul-precision bf16` rounds the activations of every linear layer
+/// of a prompt of at least 64 tokens to bf16 (shorter prompts stay exact).
+/// Through these fixtures' deliberately large random weights the last-position
+/// logits move by up to 5.6% of the row's largest |logit| (qwen2-fp32;
+/// 1.2–4.9% on the others); transformers' own dtype=bfloat16 run of the same
+/// prompts is off by 2.2–8.3%. Stated tolerance: 8% of the row's largest |logit|.
+@Test(arguments: Fixtures.modelNames)
+func bf16MatmulLogitsStayClose(fixture: String) throws {
+    let worst = try logitError(fixture: fixture, kvCache: .f32, matmulPrecision: .bf16, tolerance: { _, rowMax in 0.08 * rowMax })
+    #expect(worst <= 0, "\(fixture): bf16-matmul logits exceed the tolerance by \(worst)")
+}
+
+/// The bf16 mode touches only layers of at least `bf16MinimumRows` rows: a
+/// shorter prompt gives the fp32 logits, a longer one differs by far more
+/// (the bf16 kernel ran) — or, where the CPU lacks AVX512_BF16 or the
+/// portable kernels are forced, gives the fp32 logits too (the fallback).
+/// "The fp32 logits" means bit for bit with bf16 weights (pdserve's own
+/// kernels); fp32 weights above 16 rows go through OpenBLAS, whose sums may
+/// split differently when tests running in parallel change its thread count,
+/// so there 1e-5 of the row's largest |logit| is allowed (bf16 moves them by ~1e-2).
+@Test(arguments: ["llama3-bf16", "qwen2-fp32"])
+func bf16MatmulAppliesOnlyToLongPrompts(fixture: String) throws {
+    let exact = try LlamaModel(directory: Fixtures.modelDirectory(fixture))
+    let rounded = try LlamaModel(directory: Fixtures.modelDirectory(fixture), matmulPrecision: .bf16)
+    #expect(rounded.matmulPrecision == (MatmulPrecision.bf16Available ? .bf16 : .fp32))
+    let allowed: Float = exact.weightDTypeName == DType.bf16.rawValue ? 0 : 1e-5
+    let prompts = try ModelReference.load(fixture).prompts
+    func relativeChange(_ prompt: [Int]) throws -> Float {
+        let a = try lastLogits(exact, prompt), b = try lastLogits(rounded, prompt)
+        return zip(a, b).map { abs($0 - $1) }.max()! / a.map(abs).max()!
+    }
+    let short = try #require(prompts.filter { $0.count < MatmulPrecision.bf16MinimumRows }.max { $0.count < $1.count })
+    let long = try #require(prompts.first { $0.count >= MatmulPrecision.bf16MinimumRows })
+    let shortChange = try relativeChange(short), longChange = try relativeChange(long)
+    #expect(shortChange <= allowed, "\(short.count) tokens must stay fp32: changed by \(shortChange) of the largest logit")
+    if MatmulPrecision.bf16Available {
+        #expect(longChange > 1e-3, "\(long.count) tokens: the bf16 kernel should have run (change \(longChange))")
+    } else {
+        #expect(longChange <= allowed, "\(long.count) tokens: the fp32 fallback changed the logits by \(longChange)")
+    }
+}
+
+/// Last-position logits of one prompt run alone in one forward pass.
+func lastLogits(_ model: LlamaModel, _ prompt: [Int]) throws -> [Float] {
+    let pageSize = 16
+    let cache = try PagedKVStorage(layers: model.config.layerCount, pageCount: prompt.count / pageSize + 1, pageSize: pageSize,
+                                   width: model.kvWidth, dtype: .f32)
+    var batch = ForwardBatch()
+    let pages = (0..<Int32(prompt.count / pageSize + 1)).map { $0 }
+    batch.append(sequenceTokens: prompt.map { Int32($0) }, startPosition: 0, pageTable: pages, pageSize: pageSize, logitIndices: [prompt.count - 1])
+    return model.forward(batch, cache: cache, pool: ComputePool(threads: 2))
+}
+
 /// Runs each reference prompt in one forward pass and returns how far the
 /// worst logit exceeds `tolerance(reference, row's max |reference|)` (≤ 0 means all within).
-func logitError(fixture: String, kvCache: DType, tolerance: (_ value: Float, _ rowMaxAbs: Float) -> Float) throws -> Float {
-    let model = try LlamaModel(directory: Fixtures.modelDirectory(fixture))
+func logitError(fixture: String, kvCache: DType, matmulPrecision: MatmulPrecision = .fp32,
+                tolerance: (_ value: Float, _ rowMaxAbs: Float) -> Float) throws -> Float {
+    let model = try LlamaModel(directory: Fixtures.modelDirectory(fixture), matmulPrecision: matmulPrecision)
     let reference = try ModelReference.load(fixture)
     let pageSize = 16
     let longest = reference.prompts.map(\.count).max()!

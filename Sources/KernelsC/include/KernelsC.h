@@ -59,6 +59,14 @@ void pds_pack_bf16_panels(const uint16_t *w, int rows, int cols, uint16_t *panel
 /// pds_avx512_enabled() before packing). Any number of rows.
 void pds_linear_panels(pds_pool *pool, const float *x, int rows, int in,
                        const uint16_t *panels, int out, const float *bias, float *y);
+/// Whether pds_linear_panels_bf16 runs here: the AVX-512 kernels run and
+/// the CPU has AVX512_BF16.
+int pds_bf16_matmul_enabled(void);
+/// As pds_linear_panels, but x is rounded to bf16 (nearest even) and the
+/// products are summed by vdpbf16ps in fp32: twice the multiply-adds per
+/// instruction, results no longer fp32-exact. Check pds_bf16_matmul_enabled().
+void pds_linear_panels_bf16(pds_pool *pool, const float *x, int rows, int in,
+                            const uint16_t *panels, int out, const float *bias, float *y);
 
 // MARK: element-wise
 
