@@ -56,6 +56,6 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks.",
-        subcommands: [BenchTransferCommand.self]
+        subcommands: [BenchTransferCommand.self, BenchServingCommand.self]
     )
 }
