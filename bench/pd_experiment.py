@@ -10,7 +10,10 @@ Configurations (each behind a router, so both pay the same extra hop):
 
 Writes docs/benchmarks/pd.md (tables, exact commands, machine notes, load
 conditions, date), docs/benchmarks/pd.png (plots) and docs/benchmarks/pd.json
-(the numbers); raw per-request JSONL goes to --work-dir.
+(the numbers) — other stems with --name —; raw per-request JSONL goes to
+--work-dir. A hand-written notes section at the end of the .md survives re-runs.
+Before each configuration it refuses to start on busy cores (--max-busy), and
+it reports how much CPU other processes took during each measurement.
 
 Requirements (installs nothing): a release build (`swift build -c release`);
 the ~150M benchmark model (`python3 tests/reference/make_fixtures.py
@@ -26,6 +29,7 @@ import json
 import os
 import platform
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -54,6 +58,32 @@ def cpu_busy_fraction(seconds=3.0):
     time.sleep(seconds)
     t1, i1 = sample()
     return 1 - (i1 - i0) / max(1, t1 - t0)
+
+
+def busy_jiffies():
+    """All cores' busy time so far, in clock ticks."""
+    fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return sum(fields) - fields[3] - fields[4]
+
+
+def tree_jiffies(roots):
+    """utime + stime of the given processes and all their descendants, in clock ticks."""
+    parent, cpu = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        parent[int(entry)] = int(fields[1])
+        cpu[int(entry)] = int(fields[11]) + int(fields[12])
+    total, frontier = 0, set(roots)
+    while frontier:
+        total += sum(cpu.get(p, 0) for p in frontier)
+        frontier = {p for p, pp in parent.items() if pp in frontier}
+    return total
 
 
 def wait_http(url, timeout, proc_list):
@@ -137,7 +167,7 @@ def start_pd(cluster, args):
     return base
 
 
-def run_client(args, base, name, pd):
+def run_client(args, base, name, pd, cluster):
     raw = args.work_dir / f"{name}.jsonl"
     raw.unlink(missing_ok=True)
     cmd = [args.bin, "bench", "serving", "--backend", "sglang", "--base-url", base, "--workload", "mixed",
@@ -148,9 +178,20 @@ def run_client(args, base, name, pd):
     if pd:
         cmd.append("--pd-separated")
     print("  $", " ".join(cmd), flush=True)
+    # What else ran during the measurement: all busy CPU time minus this
+    # experiment's (servers, router, client), as a share of both cores.
+    roots = [p.pid for p in cluster.procs]
+    busy0, ours0, client0 = busy_jiffies(), tree_jiffies(roots), resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
     with open(args.work_dir / f"{name}-client.log", "w") as log:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, timeout=args.duration * 6 + 600)
-    return json.loads(raw.read_text().splitlines()[-1]), " ".join(cmd)
+    wall = time.monotonic() - t0
+    client1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    tick = os.sysconf("SC_CLK_TCK")
+    ours = (tree_jiffies(roots) - ours0) / tick + (client1.ru_utime - client0.ru_utime) + (client1.ru_stime - client0.ru_stime)
+    total = (busy_jiffies() - busy0) / tick
+    load = {"wall_s": wall, "ours_core_s": ours, "others_core_s": max(0.0, total - ours), "cores": os.cpu_count()}
+    return json.loads(raw.read_text().splitlines()[-1]), " ".join(cmd), load
 
 
 def summarise(record):
@@ -165,6 +206,8 @@ def summarise(record):
                                       "output_throughput", "input_throughput")}
     classes = record["classes_of_requests"]
     out["chat_itls_ms"] = sorted(x * 1000 for itls, cl in zip(record["itls"], classes) if cl == "chat" for x in itls)
+    # Gaps under 1 ms are tokens that reached the client in one burst (held back upstream, then flushed).
+    out["chat_burst_fraction"] = sum(1 for x in out["chat_itls_ms"] if x < 1) / max(1, len(out["chat_itls_ms"]))
     out["ttft_over_time"] = [(s, t * 1000, cl) for s, t, cl, e in
                              zip(record["sent_at"], record["ttfts"], classes, record["errors"]) if not e]
     return out
@@ -249,8 +292,8 @@ def write_markdown(args, results, order, commands, loads, path, started):
         "`pdserve bench serving --backend sglang` (streaming `/generate`, `ignore_eos`), through `pdserve router` in every",
         f"configuration. Goodput objectives: `{' '.join(args.goodput)}` (a request is good when it meets all of its class's).",
         "",
-        "| configuration | chat ITL p50 ms | chat ITL p99 ms | chat TTFT p50 ms | chat TTFT p99 ms | doc TTFT p50 ms | doc TTFT p99 ms | goodput req/s (good / sent) | failed |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| configuration | chat ITL p50 ms | chat ITL p99 ms | chat TTFT p50 ms | chat TTFT p99 ms | doc TTFT p50 ms | doc TTFT p99 ms | goodput req/s (good / sent) | failed | chat gaps < 1 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in order:
         r = results[name]
@@ -258,7 +301,7 @@ def write_markdown(args, results, order, commands, loads, path, started):
         sent = r["completed"] + r["failed"]
         lines.append(f"| {name} | {f(c['median_itl_ms'], 1)} | {f(c['p99_itl_ms'], 1)} | {f(c['median_ttft_ms'])} | "
                      f"{f(c['p99_ttft_ms'])} | {f(d['median_ttft_ms'])} | {f(d['p99_ttft_ms'])} | "
-                     f"{f(r['goodput'], 2)} ({r['good']} / {sent}) | {r['failed']} |")
+                     f"{f(r['goodput'], 2)} ({r['good']} / {sent}) | {r['failed']} | {r['chat_burst_fraction'] * 100:.0f}% |")
     lines += ["", "Per class (goodput counts a class's good requests over the whole run's duration):", "",
               "| configuration | class | done | TPOT p50 ms | TPOT p99 ms | E2E p50 ms | E2E p99 ms | good | goodput req/s | run s |",
               "|---|---|---|---|---|---|---|---|---|---|"]
@@ -269,10 +312,15 @@ def write_markdown(args, results, order, commands, loads, path, started):
             lines.append(f"| {name} | {cls} | {c['completed']} | {f(c['median_tpot_ms'], 1)} | {f(c['p99_tpot_ms'], 1)} | "
                          f"{f(c['median_e2e_latency_ms'])} | {f(c['p99_e2e_latency_ms'])} | {c['good_requests']} | "
                          f"{f(c['request_goodput'], 2)} | {r['duration']:.0f} |")
-    lines += ["", "![chat ITL CDF, latency percentiles, chat TTFT over time](pd.png)", "",
+    lines += ["", f"![chat ITL CDF, latency percentiles, chat TTFT over time]({args.name}.png)", "",
               "## Load conditions", ""]
     for name in order:
-        lines.append(f"- {name}: cores {loads[name] * 100:.0f}% busy in the 3 s before the servers started.")
+        d = results[name].get("load")
+        during = "" if d is None else (
+            f" During the {d['wall_s']:.0f} s measurement this experiment used {d['ours_core_s']:.0f} core-seconds "
+            f"(of {d['wall_s'] * d['cores']:.0f}) and other processes {d['others_core_s']:.0f} "
+            f"({d['others_core_s'] / (d['wall_s'] * d['cores']) * 100:.0f}% of the machine).")
+        lines.append(f"- {name}: cores {loads[name] * 100:.0f}% busy in the 3 s before the servers started.{during}")
     lines += ["", "## Commands", "", "```bash", "swift build -c release",
               f"python3 bench/pd_experiment.py {' '.join(sys.argv[1:])}", "```", "",
               "What the script ran, per configuration:", ""]
@@ -300,6 +348,7 @@ def main():
     ap.add_argument("--max-busy", type=float, default=0.25, help="refuse to start while the cores are busier than this")
     ap.add_argument("--work-dir", type=Path, default=Path("/tmp/pd-experiment"))
     ap.add_argument("--out-dir", type=Path, default=ROOT / "docs" / "benchmarks")
+    ap.add_argument("--name", default="pd", help="file stem of the outputs: NAME.md, NAME.png, NAME.json")
     args = ap.parse_args()
     if not Path(args.bin).exists():
         sys.exit(f"{args.bin} not found: run `swift build -c release` (or set PDSERVE_BIN)")
@@ -323,11 +372,12 @@ def main():
         cluster = Cluster(args.work_dir, name)
         try:
             base = start_pd(cluster, args) if chunk is None else start_unified(cluster, args, chunk)
-            record, client_cmd = run_client(args, base, name, pd=chunk is None)
+            record, client_cmd, during = run_client(args, base, name, chunk is None, cluster)
         finally:
             cluster.stop()
         commands[name] = cluster.commands + [client_cmd]
         results[name] = summarise(record)
+        results[name]["load"] = during
         c = results[name]["chat"]
         print(f"{name}: chat ITL p50/p99 {c['median_itl_ms']:.1f}/{c['p99_itl_ms']:.1f} ms, chat TTFT p50/p99 "
               f"{c['median_ttft_ms']:.0f}/{c['p99_ttft_ms']:.0f} ms, doc TTFT p50 {results[name]['doc']['median_ttft_ms']:.0f} ms, "
@@ -335,12 +385,12 @@ def main():
 
     order = [n for n, _ in configs]
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    plot(results, order, args.out_dir / "pd.png")
+    plot(results, order, args.out_dir / f"{args.name}.png")
     compact = {n: {k: v for k, v in r.items() if k not in ("chat_itls_ms", "ttft_over_time")} for n, r in results.items()}
-    (args.out_dir / "pd.json").write_text(json.dumps({"date": started.isoformat(), "args": sys.argv[1:], "loads": loads,
+    (args.out_dir / f"{args.name}.json").write_text(json.dumps({"date": started.isoformat(), "args": sys.argv[1:], "loads": loads,
                                                       "results": compact}, indent=1) + "\n")
-    write_markdown(args, results, order, commands, loads, args.out_dir / "pd.md", started)
-    print(f"wrote {args.out_dir / 'pd.md'}, pd.png, pd.json")
+    write_markdown(args, results, order, commands, loads, args.out_dir / f"{args.name}.md", started)
+    print(f"wrote {args.out_dir / args.name}.md, .png, .json")
 
 
 if __name__ == "__main__":
