@@ -53,7 +53,14 @@ let package = Package(
             ],
             swiftSettings: fastMath
         ),
-        .target(name: "Bench", dependencies: ["Disaggregation", "Kernels"], swiftSettings: fastMath),
+        .target(
+            name: "Bench",
+            dependencies: [
+                "Disaggregation", "Kernels", "Tokenization",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: fastMath
+        ),
         .target(
             name: "Router",
             dependencies: [
@@ -81,6 +88,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "EngineTesting"], swiftSettings: fastMath),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"]),
         .testTarget(name: "DisaggregationTests", dependencies: ["Disaggregation"]),
+        .testTarget(name: "BenchTests", dependencies: ["Bench"]),
         .testTarget(name: "RouterTests", dependencies: ["Router", .product(name: "Hummingbird", package: "hummingbird")]),
     ]
 )

@@ -1,0 +1,26 @@
+import Foundation
+
+/// SplitMix64: a small seedable generator, so `--seed` reproduces the same
+/// prompts, lengths and arrival times on every run and every platform
+/// (the system generator cannot be seeded).
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// An exponentially distributed gap with the given rate: the time between
+    /// two arrivals of a Poisson process.
+    public mutating func exponential(rate: Double) -> Double {
+        // 1 - u lies in (0, 1], so the logarithm is finite.
+        let u = Double.random(in: 0..<1, using: &self)
+        return -log(1 - u) / rate
+    }
+}
