@@ -69,7 +69,12 @@ struct PDForwarder: Sendable {
                 let prefillLogprobs = plan.wantsLogprobs ? LogprobMerger.prefillLogprobs(from: Data(prefillReply.body.readableBytesView)) : [:]
                 if plan.isStream && response.headers.first(name: "content-type")?.hasPrefix("text/event-stream") == true {
                     core.recordStatus(decode, Int(response.status.code))
-                    return stream(response, decode: decode, prefillLogprobs: prefillLogprobs)
+                    if prefillLogprobs.isEmpty { return core.relay(response, from: decode, role: "Decode worker") }
+                    nonisolated(unsafe) let logprobs = prefillLogprobs
+                    return core.relay(response, from: decode, role: "Decode worker") {
+                        var pending = logprobs
+                        return { event in Self.rewrite(event, pending: &pending) }
+                    }
                 }
                 let bytes: ByteBuffer
                 do {
@@ -160,40 +165,6 @@ struct PDForwarder: Sendable {
             }
             return .ready(prefill: prefillReply!, decode: decodeResponse!)
         }
-    }
-
-    /// Relays the decode's event stream; with logprobs asked for, each
-    /// item's first event gets the prefill's prompt logprobs in front.
-    private func stream(_ response: HTTPClientResponse, decode: Worker, prefillLogprobs: [Int: [Any]]) -> Response {
-        let core = self.core
-        nonisolated(unsafe) let prefillLogprobs = prefillLogprobs
-        return Response(status: .init(code: Int(response.status.code)), headers: RouterCore.returnable(response.headers), body: ResponseBody { writer in
-            defer { decode.end() }
-            var pending = prefillLogprobs
-            var splitter = SSEEventSplitter()
-            var upstream = response.body.makeAsyncIterator()
-            while true {
-                let chunk: ByteBuffer?
-                do {
-                    chunk = try await upstream.next()
-                } catch {
-                    core.recordFailure(decode, UpstreamFailure.unreachable("stream broke off: \(error)"))
-                    try await writer.write(RouterCore.sseError(APIError(.badGateway, type: "upstream_error",
-                                                                        "Decode worker \(decode.url) broke off the stream: \(error)")))
-                    break
-                }
-                guard let chunk else { break }
-                guard !prefillLogprobs.isEmpty else {
-                    try await writer.write(chunk)
-                    continue
-                }
-                for event in splitter.append(chunk) {
-                    try await writer.write(ByteBuffer(string: Self.rewrite(event, pending: &pending) + "\n\n"))
-                }
-            }
-            if let rest = splitter.finish() { try await writer.write(ByteBuffer(string: rest)) }
-            try await writer.finish(nil)
-        })
     }
 
     /// One event with the prefill's logprobs merged in, if its item still needs them.

@@ -45,7 +45,7 @@ struct PlainForwarder: Sendable {
             let isStream = response.headers.first(name: "content-type")?.hasPrefix("text/event-stream") == true
             if status < 500 && isStream {
                 core.recordStatus(worker, status)
-                return stream(response, worker: worker)
+                return core.relay(response, from: worker, role: "Worker")
             }
             // Whole JSON answers are read here, so a worker dying half-way is retried like one that never answered.
             let body: ByteBuffer
@@ -78,30 +78,5 @@ struct PlainForwarder: Sendable {
         // Out of attempts: the last worker's own 5xx answer says most; else why nothing answered.
         if let lastReply { return RouterCore.response(lastReply) }
         throw lastError ?? core.noWorker(.regular)
-    }
-
-    /// Relays an event stream; a break after the 200 head becomes an SSE error event.
-    private func stream(_ response: HTTPClientResponse, worker: Worker) -> Response {
-        let core = self.core
-        return Response(status: .init(code: Int(response.status.code)), headers: RouterCore.returnable(response.headers), body: ResponseBody { writer in
-            defer { worker.end() }
-            var upstream = response.body.makeAsyncIterator()
-            while true {
-                let chunk: ByteBuffer?
-                do {
-                    chunk = try await upstream.next()
-                } catch {
-                    // The worker broke off after the 200 head: say so in-band, never by a changed status.
-                    core.recordFailure(worker, UpstreamFailure.unreachable("stream broke off: \(error)"))
-                    try await writer.write(RouterCore.sseError(APIError(.badGateway, type: "upstream_error",
-                                                                        "Worker \(worker.url) broke off the stream: \(error)")))
-                    break
-                }
-                guard let chunk else { break }
-                // A client that left makes this throw, which drops the upstream stream and so aborts the request there.
-                try await writer.write(chunk)
-            }
-            try await writer.finish(nil)
-        })
     }
 }
