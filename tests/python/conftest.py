@@ -72,6 +72,10 @@ class Server(PDServeProcess):
     def __init__(self, *args, env=None, ready_timeout=60):
         super().__init__("serve", "--threads", "1", *args, env=env, ready_timeout=ready_timeout)
 
+    def state(self, key):
+        """One counter of the engine's internal state (num_running_reqs, num_transferring_reqs, …)."""
+        return self.get("/get_server_info").json()["internal_states"][0][key]
+
     def pool(self):
         return self.get("/get_server_info").json()["kv_pool"]
 
@@ -87,6 +91,23 @@ class Server(PDServeProcess):
                 raise AssertionError(f"KV pages leaked: {pool}")
             time.sleep(0.05)
 
+
+
+def wait_until(predicate, timeout=10, what="a condition"):
+    """Polls `predicate` until it holds; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def post_raw(port, path, body):
+    """Sends a JSON POST on a raw socket and returns the socket, so a test can hang up mid-answer."""
+    import socket
+    payload = json.dumps(body).encode()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload)
+    return sock
 
 
 def reference(name):

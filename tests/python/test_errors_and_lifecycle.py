@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from conftest import FIXTURES, Server, reference
+from conftest import FIXTURES, Server, post_raw, reference, wait_until
 
 
 def error_of(response):
@@ -81,10 +81,7 @@ def test_info_endpoints(qwen_server):
 
 def stream_then_disconnect(server, body, events=2):
     """Opens a streaming request on a raw socket, reads a few events, then drops the connection."""
-    payload = json.dumps(body).encode()
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-    sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
-                 + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+    sock = post_raw(server.port, "/generate", body)
     seen = b""
     while seen.count(b"data:") < events:
         chunk = sock.recv(65536)
@@ -97,10 +94,7 @@ def test_disconnect_mid_stream_frees_pages(qwen_server):
     ref = reference("qwen2-fp32")
     stream_then_disconnect(qwen_server, {"input_ids": ref["prompts"][20], "stream": True,
                                          "sampling_params": {"max_new_tokens": 15000, "temperature": 0, "ignore_eos": True}})
-    deadline = time.monotonic() + 10
-    while qwen_server.get("/get_server_info").json()["internal_states"][0]["num_running_reqs"] > 0:
-        assert time.monotonic() < deadline, "the request kept running after its client left"
-        time.sleep(0.02)
+    wait_until(lambda: qwen_server.state("num_running_reqs") == 0, timeout=10, what="the request kept running after its client left")
     qwen_server.assert_pool_whole()
 
 
@@ -196,19 +190,10 @@ def test_sigterm_drains_then_aborts_and_exits_zero():
 
 
 def test_disconnect_during_non_streamed_request_frees_pages(qwen_server):
-    payload = json.dumps({"text": "hi", "sampling_params": {"max_new_tokens": 15000, "ignore_eos": True}}).encode()
-    sock = socket.create_connection(("127.0.0.1", qwen_server.port), timeout=30)
-    sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
-                 + str(len(payload)).encode() + b"\r\n\r\n" + payload)
-    deadline = time.monotonic() + 10
-    while qwen_server.get("/get_server_info").json()["internal_states"][0]["num_running_reqs"] == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    sock = post_raw(qwen_server.port, "/generate", {"text": "hi", "sampling_params": {"max_new_tokens": 15000, "ignore_eos": True}})
+    wait_until(lambda: qwen_server.state("num_running_reqs") > 0, timeout=10, what="num_running_reqs > 0")
     sock.close()
-    deadline = time.monotonic() + 10
-    while qwen_server.get("/get_server_info").json()["internal_states"][0]["num_running_reqs"] > 0:
-        assert time.monotonic() < deadline, "a non-streamed request outlived its client"
-        time.sleep(0.02)
+    wait_until(lambda: qwen_server.state("num_running_reqs") == 0, timeout=10, what="a non-streamed request outlived its client")
     qwen_server.assert_pool_whole()
 
 

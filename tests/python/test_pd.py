@@ -13,7 +13,7 @@ import openai
 import pytest
 import requests
 
-from conftest import FIXTURES, Server, reference
+from conftest import FIXTURES, Server, post_raw, reference, wait_until
 from pd_helpers import PDPair
 
 MODEL = "qwen2-fp32"
@@ -155,10 +155,7 @@ def test_disconnect_while_decoding(pair):
     prompt = reference(MODEL)["prompts"][5]
     body = pair.bootstrap({"input_ids": prompt, "stream": True, "sampling_params": {"max_new_tokens": 400, "ignore_eos": True}})
     threading.Thread(target=lambda: requests.post(pair.prefill.url + "/generate", json=body, timeout=60)).start()
-    payload = json.dumps(body).encode()
-    sock = socket.create_connection(("127.0.0.1", pair.decode.port), timeout=30)
-    sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
-                 + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+    sock = post_raw(pair.decode.port, "/generate", body)
     seen = b""
     while seen.count(b"data:") < 3:
         chunk = sock.recv(65536)
@@ -171,19 +168,10 @@ def test_disconnect_while_decoding(pair):
 def test_disconnect_while_waiting_for_kv(pair):
     # Only the decode half: it waits for KV that will not come; the client leaves.
     body = pair.bootstrap({"input_ids": [3] * 40, "sampling_params": {"max_new_tokens": 4}})
-    payload = json.dumps(body).encode()
-    sock = socket.create_connection(("127.0.0.1", pair.decode.port), timeout=30)
-    sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
-                 + str(len(payload)).encode() + b"\r\n\r\n" + payload)
-    deadline = time.monotonic() + 5
-    while pair.decode.get("/get_server_info").json()["internal_states"][0]["num_transferring_reqs"] == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    sock = post_raw(pair.decode.port, "/generate", body)
+    wait_until(lambda: pair.decode.state("num_transferring_reqs") > 0, timeout=5, what="num_transferring_reqs > 0")
     sock.close()
-    deadline = time.monotonic() + 5
-    while pair.decode.get("/get_server_info").json()["internal_states"][0]["num_transferring_reqs"] > 0:
-        assert time.monotonic() < deadline, "the parked request outlived its client"
-        time.sleep(0.02)
+    wait_until(lambda: pair.decode.state("num_transferring_reqs") == 0, timeout=5, what="the parked request outlived its client")
     pair.assert_pools_whole()
 
 
@@ -197,10 +185,7 @@ def test_killed_prefill_fails_waiting_rooms_at_once():
         holder = {}
         thread = threading.Thread(target=lambda: holder.setdefault("r", requests.post(pd.decode.url + "/generate", json=body, timeout=60)))
         thread.start()
-        deadline = time.monotonic() + 5
-        while pd.decode.get("/get_server_info").json()["internal_states"][0]["num_transferring_reqs"] == 0:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_until(lambda: pd.decode.state("num_transferring_reqs") > 0, timeout=5, what="num_transferring_reqs > 0")
         started = time.monotonic()
         pd.prefill.proc.send_signal(signal.SIGKILL)
         thread.join(30)
@@ -319,10 +304,7 @@ def test_frozen_prefill_is_declared_dead_by_heartbeats():
         body = pd.bootstrap(greedy_body([7] * 50))
         thread = threading.Thread(target=lambda: holder.setdefault("r", requests.post(pd.decode.url + "/generate", json=body, timeout=60)))
         thread.start()
-        deadline = time.monotonic() + 5
-        while pd.decode.get("/get_server_info").json()["internal_states"][0]["num_transferring_reqs"] == 0:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_until(lambda: pd.decode.state("num_transferring_reqs") > 0, timeout=5, what="num_transferring_reqs > 0")
         pd.prefill.proc.send_signal(signal.SIGSTOP)
         try:
             thread.join(30)
@@ -347,10 +329,7 @@ def test_prefill_killed_mid_transfer():
                    threading.Thread(target=lambda: holder.setdefault("p", _swallow(lambda: requests.post(pd.prefill.url + "/generate", json=body, timeout=60))))]
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 20
-        while pd.prefill.get("/get_server_info").json()["internal_states"][0]["num_running_reqs"] == 0:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(lambda: pd.prefill.state("num_running_reqs") > 0, timeout=20, what="the prefill to start")
         time.sleep(0.2)  # a few chunks have gone out
         pd.prefill.proc.send_signal(signal.SIGKILL)
         threads[0].join(30)
