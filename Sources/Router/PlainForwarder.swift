@@ -25,6 +25,14 @@ struct PlainForwarder: Sendable {
                 break
             }
             worker.begin()
+            // No answer (or half of one): try another worker, remembering why this one failed.
+            func failed(_ error: Error) {
+                worker.end()
+                core.recordFailure(worker, error)
+                excluded.insert(worker.url)
+                lastError = RouterCore.gatewayError(error, worker: worker)
+                lastReply = nil
+            }
             let response: HTTPClientResponse
             do {
                 response = try await core.client.send(request.method, request.url(on: worker), headers: request.headers, body: request.body,
@@ -33,11 +41,7 @@ struct PlainForwarder: Sendable {
                 worker.end()
                 throw CancellationError()
             } catch {
-                worker.end()
-                core.recordFailure(worker, error)
-                excluded.insert(worker.url)
-                lastError = RouterCore.gatewayError(error, worker: worker)
-                lastReply = nil
+                failed(error)
                 if case .timedOut? = error as? UpstreamFailure { break }
                 continue
             }
@@ -55,11 +59,7 @@ struct PlainForwarder: Sendable {
                 worker.end()
                 throw CancellationError()
             } catch {
-                worker.end()
-                core.recordFailure(worker, error)
-                excluded.insert(worker.url)
-                lastError = RouterCore.gatewayError(error, worker: worker)
-                lastReply = nil
+                failed(error)
                 continue
             }
             worker.end()
