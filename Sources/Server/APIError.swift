@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Hummingbird
 
@@ -42,6 +43,19 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
 
     public static func `internal`(_ message: String) -> APIError {
         APIError(.internalServerError, type: "internal_error", message)
+    }
+
+    /// A request the server accepted but could not serve (a PD transfer that
+    /// failed, timed out or lost its peer): the server's fault, so a 5xx a
+    /// router retries on another pair — 504 when the other half or its KV
+    /// never came in time, 502 when the peer broke the exchange.
+    public static func failed(_ failure: RequestFailure) -> APIError {
+        switch failure.kind {
+        case .timeout: APIError(.gatewayTimeout, type: "pd_timeout", failure.message)
+        case .transfer: APIError(.badGateway, type: "pd_transfer_failed", failure.message)
+        case .peerLost: APIError(.badGateway, type: "pd_peer_lost", failure.message)
+        case .invalidPeerData: APIError(.badGateway, type: "pd_invalid_peer_data", failure.message)
+        }
     }
 
     /// The JSON object clients see (also used for mid-stream SSE error events).

@@ -49,7 +49,7 @@ struct ChatCompletionsHandler: Sendable {
 
         if try body.bool("stream") == true {
             let includeUsage = try body.object("stream_options")?.bool("include_usage") ?? false
-            let stream = service.run(inputs, names: try RequestReader.names(body, for: inputs), channel: context.channel, logger: context.logger)
+            let updates = try await service.start(inputs, names: try RequestReader.names(body, for: inputs), channel: context.channel, logger: context.logger)
             let inputs = inputs
             return SSE.response { send in
                 func chunk(_ choices: [[String: Any]]) -> [String: Any] {
@@ -59,7 +59,7 @@ struct ChatCompletionsHandler: Sendable {
                     try await send(chunk([["index": index, "delta": ["role": "assistant", "content": ""], "logprobs": NSNull(), "finish_reason": NSNull()]]))
                 }
                 var totals = Array(repeating: Generation(), count: inputs.count)
-                for try await (index, update) in stream {
+                while let (index, update) = try await updates.next() {
                     totals[index].absorb(update)
                     guard !update.textDelta.isEmpty || update.finish != nil || !update.newLogprobs.isEmpty else { continue }
                     let delta: [String: Any] = update.textDelta.isEmpty ? [:] : ["content": update.textDelta]

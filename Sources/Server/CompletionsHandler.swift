@@ -31,12 +31,12 @@ struct CompletionsHandler: Sendable {
 
         if try body.bool("stream") == true {
             let includeUsage = try body.object("stream_options")?.bool("include_usage") ?? false
-            let stream = service.run(inputs, names: try RequestReader.names(body, for: inputs), channel: context.channel, logger: context.logger)
+            let updates = try await service.start(inputs, names: try RequestReader.names(body, for: inputs), channel: context.channel, logger: context.logger)
             let inputs = inputs
             return SSE.response { send in
                 var totals = Array(repeating: Generation(), count: inputs.count)
                 var textOffsets = Array(repeating: 0, count: inputs.count)
-                for try await (index, update) in stream {
+                while let (index, update) = try await updates.next() {
                     totals[index].absorb(update)
                     guard !update.textDelta.isEmpty || update.finish != nil || !update.newLogprobs.isEmpty else { continue }
                     var choice: [String: Any] = ["index": index, "text": update.textDelta, "logprobs": NSNull(),
@@ -85,10 +85,11 @@ enum RequestReader {
     }
 
     /// Names `/abort_request` can use for OpenAI requests: the body's `rid`
-    /// (a PD router sets one), suffixed per input when there are several.
+    /// (a PD router sets one) names every input of the request, so aborting
+    /// it stops a whole batch — what a router aborting an orphaned half needs.
     static func names(_ body: JSONBody, for inputs: [GenerateInput]) throws(APIError) -> [String]? {
         guard let rid = try body.string("rid") else { return nil }
-        return inputs.count == 1 ? [rid] : inputs.indices.map { "\(rid)-\($0)" }
+        return Array(repeating: rid, count: inputs.count)
     }
 
     /// A `model` naming something else than what is served is a 404.

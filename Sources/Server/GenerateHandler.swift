@@ -66,11 +66,11 @@ struct GenerateHandler: Sendable {
         let batch = isBatch || inputs.count > 1
 
         if try body.bool("stream") == true {
-            let stream = service.run(inputs, names: names, channel: context.channel, logger: context.logger)
+            let updates = try await service.start(inputs, names: names, channel: context.channel, logger: context.logger)
             let (inputs, names, options) = (inputs, names, options)
             return SSE.response { send in
                 var totals = Array(repeating: Generation(), count: inputs.count)
-                for try await (index, update) in stream {
+                while let (index, update) = try await updates.next() {
                     totals[index].absorb(update)
                     var object = render(totals[index], prompt: inputs[index].promptTokens, name: names[index], options: options, started: started, tokenizer: tokenizer)
                     if batch { object["index"] = index }
@@ -125,6 +125,10 @@ struct GenerateHandler: Sendable {
         case .stop(let matched?): return ["type": "stop", "matched": matched]
         case .stop(nil): return ["type": "stop", "matched": g.tokens.last as Any]
         case .abort(let message): return ["type": "abort", "message": message]
+        case .failed(let failure):
+            // SGLang's FINISH_ABORT carries the status and error type of a server-side failure.
+            let error = APIError.failed(failure)
+            return ["type": "abort", "message": failure.message, "status_code": Int(error.status.code), "err_type": error.type]
         }
     }
 }

@@ -73,10 +73,18 @@ final class InferenceService: Sendable {
                                 last = update
                             }
                             if let last { timer.finish(last) }
-                            logger.info("request finished", metadata: [
+                            var metadata: Logger.Metadata = [
                                 "request_id": "\(input.id)", "prompt_tokens": "\(input.promptTokens.count)",
                                 "completion_tokens": "\(last?.completionTokenCount ?? 0)", "finish_reason": "\(last?.finish?.name ?? "none")",
-                            ])
+                            ]
+                            if case .failed(let failure)? = last?.finish {
+                                metadata["failure"] = "\(failure.kind.rawValue): \(failure.message)"
+                                // The whole request is answered with this error, so its other inputs' work is wasted.
+                                for other in ids where other != input.id {
+                                    engine.abort(id: other, message: "another input of this request failed: \(failure.message)")
+                                }
+                            }
+                            logger.info("request finished", metadata: metadata)
                         }
                     }
                     try await group.waitForAll()
@@ -102,13 +110,63 @@ final class InferenceService: Sendable {
         return ids.count
     }
 
-    /// Runs to completion and returns each input's result in order.
+    /// Runs to completion and returns each input's result in order. An
+    /// input the server failed (`FinishReason.failed`) makes the whole
+    /// answer that error (the first to fail), thrown as an `APIError`.
     func collect(_ inputs: [GenerateInput], names: [String]? = nil, channel: (any Channel)?, logger: Logger) async throws -> [Generation] {
         var results = Array(repeating: Generation(), count: inputs.count)
+        var firstFailure: RequestFailure?
         for try await (index, update) in run(inputs, names: names, channel: channel, logger: logger) {
             results[index].absorb(update)
+            if firstFailure == nil, case .failed(let failure)? = update.finish { firstFailure = failure }
         }
+        if let firstFailure { throw APIError.failed(firstFailure) }
         return results
+    }
+
+    /// Starts a streamed request and waits for its first update before the
+    /// handler commits to a 200 and an SSE head: a failure that comes before
+    /// any output (a PD request whose KV never arrived) is thrown here and
+    /// answered with its own 5xx status.
+    func start(_ inputs: [GenerateInput], names: [String]? = nil, channel: (any Channel)?, logger: Logger) async throws -> StartedUpdates {
+        let updates = StartedUpdates(run(inputs, names: names, channel: channel, logger: logger))
+        try await updates.awaitFirst()
+        return updates
+    }
+}
+
+/// The merged updates of a streamed request whose first update has
+/// arrived. An input that ends with `FinishReason.failed` is thrown as an
+/// `APIError`: after the SSE head that becomes an error event and `[DONE]`.
+/// Used by one task at a time (the handler, then the SSE producer).
+final class StartedUpdates: @unchecked Sendable {
+    private var iterator: AsyncThrowingStream<(Int, RequestUpdate), Error>.AsyncIterator
+    private var first: (Int, RequestUpdate)?
+
+    /// Holds the one iterator for the stream's whole life: dropping an
+    /// iterator of an AsyncThrowingStream ends the stream (and aborts the requests).
+    init(_ stream: AsyncThrowingStream<(Int, RequestUpdate), Error>) {
+        iterator = stream.makeAsyncIterator()
+    }
+
+    fileprivate func awaitFirst() async throws {
+        first = try await pull()
+    }
+
+    func next() async throws -> (Int, RequestUpdate)? {
+        if let first {
+            self.first = nil
+            return first
+        }
+        return try await pull()
+    }
+
+    private func pull() async throws -> (Int, RequestUpdate)? {
+        var iterator = self.iterator
+        defer { self.iterator = iterator }
+        let element = try await iterator.next()
+        if case .failed(let failure)? = element?.1.finish { throw APIError.failed(failure) }
+        return element
     }
 }
 

@@ -10,6 +10,7 @@ public final class ServerMetrics: Sendable {
     public init() {
         registry.counter(p + "request_success_total", help: "Finished requests by finish reason.", labels: ["finished_reason"])
         registry.counter(p + "request_rejected_total", help: "Requests refused because the queue was full.")
+        registry.counter(p + "request_failed_total", help: "Accepted requests the server failed (PD transfer errors), by kind.", labels: ["kind"])
         registry.counter(p + "http_requests_total", help: "HTTP requests by path and status code.", labels: ["path", "status"])
         registry.counter(p + "prompt_tokens_total", help: "Prompt tokens processed.")
         registry.counter(p + "generation_tokens_total", help: "Tokens generated.")
@@ -32,7 +33,12 @@ public final class ServerMetrics: Sendable {
 
     func finished(_ last: RequestUpdate, e2eSeconds: Double) {
         registry.observe(p + "e2e_request_latency_seconds", e2eSeconds)
-        registry.increment(p + "request_success_total", labels: [last.finish?.name ?? "abort"])
+        if case .failed(let failure)? = last.finish {
+            // Answered with a 5xx, so not a success of any finish reason.
+            registry.increment(p + "request_failed_total", labels: [failure.kind.rawValue])
+        } else {
+            registry.increment(p + "request_success_total", labels: [last.finish?.name ?? "abort"])
+        }
         registry.increment(p + "prompt_tokens_total", by: Double(last.promptTokenCount))
         registry.increment(p + "generation_tokens_total", by: Double(last.completionTokenCount))
         registry.increment(p + "cached_tokens_total", by: Double(last.cachedTokenCount))
