@@ -19,12 +19,22 @@ enum BootstrapFields {
             guard let port = JSONBody.integer(value), (1...65535).contains(port) else { return nil }
             return .some(port)
         }
-        let rooms = try list(body.fields["bootstrap_room"], count: inputs.count, field: "bootstrap_room") { roomNumber($0) }
+        let rooms = try roomList(body.fields["bootstrap_room"], count: inputs.count)
         for i in inputs.indices {
             inputs[i].bootstrap = BootstrapTarget(host: hosts[i], port: ports[i], room: rooms[i])
             // The prefill half computes the prompt and the first token only.
             if mode == "prefill" { inputs[i].params.maxNewTokens = min(inputs[i].params.maxNewTokens, 1) }
         }
+    }
+
+    /// One room per input: a list as given, or — as SGLang's
+    /// `_normalize_bootstrap_params` does — a scalar `room` expanded to
+    /// `room + i` for input `i`, so the inputs of a batch never share a room.
+    /// Both halves of a pair apply this rule to the same body, so they agree.
+    static func roomList(_ value: Any?, count: Int) throws(APIError) -> [UInt64] {
+        let rooms = try list(value, count: count, field: "bootstrap_room") { roomNumber($0) }
+        guard !(value is [Any]) else { return rooms }
+        return rooms.indices.map { rooms[0] &+ UInt64($0) }
     }
 
     /// A scalar applies to every input; an array must have one entry per input.
