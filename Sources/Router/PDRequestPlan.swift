@@ -5,31 +5,28 @@ import Server
 /// One client request as it goes to a prefill/decode pair: the client's JSON
 /// body plus a `rid` (the client's, or one made here, so the surviving half
 /// of a failed pair can be aborted by name) and, per attempt, the bootstrap
-/// fields that let the decode find the prefill's KV cache. For a batched
-/// `/generate` (a list of texts or of token-id lists) the bootstrap fields
-/// are lists with one entry per item, as the instances expect.
+/// fields that let the decode find the prefill's KV cache. For a batch — a
+/// `/generate` with a list of texts or of token-id lists, a
+/// `/v1/completions` with a list of prompts — the bootstrap fields are lists
+/// with one entry (one room) per item, as sglang-router 0.3.x sends them.
+/// (An instance given a scalar room for a batch uses `room + i` for item
+/// `i`, so either form keeps the items' rooms apart.)
 struct PDRequestPlan: Sendable {
     /// The body without bootstrap fields; JSON values are immutable trees, safe to share.
     nonisolated(unsafe) let body: [String: Any]
     /// The request ids to abort when the pair fails.
     let rids: [String]
-    /// Items of a batched /generate; nil for a single request.
+    /// Items of a batch; nil for a single request.
     let batchSize: Int?
     let isStream: Bool
     let wantsLogprobs: Bool
 
     init(route: String, body original: [String: Any]) throws(APIError) {
         var body = original
-        var batchSize: Int?
-        if route == "/generate" {
-            for field in ["text", "input_ids"] {
-                if let list = body[field] as? [Any], let first = list.first, first is String || first is [Any] {
-                    batchSize = list.count
-                    break
-                }
-            }
-        }
+        let batchSize = Self.batchSize(route: route, body: body)
         self.batchSize = batchSize
+        // /generate takes one rid per item; an OpenAI request has one rid, which names all its items.
+        let ridsPerItem = route == "/generate" ? batchSize : nil
         switch body["rid"] {
         case let rid as String:
             rids = [rid]
@@ -38,15 +35,33 @@ struct PDRequestPlan: Sendable {
             guard strings.count == list.count, !strings.isEmpty else { throw .invalid("'rid' must be a string or a list of strings.", param: "rid") }
             rids = strings
         case nil, is NSNull:
-            let made = (0..<(batchSize ?? 1)).map { _ in UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }
+            let made = (0..<(ridsPerItem ?? 1)).map { _ in UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }
             rids = made
-            body["rid"] = batchSize == nil ? made[0] as Any : made as Any
+            body["rid"] = ridsPerItem == nil ? made[0] as Any : made as Any
         default:
             throw .invalid("'rid' must be a string or a list of strings.", param: "rid")
         }
         self.body = body
         isStream = (body["stream"] as? Bool) == true
         wantsLogprobs = route == "/generate" && (body["return_logprob"] as? Bool) == true
+    }
+
+    /// How many items a batched request holds (nil when it is one request):
+    /// lists whose items are prompts (strings or token-id lists), the same
+    /// rule the instances' prompt parser applies.
+    static func batchSize(route: String, body: [String: Any]) -> Int? {
+        let fields: [String]
+        switch route {
+        case "/generate": fields = ["text", "input_ids"]
+        case "/v1/completions": fields = ["prompt"]
+        default: return nil
+        }
+        for field in fields {
+            if let list = body[field] as? [Any], let first = list.first, first is String || first is [Any] {
+                return list.count
+            }
+        }
+        return nil
     }
 
     /// The body both halves of one attempt get: same rid, same room.

@@ -40,11 +40,38 @@ import Testing
 
     @Test func missingBootstrapPortIsNull() throws {
         let spec = try WorkerSpec(url: "http://h:1", role: .prefill)
-        let plan = try PDRequestPlan(route: "/v1/completions", body: ["prompt": ["a", "b"]])
+        let plan = try PDRequestPlan(route: "/v1/completions", body: ["prompt": "a"])
         let body = decode(plan.body(prefill: spec))
         #expect(body["bootstrap_port"] is NSNull)
-        // OpenAI routes are never split into per-item fields.
         #expect(body["bootstrap_host"] as? String == "h")
+    }
+
+    @Test func batchedCompletionsGetOneRoomPerPromptAndOneRid() throws {
+        // As sglang-router 0.3.x: a list of prompts gets list-valued bootstrap fields.
+        let plan = try PDRequestPlan(route: "/v1/completions", body: ["prompt": ["a", "b", "c"], "model": "m"])
+        let body = decode(plan.body(prefill: prefill))
+        #expect(plan.batchSize == 3)
+        #expect((body["bootstrap_host"] as? [String]) == Array(repeating: "10.0.0.7", count: 3))
+        #expect((body["bootstrap_port"] as? [Int]) == [9001, 9001, 9001])
+        let rooms = try #require(body["bootstrap_room"] as? [Int64])
+        #expect(Set(rooms).count == 3 && rooms.allSatisfy { $0 >= 0 })
+        // An OpenAI request has one rid; the instance files every prompt under it.
+        #expect(body["rid"] as? String == plan.rids[0] && plan.rids.count == 1)
+        // A second attempt gets new rooms.
+        let again = try #require(decode(plan.body(prefill: prefill))["bootstrap_room"] as? [Int64])
+        #expect(Set(again).isDisjoint(with: rooms))
+    }
+
+    @Test func singlePromptFormsStayScalar() throws {
+        for (route, body) in [("/v1/completions", ["prompt": [1, 2, 3]] as [String: Any]),
+                              ("/v1/chat/completions", ["messages": [["role": "user", "content": "hi"]]]),
+                              ("/generate", ["input_ids": [4, 5]])] {
+            let plan = try PDRequestPlan(route: route, body: body)
+            let sent = decode(plan.body(prefill: prefill))
+            #expect(plan.batchSize == nil, "\(route)")
+            #expect(sent["bootstrap_room"] as? Int64 != nil, "\(route)")
+            #expect(sent["rid"] is String, "\(route)")
+        }
     }
 
     @Test func badRidIsRefused() {
