@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "EngineTesting"], swiftSettings: fastMath),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "EngineTesting"], swiftSettings: fastMath),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"]),
-        .testTarget(name: "DisaggregationTests", dependencies: ["Disaggregation"]),
+        .testTarget(name: "DisaggregationTests", dependencies: ["Disaggregation", "Engine", "EngineTesting"], swiftSettings: fastMath),
         .testTarget(name: "BenchTests", dependencies: ["Bench"]),
         .testTarget(name: "RouterTests", dependencies: ["Router", .product(name: "Hummingbird", package: "hummingbird")]),
     ]

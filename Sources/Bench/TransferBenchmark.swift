@@ -37,7 +37,7 @@ public struct TransferBenchmark {
         let maxPages = options.pageCounts.max() ?? 1
         let source = try PagedKVStorage(layers: options.layers, pageCount: maxPages, pageSize: options.pageSize, width: options.width, dtype: options.dtype)
         let target = try PagedKVStorage(layers: options.layers, pageCount: maxPages, pageSize: options.pageSize, width: options.width, dtype: options.dtype)
-        let sharedPath = "/dev/shm/pdserve-bench-\(getpid())"
+        let sharedPath = SharedPoolFile.newPath()
         let shared = try PagedKVStorage(layers: options.layers, pageCount: maxPages, pageSize: options.pageSize, width: options.width,
                                         dtype: options.dtype, sharedMemoryPath: sharedPath)
         let layout = KVLayout(layers: UInt32(options.layers), pageSize: UInt32(options.pageSize), width: UInt32(options.width),

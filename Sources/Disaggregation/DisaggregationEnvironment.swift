@@ -16,6 +16,9 @@ public struct DisaggregationEnvironment: Sendable, Equatable {
     public var heartbeatInterval: Double
     /// Missed heartbeats after which a prefill is declared dead.
     public var heartbeatMaxFailure: Int
+    /// The address a prefill listening on all interfaces advertises to
+    /// decode instances; nil: the address each decode reached it by.
+    public var hostIP: String?
 
     /// Every variable: (PDServe name, SGLang alias, what it sets).
     public static let variables: [(name: String, alias: String, help: String)] = [
@@ -25,6 +28,7 @@ public struct DisaggregationEnvironment: Sendable, Equatable {
         ("PDSERVE_DISAGGREGATION_WAITING_TIMEOUT", "SGLANG_DISAGGREGATION_WAITING_TIMEOUT", "seconds a decode request waits for its KV (default 300)"),
         ("PDSERVE_DISAGGREGATION_HEARTBEAT_INTERVAL", "SGLANG_DISAGGREGATION_HEARTBEAT_INTERVAL", "seconds between heartbeats to each prefill (default 5)"),
         ("PDSERVE_DISAGGREGATION_HEARTBEAT_MAX_FAILURE", "SGLANG_DISAGGREGATION_HEARTBEAT_MAX_FAILURE", "missed heartbeats before a prefill is declared dead (default 2)"),
+        ("PDSERVE_HOST_IP", "SGLANG_HOST_IP", "address a prefill on 0.0.0.0/:: advertises for KV transfer (default: the address each decode reached it by)"),
     ]
 
     public static var defaults: DisaggregationEnvironment {
@@ -63,6 +67,13 @@ public struct DisaggregationEnvironment: Sendable, Equatable {
         try positiveSeconds(3, &settings.waitingTimeout)
         try positiveSeconds(4, &settings.heartbeatInterval)
         try positiveInt(5, &settings.heartbeatMaxFailure)
+        if let (name, text) = value(6) {
+            let host = text.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            guard !host.isEmpty, !AdvertisedAddress.isWildcard(host) else {
+                throw ConfigurationError("\(name)=\(text): expected an address decode instances can reach")
+            }
+            settings.hostIP = host
+        }
         return settings
     }
 }

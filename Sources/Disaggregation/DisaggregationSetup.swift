@@ -4,9 +4,9 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 
-/// Turns an engine into the prefill or decode half of a PD pair: installs
-/// the side-car as the engine's hooks and returns the services to run
-/// beside the HTTP server (the prefill's bootstrap server).
+/// Turns an engine into the prefill or decode half of a PD pair: makes the
+/// transfer backend, installs the side-car as the engine's hooks and
+/// returns the services to run beside the HTTP server.
 public enum DisaggregationSetup {
     public enum Mode: String, Sendable {
         case prefill, decode
@@ -28,38 +28,50 @@ public enum DisaggregationSetup {
                         width: UInt32(core.storage.width), dtype: core.storage.dtype == .f32 ? 0 : 1, model: model)
     }
 
-    /// Where the decode side keeps its pool for the shm backend.
-    public static func sharedPoolPath() -> String { "/dev/shm/pdserve-kv-\(getpid())" }
+    /// Engine options a side needs before the engine exists (the shm backend's decode pool lives in shared memory).
+    public static func prepare(_ options: inout EngineOptions, mode: Mode?, backend: String) {
+        if mode == .decode && TransferBackends.needsSharedPool(backend) { options.kvSharedMemoryPath = SharedPoolFile.newPath() }
+    }
 
-    public static func attach(mode: Mode, core: EngineCore, backend: TransferBackendKind, settings: DisaggregationEnvironment,
+    public static func attach(mode: Mode, core: EngineCore, backend name: String, settings: DisaggregationEnvironment,
                               host: String, bootstrapPort: Int, logger: Logger) throws -> Attached {
         let layout = layout(of: core)
         switch mode {
         case .prefill:
+            let backend = try TransferBackends.make(name, context: .init(side: .prefill, storage: core.storage, layout: layout))
             let sideCar = try PrefillSideCar(storage: core.storage, layout: layout, backend: backend, settings: settings, host: host, logger: logger)
             core.hooks = sideCar
+            let advertised = AdvertisedAddress(bindHost: host, override: settings.hostIP)
             let registry = BootstrapRegistry()
-            // Decode instances connect to the address routers gave them for this prefill.
-            let advertised = host == "0.0.0.0" ? "127.0.0.1" : host
-            registry.register(PrefillRoute(rankIP: advertised, rankPort: sideCar.transferPort, layout: layout, backend: backend.rawValue))
-            let bootstrap = BootstrapServer(registry: registry, host: host, port: bootstrapPort, logger: logger)
-            logger.info("prefill side-car: KV transfer on \(advertised):\(sideCar.transferPort) (\(backend.rawValue)), bootstrap server on \(host):\(bootstrapPort)")
+            let rankIP: String
+            switch advertised {
+            case .fixed(let address): rankIP = address
+            case .perLookup: rankIP = ""
+            }
+            registry.register(PrefillRoute(rankIP: rankIP, rankPort: sideCar.transferPort, layout: layout, backend: backend.name))
+            let bootstrap = BootstrapServer(registry: registry, host: host, port: bootstrapPort, logger: logger,
+                                            drained: { [weak sideCar] in sideCar?.isDrained(session: $0) })
+            let shown = rankIP.isEmpty ? "the address each decode reaches it by" : rankIP
+            logger.info("prefill side-car: KV transfer on port \(sideCar.transferPort) (\(backend.name)), advertised as \(shown); bootstrap server on \(host):\(bootstrapPort)")
             return Attached(
                 services: [bootstrap.makeApplication(), SideCarStopper(stop: sideCar.stop)],
                 info: ["disaggregation_bootstrap_port": String(bootstrapPort), "disaggregation_transfer_port": String(sideCar.transferPort),
-                       "disaggregation_transfer_backend": backend.rawValue],
+                       "disaggregation_transfer_backend": backend.name],
                 connect: { engine in sideCar.wake = { engine.wake() } })
         case .decode:
-            let sideCar = DecodeSideCar(storage: core.storage, layout: layout, backend: backend, settings: settings, logger: logger)
+            let backend = try TransferBackends.make(name, context: .init(side: .decode, storage: core.storage, layout: layout))
+            let sideCar = DecodeSideCar(storage: core.storage, layout: layout, backend: backend, settings: settings,
+                                        vocabSize: core.model.config.vocabSize, logger: logger)
             core.hooks = sideCar
-            logger.info("decode side-car: receiving KV over \(backend.rawValue)\(core.storage.sharedMemoryPath.map { " into \($0)" } ?? "")")
-            return Attached(services: [], info: ["disaggregation_transfer_backend": backend.rawValue],
+            logger.info("decode side-car: receiving KV over \(backend.name)\(core.storage.sharedMemoryPath.map { " into \($0)" } ?? "")")
+            return Attached(services: [SideCarStopper(stop: sideCar.stop)], info: ["disaggregation_transfer_backend": backend.name],
                             connect: { engine in sideCar.wake = { engine.wake() } })
         }
     }
 }
 
-/// Stops the side-car's threads when the instance shuts down.
+/// Stops the side-car's threads (and removes what its backend holds outside
+/// the process) when the instance shuts down.
 struct SideCarStopper: Service {
     let stop: @Sendable () -> Void
 

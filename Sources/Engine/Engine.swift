@@ -14,8 +14,10 @@ public struct EngineSnapshot: Sendable {
     public var pageSize: Int
     /// Decode side: requests waiting for their KV.
     public var parked: Int
-    /// Requests that ended while a transfer still used their pages.
-    public var held: Int
+    /// Prefill side: requests that ended while transfer jobs still read their pages.
+    public var inflight: Int
+    /// Decode side: pages of ended requests that a peer may still write.
+    public var leasedPages: Int
 }
 
 /// Runs an `EngineCore` on a dedicated thread and talks to callers through
@@ -168,7 +170,8 @@ public final class Engine: @unchecked Sendable {
             continuation.resume(returning: EngineSnapshot(
                 waiting: core.waitingCount, running: core.runningCount, runningTokens: core.runningTokenCount,
                 freePages: core.freePageCount, totalPages: core.totalPageCount, cachedPages: core.cachedPageCount,
-                pageSize: core.options.pageSize, parked: core.parkedCount, held: core.heldCount))
+                pageSize: core.options.pageSize, parked: core.parkedCount, inflight: core.inflightCount,
+                leasedPages: core.leasedPageCount))
         }
     }
 

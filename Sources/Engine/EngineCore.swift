@@ -25,8 +25,10 @@ public final class EngineCore {
     private var running: [Request] = []
     /// Decode side: requests waiting for their prompt's KV from a prefill instance.
     private var parked: [String: Request] = [:]
-    /// Requests that ended but whose pages a transfer still uses.
-    private var held: [String: Request] = [:]
+    /// Prefill side: requests that ended but whose pages transfer jobs still read (inflight queue).
+    private var inflight: [String: Request] = [:]
+    /// Decode side: pages of ended requests that a peer may still write, by request id.
+    private var leases: [String: [Int32]] = [:]
     /// The disaggregation side-car, if this instance is a prefill or decode one.
     public var hooks: EngineHooks?
     private var finishedNow: [RequestUpdate] = []
@@ -55,9 +57,11 @@ public final class EngineCore {
     /// Something to compute or report now.
     public var hasWork: Bool { !waiting.isEmpty || !running.isEmpty || !finishedNow.isEmpty }
     /// Requests waiting on transfers: the loop keeps polling the side-car for them.
-    public var hasPendingTransfers: Bool { !parked.isEmpty || !held.isEmpty }
+    public var hasPendingTransfers: Bool { !parked.isEmpty || !inflight.isEmpty || !leases.isEmpty }
     public var parkedCount: Int { parked.count }
-    public var heldCount: Int { held.count }
+    public var inflightCount: Int { inflight.count }
+    /// Pages leased to the side-car after their requests ended.
+    public var leasedPageCount: Int { leases.values.reduce(0) { $0 + $1.count } }
     public var waitingCount: Int { waiting.count }
     public var runningCount: Int { running.count }
     public var freePageCount: Int { allocator.freeCount }
@@ -107,18 +111,23 @@ public final class EngineCore {
         }
     }
 
-    /// Stops a request wherever it is; its pages are freed at once.
+    /// Stops a request wherever it is; its pages are freed at once (or handed to the side-car).
     public func abort(id: String, message: String = "aborted") {
+        abort(id: id, reason: .abort(message: message))
+    }
+
+    /// Ends a request wherever it is with `reason` (an abort or a failure).
+    public func abort(id: String, reason: FinishReason) {
         if let i = waiting.firstIndex(where: { $0.id == id }) {
-            finish(waiting.remove(at: i), .abort(message: message))
+            finish(waiting.remove(at: i), reason)
         } else if let i = running.firstIndex(where: { $0.id == id }) {
-            finish(running.remove(at: i), .abort(message: message))
+            finish(running.remove(at: i), reason)
         } else if let request = parked.removeValue(forKey: id) {
-            finish(request, .abort(message: message))
-        } else if let request = held[id] {
-            // Already ended; the side-car stops its transfer and releases it.
-            request.finish = .abort(message: message)
-            _ = hooks?.ending(id: id, reason: .abort(message: message))
+            finish(request, reason)
+        } else if let request = inflight[id] {
+            // Already ended; the side-car stops its transfer and finishes it.
+            request.finish = reason
+            _ = hooks?.ending(id: id, reason: reason)
         }
     }
 
@@ -128,7 +137,7 @@ public final class EngineCore {
         waiting.removeAll()
         running.removeAll()
         parked.removeAll()
-        for id in held.keys { abort(id: id, message: message) }
+        for id in inflight.keys { abort(id: id, message: message) }
     }
 
     // MARK: disaggregation (called by the side-car on the engine thread)
@@ -152,23 +161,25 @@ public final class EngineCore {
     /// request joins the running batch with the first token the prefill sampled.
     public func activate(id: String, firstToken: Int, logprob: TokenLogprob?) {
         guard let request = parked.removeValue(forKey: id) else { return }
+        precondition(firstToken >= 0 && firstToken < model.config.vocabSize, "the side-car validates first tokens")
         request.computed = request.promptCount
         let update = accept(request, token: firstToken, logprob: logprob)
         finishedNow.append(update)
         if request.finish == nil { running.append(request) }
     }
 
-    /// Decode side: the transfer failed; the request ends with `message`.
-    public func abandon(id: String, message: String) {
+    /// Decode side: the transfer failed; the request ends with `failure`.
+    public func abandon(id: String, failure: RequestFailure) {
         guard let request = parked.removeValue(forKey: id) else { return }
-        finish(request, .abort(message: message))
+        finish(request, .failed(failure))
     }
 
-    /// Releases a request `hooks.ending` held, reporting its end now;
-    /// `failure` turns the end into an abort with that message.
-    public func releaseHeld(id: String, failure: String? = nil) {
-        guard let request = held.removeValue(forKey: id) else { return }
-        if let failure { request.finish = .abort(message: failure) }
+    /// Prefill side: the transfer jobs of a request in the inflight queue are
+    /// done; its pages are freed and its end reported now. `failure` turns
+    /// the end into a failure (the KV did not make it).
+    public func finishInflight(id: String, failure: RequestFailure? = nil) {
+        guard let request = inflight.removeValue(forKey: id) else { return }
+        if let failure, request.finish?.message == nil { request.finish = .failed(failure) }
         releasePages(request)
         var update = makeUpdate(request)
         update.finish = request.finish
@@ -176,11 +187,30 @@ public final class EngineCore {
         finishedNow.append(update)
     }
 
-    /// Whether the request ends now or the side-car holds its pages.
-    private func endHolds(_ request: Request, _ reason: FinishReason) -> Bool {
-        guard request.isDisaggregated, let hooks, hooks.ending(id: request.id, reason: reason) else { return false }
-        held[request.id] = request
-        return true
+    /// Decode side: nothing can write into a leased request's pages any more; they are free again.
+    public func returnLease(id: String) {
+        guard let pages = leases.removeValue(forKey: id) else { return }
+        allocator.release(pages)
+    }
+
+    /// Asks the side-car who keeps an ending request's pages. Returns true
+    /// when the engine must not report the end yet (inflight).
+    private func handOver(_ request: Request, _ reason: FinishReason) -> Bool {
+        guard request.isDisaggregated, let hooks else { return false }
+        switch hooks.ending(id: request.id, reason: reason) {
+        case .engine:
+            return false
+        case .inflight:
+            inflight[request.id] = request
+            return true
+        case .leased:
+            // The bytes in these pages may be half-written: they go neither
+            // to the allocator nor to the prefix cache until the lease ends.
+            leases[request.id] = request.pages
+            request.pages = []
+            request.computed = 0
+            return false
+        }
     }
 
     /// Drops prefix-cache pages no request uses.
@@ -385,8 +415,8 @@ public final class EngineCore {
             }
         }
         update.completionTokenCount = request.outputCount
-        if let reason = request.finish, endHolds(request, reason) {
-            // Reported by releaseHeld once the transfer lets go of the pages.
+        if let reason = request.finish, handOver(request, reason) {
+            // Reported by finishInflight once the transfer lets go of the pages.
             update.textDelta = takeText(request)
             return update
         }
@@ -442,7 +472,7 @@ public final class EngineCore {
     /// Ends a request outside a step (abort, zero tokens) and reports it next step.
     private func finish(_ request: Request, _ reason: FinishReason) {
         request.finish = reason
-        if endHolds(request, reason) { return }
+        if handOver(request, reason) { return }
         if !request.pages.isEmpty { releasePages(request) }
         var update = makeUpdate(request)
         update.finish = reason

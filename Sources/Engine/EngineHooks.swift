@@ -22,13 +22,31 @@ public enum DisaggregatedAdmission: Sendable {
     case park
 }
 
+/// Who owns a disaggregated request's KV pages once the request ends. The
+/// side-car answers this in `EngineHooks.ending`; the engine never frees a
+/// page the side-car has claimed.
+public enum PageCustody: Sendable, Equatable {
+    /// Nothing else touches the pages: the engine frees them and reports the end now.
+    case engine
+    /// Prefill side (inflight queue): transfer jobs still read the pages.
+    /// The engine keeps the request and reports its end only when the
+    /// side-car calls `EngineCore.finishInflight(id:failure:)`.
+    case inflight
+    /// Decode side: a peer may still write into the pages. The end is
+    /// reported now, but the pages stay leased to the side-car — out of the
+    /// allocator and out of the prefix cache — until it calls
+    /// `EngineCore.returnLease(id:)`.
+    case leased
+}
+
 /// What the engine tells the disaggregation side-car, and asks it. All
 /// calls happen on the engine thread, so implementations may call back
-/// into `EngineCore` from them.
+/// into `EngineCore` from `willStep` (not from the other hooks).
 public protocol EngineHooks: AnyObject {
     /// Decides the admission of a disaggregated request when it is added.
     func admission(for input: GenerateInput) -> DisaggregatedAdmission
-    /// Start of every step (and of idle polls while transfers are pending).
+    /// Start of every step (and of idle polls while transfers are pending):
+    /// the side-car polls its queues top-down and moves requests between them.
     func willStep(_ core: EngineCore)
     /// Prefill side: whether a queued request may start its prompt.
     func mayPrefill(id: String) -> Bool
@@ -36,8 +54,7 @@ public protocol EngineHooks: AnyObject {
     func computedKV(id: String, pages: [Int32], computed: Int, promptCount: Int)
     /// The request sampled its first output token.
     func sampledFirstToken(id: String, token: Int, logprob: TokenLogprob?)
-    /// The request is ending (finished, aborted or abandoned). Returning
-    /// true keeps its pages (a transfer still reads or writes them) until the
-    /// side-car calls `EngineCore.releaseHeld(id:failure:)`.
-    func ending(id: String, reason: FinishReason) -> Bool
+    /// The request is ending, for whatever reason: the one end path of a
+    /// room. The answer says who keeps its pages.
+    func ending(id: String, reason: FinishReason) -> PageCustody
 }

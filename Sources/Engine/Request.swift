@@ -6,17 +6,53 @@ public enum FinishReason: Sendable, Equatable {
     case stop(matched: String?)
     /// It reached max_new_tokens.
     case length
-    /// It was aborted (client gone, explicit abort, or an engine-side failure).
+    /// It was aborted: the client went away, asked for it, or the server shut down.
     case abort(message: String)
+    /// The server could not serve it (a PD transfer failed, timed out, or its
+    /// peer died): an error the client did not cause, answered with a 5xx.
+    case failed(RequestFailure)
 
-    /// The OpenAI / SGLang name.
+    /// The OpenAI / SGLang name (SGLang reports failures as aborts too).
     public var name: String {
         switch self {
         case .stop: "stop"
         case .length: "length"
-        case .abort: "abort"
+        case .abort, .failed: "abort"
         }
     }
+
+    /// The message of an abort or failure.
+    public var message: String? {
+        switch self {
+        case .abort(let message): message
+        case .failed(let failure): failure.message
+        case .stop, .length: nil
+        }
+    }
+}
+
+/// Why the server failed a request it had accepted.
+public struct RequestFailure: Sendable, Equatable, Error, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        /// KV pages or the first token did not make it between the instances.
+        case transfer
+        /// The other half did not show up, or the KV did not arrive, in time.
+        case timeout
+        /// The peer instance stopped answering or closed the connection.
+        case peerLost = "peer_lost"
+        /// The peer sent something that breaks the protocol or this pool's limits.
+        case invalidPeerData = "invalid_peer_data"
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
 }
 
 /// What a client submits.

@@ -41,10 +41,11 @@ struct InfoHandlers: Sendable {
             "context_length": service.engine.contextLength, "kv_cache_dtype": o.kvCacheDType.rawValue,
             "matmul_precision": o.matmulPrecision.rawValue,
             "enable_prefix_cache": o.enablePrefixCache, "threads": o.threads,
-            "kv_pool": ["total_pages": s.totalPages, "free_pages": s.freePages, "cached_pages": s.cachedPages, "page_size": s.pageSize],
+            "kv_pool": ["total_pages": s.totalPages, "free_pages": s.freePages, "cached_pages": s.cachedPages,
+                        "leased_pages": s.leasedPages, "page_size": s.pageSize],
             "internal_states": [[
                 "num_running_reqs": s.running, "num_waiting_reqs": s.waiting, "num_running_tokens": s.runningTokens,
-                "num_transferring_reqs": s.parked, "num_inflight_reqs": s.held,
+                "num_transferring_reqs": s.parked, "num_inflight_reqs": s.inflight,
             ]],
             "version": PDServeVersion.string,
         ]

@@ -22,16 +22,16 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "pdserve.serve")
         try compatibility.check(logger: logger)
         let mode = DisaggregationSetup.Mode(rawValue: compatibility.disaggregationMode)
-        let backend: TransferBackendKind
+        let backend = compatibility.transferBackend ?? "tcp"
         let settings: DisaggregationEnvironment
         do {
-            backend = try TransferBackendKind.parse(compatibility.transferBackend ?? "tcp")
+            try TransferBackends.check(backend)
             settings = try DisaggregationEnvironment.load()
         } catch {
             throw StartupError("\(error)")
         }
         var options = engine.options
-        if mode == .decode && backend == .shm { options.kvSharedMemoryPath = DisaggregationSetup.sharedPoolPath() }
+        DisaggregationSetup.prepare(&options, mode: mode, backend: backend)
         let core: EngineCore
         do {
             core = try ModelLoader.load(modelPath: engine.modelPath, options: options, progress: { logger.info("\($0)") })

@@ -41,7 +41,7 @@ struct UpCommand: ParsableCommand {
 
     func validate() throws {
         guard prefill >= 1, decode >= 1 else { throw ValidationError("--prefill and --decode need at least 1 instance each") }
-        _ = try TransferBackendKind.parse(transferBackend)
+        try TransferBackends.check(transferBackend)
         guard MatmulPrecision(rawValue: matmulPrecision) != nil else { throw ValidationError(MatmulPrecisionHelp.invalid(matmulPrecision)) }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
     }

@@ -35,8 +35,8 @@ struct DisaggregationEnvironmentTests {
 struct TransferCodecTests {
     static let layout = KVLayout(layers: 3, pageSize: 16, width: 36, dtype: 0, model: "m")
     static let messages: [TransferMessage] = [
-        .hello(.init(role: "decode", instance: "d-1", layout: layout, sharedMemoryPath: "/dev/shm/pdserve-kv-1")),
-        .hello(.init(role: "prefill", instance: "p", layout: layout)),
+        .hello(.init(role: "decode", instance: "d-1", layout: layout, backend: "shm", descriptor: [0, 1, 2, 255])),
+        .hello(.init(role: "prefill", instance: "p", layout: layout, backend: "tcp")),
         .transferRequest(.init(room: .max >> 1, pages: [3, 4, 5, 9], promptLength: 50, decodePrefixLength: 0)),
         .kvPages(.init(room: 7, firstIndex: 2, pageCount: 3, byteCount: 4096)),
         .kvWritten(room: 7, firstIndex: 0, pageCount: 2),

@@ -37,6 +37,16 @@ def pair(request):
     pd.stop()
 
 
+def assert_pd_error(response, status, *words):
+    """A PD failure is a JSON error with a 5xx that says what failed, never a 200."""
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == status
+    for word in words:
+        assert word in error["message"], error
+    return error
+
+
 def greedy_body(prompt, n=12, **extra):
     return {"input_ids": prompt, "sampling_params": {"max_new_tokens": n, "temperature": 0, "ignore_eos": True}, **extra}
 
@@ -122,9 +132,7 @@ def test_decode_room_never_served_times_out(pair):
     body = pair.bootstrap(greedy_body([5, 6, 7, 8] * 10))
     started = time.monotonic()
     response = requests.post(pair.decode.url + "/generate", json=body, timeout=30)
-    assert response.status_code == 200
-    reason = response.json()["meta_info"]["finish_reason"]
-    assert reason["type"] == "abort" and "timeout" in reason["message"]
+    assert_pd_error(response, 504, "timeout")
     assert time.monotonic() - started < 15
     pair.assert_pools_whole()
 
@@ -132,8 +140,7 @@ def test_decode_room_never_served_times_out(pair):
 def test_prefill_room_never_registered_times_out(pair):
     body = pair.bootstrap(greedy_body([9, 8, 7] * 10))
     response = requests.post(pair.prefill.url + "/generate", json=body, timeout=30)
-    reason = response.json()["meta_info"]["finish_reason"]
-    assert reason["type"] == "abort" and "bootstrap timeout" in reason["message"]
+    assert_pd_error(response, 504, "bootstrap timeout")
     pair.assert_pools_whole()
 
 
@@ -189,13 +196,12 @@ def test_killed_prefill_fails_waiting_rooms_at_once():
         started = time.monotonic()
         pd.prefill.proc.send_signal(signal.SIGKILL)
         thread.join(30)
-        reason = holder["r"].json()["meta_info"]["finish_reason"]
-        assert reason["type"] == "abort" and "prefill" in reason["message"]
+        assert_pd_error(holder["r"], 502, "prefill")
         assert time.monotonic() - started < 10, "waited for the timeout instead of noticing the dead prefill"
         pd.decode.assert_pool_whole()
         # A new request to the dead prefill fails clearly too.
-        again = requests.post(pd.decode.url + "/generate", json=pd.bootstrap(greedy_body([1, 2, 3])), timeout=30).json()
-        assert again["meta_info"]["finish_reason"]["type"] == "abort"
+        again = requests.post(pd.decode.url + "/generate", json=pd.bootstrap(greedy_body([1, 2, 3])), timeout=30)
+        assert_pd_error(again, 502, "unreachable")
         pd.decode.assert_pool_whole()
     finally:
         pd.stop()
@@ -205,8 +211,8 @@ def test_layout_mismatch_is_refused():
     pd = PDPair(MODEL, prefill_args=("--page-size", "16"), decode_args=("--page-size", "32"), env=SHORT_TIMEOUTS)
     try:
         decode, prefill = pd.post("/generate", pd.bootstrap(greedy_body([1, 2, 3, 4, 5])))
-        reason = decode.json()["meta_info"]["finish_reason"]
-        assert reason["type"] == "abort" and "page size" in reason["message"]
+        assert_pd_error(decode, 502, "page size")
+        assert_pd_error(prefill, 504, "bootstrap timeout")
         pd.assert_pools_whole()
     finally:
         pd.stop()
@@ -214,7 +220,7 @@ def test_layout_mismatch_is_refused():
 
 # --- protocol robustness -----------------------------------------------------
 
-def frame(kind, payload, version=1, length=None):
+def frame(kind, payload, version=2, length=None):
     return b"PDKV" + struct.pack("<HHQ", version, kind, len(payload) if length is None else length) + payload
 
 
@@ -223,7 +229,7 @@ def hello(pair_info):
     model = layout["model"].encode()
     body = b"".join([struct.pack("<I", 6) + b"decode", struct.pack("<I", 4) + b"test",
                      struct.pack("<IIIB", layout["layers"], layout["page_size"], layout["width"], 0),
-                     struct.pack("<I", len(model)) + model, struct.pack("<I", 0)])
+                     struct.pack("<I", len(model)) + model, struct.pack("<I", 3) + b"tcp", struct.pack("<I", 0)])
     return frame(1, body)
 
 
@@ -308,8 +314,7 @@ def test_frozen_prefill_is_declared_dead_by_heartbeats():
         pd.prefill.proc.send_signal(signal.SIGSTOP)
         try:
             thread.join(30)
-            reason = holder["r"].json()["meta_info"]["finish_reason"]
-            assert reason["type"] == "abort" and "missed 2 heartbeats" in reason["message"]
+            assert_pd_error(holder["r"], 502, "missed 2 heartbeats")
             pd.decode.assert_pool_whole()
         finally:
             pd.prefill.proc.send_signal(signal.SIGCONT)
@@ -333,8 +338,7 @@ def test_prefill_killed_mid_transfer():
         time.sleep(0.2)  # a few chunks have gone out
         pd.prefill.proc.send_signal(signal.SIGKILL)
         threads[0].join(30)
-        reason = holder["d"].json()["meta_info"]["finish_reason"]
-        assert reason["type"] == "abort" and "prefill" in reason["message"]
+        assert_pd_error(holder["d"], 502, "prefill")
         pd.decode.assert_pool_whole()
     finally:
         pd.stop()

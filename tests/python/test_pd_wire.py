@@ -21,7 +21,7 @@ MODEL_ID = "Qwen2ForCausalLM/3x72/6:3x12/v616"
 
 
 def frame(kind, payload, extra=0):
-    return b"PDKV" + struct.pack("<HHQ", 1, kind, len(payload) + extra) + payload
+    return b"PDKV" + struct.pack("<HHQ", 2, kind, len(payload) + extra) + payload
 
 
 def string(s):
@@ -30,7 +30,8 @@ def string(s):
 
 
 def hello():
-    return frame(1, string("prefill") + string("scripted") + struct.pack("<IIIB", LAYERS, PAGE, WIDTH, 0) + string(MODEL_ID) + string(""))
+    return frame(1, string("prefill") + string("scripted") + struct.pack("<IIIB", LAYERS, PAGE, WIDTH, 0) + string(MODEL_ID)
+                 + string("tcp") + struct.pack("<I", 0) + struct.pack("<Q", 77))
 
 
 def kv_pages(room, first, count, claimed_count=None):
@@ -124,7 +125,15 @@ def decode():
 def ask(decode, bootstrap_port, room, prompt_len=40):
     body = {"input_ids": [5] * prompt_len, "sampling_params": {"max_new_tokens": 3, "ignore_eos": True, "temperature": 0},
             "bootstrap_host": "127.0.0.1", "bootstrap_port": bootstrap_port, "bootstrap_room": room}
-    return requests.post(decode.url + "/generate", json=body, timeout=30).json()
+    return requests.post(decode.url + "/generate", json=body, timeout=30)
+
+
+def assert_peer_error(response, *words):
+    """What the prefill sent broke the protocol: a 502 naming why, never a 200."""
+    assert response.status_code == 502, response.text
+    message = response.json()["error"]["message"]
+    for word in words:
+        assert word in message, message
 
 
 def test_wrong_room_and_malformed_frames_fail_only_their_room(decode):
@@ -139,10 +148,8 @@ def test_wrong_room_and_malformed_frames_fail_only_their_room(decode):
 
     peer = ScriptedPrefill(script)
     try:
-        bad = ask(decode, peer.bootstrap_port, bad_room)
-        assert bad["meta_info"]["finish_reason"]["type"] == "abort"
-        assert "malformed" in bad["meta_info"]["finish_reason"]["message"]
-        good = ask(decode, peer.bootstrap_port, good_room)
+        assert_peer_error(ask(decode, peer.bootstrap_port, bad_room), "malformed")
+        good = ask(decode, peer.bootstrap_port, good_room).json()
         assert good["meta_info"]["finish_reason"]["type"] == "length" and good["output_ids"][0] == 7
         decode.assert_pool_whole()
     finally:
@@ -157,9 +164,7 @@ def test_success_without_all_pages_is_refused(decode):
 
     peer = ScriptedPrefill(script)
     try:
-        reply = ask(decode, peer.bootstrap_port, room)
-        assert reply["meta_info"]["finish_reason"]["type"] == "abort"
-        assert "1/3 pages" in reply["meta_info"]["finish_reason"]["message"]
+        assert_peer_error(ask(decode, peer.bootstrap_port, room), "1/3 pages")
         decode.assert_pool_whole()
     finally:
         peer.close()
@@ -173,9 +178,45 @@ def test_garbage_on_the_link_fails_its_rooms_cleanly(decode):
 
     peer = ScriptedPrefill(script)
     try:
-        reply = ask(decode, peer.bootstrap_port, room)
-        assert reply["meta_info"]["finish_reason"]["type"] == "abort"
-        assert "magic" in reply["meta_info"]["finish_reason"]["message"]
+        assert_peer_error(ask(decode, peer.bootstrap_port, room), "magic")
         decode.assert_pool_whole()
     finally:
         peer.close()
+
+
+@pytest.mark.parametrize("token", [616, 0xFFFFFFFF])
+def test_first_token_outside_the_vocabulary_is_refused(decode, token):
+    """The qwen2 fixture has 616 tokens: a prefill's first token must be one of them."""
+    room = random.getrandbits(62)
+
+    def script(conn, r, pages):
+        conn.sendall(kv_pages(r, 0, pages) + metadata(r, token) + status(r))
+
+    peer = ScriptedPrefill(script)
+    try:
+        assert_peer_error(ask(decode, peer.bootstrap_port, room), "outside the vocabulary")
+        decode.assert_pool_whole()
+    finally:
+        peer.close()
+
+
+def test_a_listener_that_is_not_a_prefill_is_refused(decode):
+    """bootstrap_host/port naming an arbitrary HTTP server: nothing of its bytes reaches the pool."""
+    class NotABootstrap(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'{"hello": "world"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotABootstrap)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert_peer_error(ask(decode, server.server_address[1], random.getrandbits(62)), "not a prefill bootstrap server")
+        decode.assert_pool_whole()
+    finally:
+        server.shutdown()

@@ -4,7 +4,7 @@
 /// payload length but the codec only handles the fixed part before them.
 public enum TransferCodec {
     public static let magic: [UInt8] = Array("PDKV".utf8)
-    public static let version: UInt16 = 1
+    public static let version: UInt16 = 2
     public static let headerSize = 16
     /// Largest payload of a frame other than kvPages.
     public static let maxControlPayload = 16 << 20
@@ -30,7 +30,7 @@ public enum TransferCodec {
             kind = .hello
             w.string(h.role); w.string(h.instance)
             w.u32(h.layout.layers); w.u32(h.layout.pageSize); w.u32(h.layout.width); w.u8(h.layout.dtype); w.string(h.layout.model)
-            w.string(h.sharedMemoryPath ?? "")
+            w.string(h.backend); w.blob(h.descriptor); w.u64(h.session)
         case .transferRequest(let r):
             kind = .transferRequest
             w.u64(r.room); w.u32(r.promptLength); w.u32(r.decodePrefixLength)
@@ -101,8 +101,8 @@ public enum TransferCodec {
         case .hello:
             let role = try r.string(), instance = try r.string()
             let layout = KVLayout(layers: try r.u32(), pageSize: try r.u32(), width: try r.u32(), dtype: try r.u8(), model: try r.string())
-            let path = try r.string()
-            message = .hello(.init(role: role, instance: instance, layout: layout, sharedMemoryPath: path.isEmpty ? nil : path))
+            let backend = try r.string(), descriptor = try r.blob(), session = try r.u64()
+            message = .hello(.init(role: role, instance: instance, layout: layout, backend: backend, descriptor: descriptor, session: session))
         case .transferRequest:
             let room = try r.u64(), promptLength = try r.u32(), prefix = try r.u32()
             let count = Int(try r.u32())
@@ -156,10 +156,10 @@ struct ByteWriter {
     mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { data += $0 } }
     mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { data += $0 } }
     mutating func f32(_ v: Float) { u32(v.bitPattern) }
-    mutating func string(_ s: String) {
-        let utf8 = Array(s.utf8)
-        u32(UInt32(utf8.count))
-        data += utf8
+    mutating func string(_ s: String) { blob(Array(s.utf8)) }
+    mutating func blob(_ b: [UInt8]) {
+        u32(UInt32(b.count))
+        data += b
     }
 }
 
@@ -187,10 +187,13 @@ struct ByteReader {
     mutating func u32() throws(TransferProtocolError) -> UInt32 { try integer(UInt32.self) }
     mutating func u64() throws(TransferProtocolError) -> UInt64 { try integer(UInt64.self) }
     mutating func f32() throws(TransferProtocolError) -> Float { Float(bitPattern: try u32()) }
-    mutating func string() throws(TransferProtocolError) -> String {
+    mutating func blob() throws(TransferProtocolError) -> [UInt8] {
         let n = Int(try u32())
-        guard n <= bytes.count else { throw TransferProtocolError("string of \(n) bytes runs past the frame") }
-        let raw = try take(n)
+        guard n <= bytes.count else { throw TransferProtocolError("field of \(n) bytes runs past the frame") }
+        return Array(try take(n))
+    }
+    mutating func string() throws(TransferProtocolError) -> String {
+        let raw = try blob()
         guard let s = String(validating: raw, as: UTF8.self) else { throw TransferProtocolError("string is not valid UTF-8") }
         return s
     }

@@ -1,10 +1,13 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 
 /// What a prefill rank registers and what decode instances look up: where
 /// to open the transfer connection and the shape of the KV pool behind it.
 public struct PrefillRoute: Sendable, Equatable {
+    /// Empty: the rank listens on all interfaces and each lookup is answered
+    /// with the address the lookup itself arrived on (see `AdvertisedAddress`).
     public var rankIP: String
     public var rankPort: Int
     public var tpRank = 0, tpSize = 1, dpRank = 0, dpSize = 1, ppRank = 0, ppSize = 1
@@ -29,7 +32,7 @@ public struct PrefillRoute: Sendable, Equatable {
 
     init?(json: [String: Any]) {
         func int(_ key: String) -> Int? { (json[key] as? NSNumber).flatMap { JSONSerializationIsBool($0) ? nil : $0.intValue } }
-        guard let ip = json["rank_ip"] as? String, let port = int("rank_port"), (1...65535).contains(port),
+        guard let ip = json["rank_ip"] as? String, !ip.isEmpty, let port = int("rank_port"), (1...65535).contains(port),
               let pageSize = int("page_size"), pageSize > 0, let layers = int("num_layers"), layers > 0,
               let width = int("kv_width"), width > 0, let dtype = json["kv_dtype"] as? String, ["float32", "bfloat16"].contains(dtype),
               let model = json["model"] as? String, let backend = json["transfer_backend"] as? String else { return nil }
@@ -72,12 +75,15 @@ public struct BootstrapServer: Sendable {
     public let host: String
     public let port: Int
     public let logger: Logger
+    /// Answers `GET /drained?session=`: whether a lost transfer session's jobs have all run (nil: unknown session).
+    public let drained: @Sendable (UInt64) -> Bool?
 
-    public init(registry: BootstrapRegistry, host: String, port: Int, logger: Logger) {
+    public init(registry: BootstrapRegistry, host: String, port: Int, logger: Logger, drained: @escaping @Sendable (UInt64) -> Bool? = { _ in nil }) {
         self.registry = registry
         self.host = host
         self.port = port
         self.logger = logger
+        self.drained = drained
     }
 
     static func json(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
@@ -89,10 +95,18 @@ public struct BootstrapServer: Sendable {
         json(["error": ["message": message, "type": "bootstrap_error", "code": Int(status.code)] as [String: Any]], status: status)
     }
 
-    func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router()
+    func makeRouter() -> Router<BootstrapRequestContext> {
+        let router = Router(context: BootstrapRequestContext.self)
         let registry = self.registry
         router.get("/health") { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "OK"))) }
+        let drained = self.drained
+        router.get("/drained") { request, _ -> Response in
+            guard let text = request.uri.queryParameters["session"], let session = UInt64(String(text)) else {
+                return Self.failure(.badRequest, "GET /drained needs ?session=<transfer session number>")
+            }
+            guard let answer = drained(session) else { return Self.failure(.notFound, "unknown transfer session \(session)") }
+            return Self.json(["drained": answer])
+        }
         router.put("/route") { request, _ -> Response in
             let body = try? await request.body.collect(upTo: 1 << 20)
             guard let body, let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] else {
@@ -104,7 +118,7 @@ public struct BootstrapServer: Sendable {
             registry.register(route)
             return Self.json(["registered": true])
         }
-        router.get("/route") { request, _ -> Response in
+        router.get("/route") { request, context -> Response in
             let query = request.uri.queryParameters
             func rank(_ names: [String]) -> Int? {
                 for name in names { if let v = query[Substring(name)] { return Int(String(v)) } }
@@ -122,8 +136,14 @@ public struct BootstrapServer: Sendable {
                     "transfer_backend": first.backend, "model": first.layout.model,
                 ])
             }
-            guard let route = registry.all.first(where: { $0.tpRank == max(tp, 0) && $0.dpRank == max(dp, 0) }) else {
+            guard var route = registry.all.first(where: { $0.tpRank == max(tp, 0) && $0.dpRank == max(dp, 0) }) else {
                 return Self.failure(.notFound, "no prefill rank tp=\(tp) dp=\(dp)")
+            }
+            if route.rankIP.isEmpty {
+                guard let local = AdvertisedAddress.perLookup.resolve(localAddress: context.localAddress) else {
+                    return Self.failure(.internalServerError, "cannot tell which local address this lookup arrived on")
+                }
+                route.rankIP = local
             }
             return Self.json(route.json)
         }
@@ -131,8 +151,21 @@ public struct BootstrapServer: Sendable {
     }
 
     /// Serves until the surrounding service group shuts down.
-    public func makeApplication() -> some ApplicationProtocol {
+    /// `onRunning` gets the port it listens on (useful with port 0).
+    public func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         Application(router: makeRouter(), configuration: .init(address: .hostname(host, port: port), serverName: "pdserve-bootstrap"),
-                    logger: logger)
+                    onServerRunning: { await onRunning($0.localAddress?.port ?? 0) }, logger: logger)
+    }
+}
+
+/// Hummingbird's basic context plus the local address the request arrived
+/// on: the address to advertise to a decode that asked through it.
+struct BootstrapRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let localAddress: String?
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        localAddress = source.channel.localAddress?.ipAddress
     }
 }

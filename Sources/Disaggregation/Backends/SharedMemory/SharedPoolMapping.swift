@@ -13,14 +13,18 @@ public final class SharedPoolMapping: @unchecked Sendable {
     public let pageCount: Int
     private let bytesPerLayerBuffer: Int
 
+    /// Maps `path`, which must be a regular pool file of this user under
+    /// /dev/shm: never a symlink (O_NOFOLLOW) nor a name outside that shape.
     public init(path: String, layout: KVLayout) throws {
-        // Only pools PDServe itself creates under /dev/shm are accepted.
-        guard path.hasPrefix("/dev/shm/pdserve-"), !path.contains("..") else { throw TransferError("refusing shared pool path \(path)") }
-        let fd = open(path, O_RDWR)
+        guard SharedPoolFile.isPoolPath(path) else { throw TransferError("refusing shared pool path \(path)") }
+        let fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw TransferError("cannot open decode KV pool \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw TransferError("cannot stat \(path)") }
+        guard (info.st_mode & S_IFMT) == S_IFREG, info.st_uid == geteuid() else {
+            throw TransferError("decode KV pool \(path) is not a regular file of this user")
+        }
         let size = Int(info.st_size)
         let perPageAllLayers = 2 * Int(layout.layers) * layout.bytesPerPage
         guard size > 0, size % perPageAllLayers == 0 else { throw TransferError("decode KV pool \(path) has \(size) bytes, not a whole number of pages for this layout") }

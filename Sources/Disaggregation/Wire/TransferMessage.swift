@@ -27,14 +27,24 @@ public enum TransferMessage: Sendable, Equatable {
         public var role: String
         public var instance: String
         public var layout: KVLayout
-        /// Decode with the shm backend: its KV pool's shared-memory file.
-        public var sharedMemoryPath: String?
+        /// The transfer backend's name; both sides must use the same one.
+        public var backend: String
+        /// Opaque to everything but that backend: what the peer's backend
+        /// needs to reach this side's pool (shm: the pool file; tcp: nothing).
+        public var descriptor: [UInt8]
+        /// Prefill → decode: this connection's session number. After the
+        /// connection is lost, the decode asks the prefill's bootstrap
+        /// server whether the session's transfer jobs have all run
+        /// (`GET /drained?session=`) before it reuses pages the prefill could write.
+        public var session: UInt64
 
-        public init(role: String, instance: String, layout: KVLayout, sharedMemoryPath: String? = nil) {
+        public init(role: String, instance: String, layout: KVLayout, backend: String, descriptor: [UInt8] = [], session: UInt64 = 0) {
             self.role = role
             self.instance = instance
             self.layout = layout
-            self.sharedMemoryPath = sharedMemoryPath
+            self.backend = backend
+            self.descriptor = descriptor
+            self.session = session
         }
     }
 

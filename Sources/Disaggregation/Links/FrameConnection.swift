@@ -41,7 +41,7 @@ public final class FrameConnection: @unchecked Sendable {
         var lastError = "no address"
         var entry: UnsafeMutablePointer<addrinfo>? = first
         while let info = entry {
-            let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+            let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), info.pointee.ai_protocol)
             if fd >= 0 {
                 var limit = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - floor(timeout)) * 1e6))
                 // On Linux the send timeout also bounds connect().
@@ -174,31 +174,42 @@ public final class FrameConnection: @unchecked Sendable {
     }
 }
 
-/// Accepts transfer connections on a TCP port.
+/// Accepts transfer connections on a TCP port. The host goes through
+/// getaddrinfo (IPv4, IPv6, names); a host that cannot be bound is an error,
+/// never a silent fallback to another address.
 public final class FrameListener: @unchecked Sendable {
     private let fd: Int32
     public let port: Int
 
     public init(host: String, port: Int) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TransferError("socket() failed") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr(host == "localhost" ? "127.0.0.1" : host)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard bound == 0, listen(fd, 64) == 0 else {
-            let reason = String(cString: strerror(errno))
-            Glibc.close(fd)
-            throw TransferError("cannot listen on \(host):\(port): \(reason)")
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE
+        var result: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, String(port), &hints, &result)
+        guard status == 0, let first = result else {
+            throw TransferError("cannot listen on \(host):\(port): \(String(cString: gai_strerror(status)))")
         }
-        var actual = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &actual) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        self.fd = fd
-        self.port = Int(UInt16(bigEndian: actual.sin_port))
+        defer { freeaddrinfo(result) }
+        var lastError = "no usable address"
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        while let info = entry {
+            entry = info.pointee.ai_next
+            let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), info.pointee.ai_protocol)
+            guard fd >= 0 else { continue }
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            guard bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0, listen(fd, 128) == 0 else {
+                lastError = String(cString: strerror(errno))
+                Glibc.close(fd)
+                continue
+            }
+            self.fd = fd
+            self.port = SocketAddressText.port(ofSocket: fd)
+            return
+        }
+        throw TransferError("cannot listen on \(host):\(port): \(lastError)")
     }
 
     /// Blocks for the next connection; nil once the listener is closed.
@@ -207,13 +218,44 @@ public final class FrameListener: @unchecked Sendable {
             var address = sockaddr_storage()
             var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
             let client = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(fd, $0, &length) } }
-            if client >= 0 { return FrameConnection(fd: client, peer: "client") }
-            if errno == EINTR { continue }
+            if client >= 0 { return FrameConnection(fd: client, peer: SocketAddressText.describe(address)) }
+            if errno == EINTR || errno == ECONNABORTED { continue }
             return nil
         }
     }
 
     public func close() { shutdown(fd, Int32(SHUT_RDWR)); Glibc.close(fd) }
+}
+
+/// Small readings of socket addresses.
+enum SocketAddressText {
+    /// The local port a socket is bound to.
+    static func port(ofSocket fd: Int32) -> Int {
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return numericHostAndPort(address).port
+    }
+
+    static func describe(_ address: sockaddr_storage) -> String {
+        let (host, port) = numericHostAndPort(address)
+        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
+    /// The numeric host and port of an IPv4 or IPv6 address.
+    static func numericHostAndPort(_ address: sockaddr_storage) -> (host: String, port: Int) {
+        var address = address
+        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        var service = [CChar](repeating: 0, count: Int(NI_MAXSERV))
+        let length = socklen_t(address.ss_family == sa_family_t(AF_INET6) ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
+        let status = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                getnameinfo($0, length, &host, socklen_t(host.count), &service, socklen_t(service.count), NI_NUMERICHOST | NI_NUMERICSERV)
+            }
+        }
+        guard status == 0 else { return ("?", 0) }
+        return (String(cString: host), Int(String(cString: service)) ?? 0)
+    }
 }
 
 /// A transfer failure with a message for logs and clients.

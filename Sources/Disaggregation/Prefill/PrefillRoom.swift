@@ -1,0 +1,54 @@
+import Engine
+
+/// Where a prefill room's KV goes: the decode connection it came on and the
+/// decode's page ids for the prompt.
+struct PrefillDestination {
+    let link: DecodeLink
+    let pages: [Int32]
+    let promptLength: Int
+    let arrived: Double
+}
+
+/// One request on the prefill side, from admission until its last transfer
+/// job ran. Guarded by the side-car's lock.
+final class PrefillRoom: @unchecked Sendable {
+    let id: String
+    let number: UInt64
+    let promptCount: Int
+    let created: Double
+    private(set) var state = RoomState.bootstrapping
+    private(set) var destination: PrefillDestination?
+    /// Prompt pages handed to transfer jobs so far.
+    var sentPages = 0
+    /// Transfer jobs queued or running; the prompt's pages stay held while any is.
+    var pendingJobs = 0
+    /// The engine reported the request's end (it sits in the inflight queue).
+    var ended = false
+    /// The decode side has been told the room failed (or told us itself).
+    var peerKnowsFailure = false
+
+    init(id: String, number: UInt64, promptCount: Int, created: Double) {
+        self.id = id
+        self.number = number
+        self.promptCount = promptCount
+        self.created = created
+    }
+
+    func move(to next: RoomState) { state = state.advanced(to: next) }
+
+    func fail(_ failure: RequestFailure) { move(to: .failed(failure)) }
+
+    /// Binds the decode's destination, refusing one that does not fit the prompt.
+    func bind(_ destination: PrefillDestination, pageSize: Int) -> RequestFailure? {
+        let needed = (promptCount + pageSize - 1) / pageSize
+        guard destination.promptLength == promptCount, destination.pages.count == needed else {
+            return RequestFailure(.invalidPeerData, "decode's destination for room \(number) does not fit: \(destination.pages.count) pages for \(destination.promptLength) tokens, the prompt has \(promptCount) tokens (\(needed) pages)")
+        }
+        self.destination = destination
+        move(to: .waitingForInput)
+        return nil
+    }
+
+    /// No more transfer work and the engine is done with the request.
+    var isSettled: Bool { ended && pendingJobs == 0 }
+}

@@ -1,0 +1,377 @@
+import Engine
+import Foundation
+import Kernels
+import Logging
+
+/// The prefill instance's disaggregation side-car, polled top-down by the
+/// engine each step through SGLang's named queues:
+///
+/// 1. **bootstrap queue** — rooms whose decode half has not said where the
+///    KV goes; the engine will not start their prompt (`mayPrefill`).
+/// 2. **waiting** (the engine's own queue, then running) — after each
+///    chunk the full pages computed so far are queued for transfer; the
+///    partial last page waits for the final chunk; then the first token and
+///    a success status.
+/// 3. **inflight queue** — ended requests whose transfer jobs still read
+///    their pages (`PageCustody.inflight`); they are finished, pages freed,
+///    when their last job ran.
+///
+/// Every byte leaves on transfer-queue threads, one serial queue per decode
+/// connection, never on the engine thread. A room ends through one path
+/// (`ending`), which tells the decode side when it did not end in success.
+public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
+    let storage: PagedKVStorage
+    let layout: KVLayout
+    let backend: any TransferBackend
+    let settings: DisaggregationEnvironment
+    let clock: any MonotonicClock
+    let logger: Logger
+    let listener: FrameListener
+    private let queues: TransferWorkers
+    /// Wakes the engine thread when a transfer job finished.
+    public var wake: @Sendable () -> Void = {}
+
+    private let lock = NSLock()
+    /// Live rooms by engine request id, and by room number.
+    private var rooms: [String: PrefillRoom] = [:]
+    private var roomIDs: [UInt64: String] = [:]
+    /// Destinations that arrived before their request (bounded, expire after the bootstrap timeout).
+    private var earlyDestinations: [UInt64: PrefillDestination] = [:]
+    /// Rooms that ended recently, so a late destination is refused at once instead of waiting out the timeout.
+    private var endedRooms: [UInt64: (at: Double, why: String)] = [:]
+    private var nextLinkID = 0
+    private var links: [Int: DecodeLink] = [:]
+    /// Sessions of lost links whose last transfer job has run, and when.
+    private var drainedSessions: [UInt64: Double] = [:]
+    static let maxEarlyDestinations = 4096
+    static let maxEndedRooms = 16384
+
+    /// Listens for decode instances on `host:transferPort` (0: any free port).
+    public init(storage: PagedKVStorage, layout: KVLayout, backend: any TransferBackend, settings: DisaggregationEnvironment,
+                host: String, transferPort: Int = 0, clock: any MonotonicClock = SystemMonotonicClock(), logger: Logger) throws {
+        self.storage = storage
+        self.layout = layout
+        self.backend = backend
+        self.settings = settings
+        self.clock = clock
+        self.logger = logger
+        listener = try FrameListener(host: host, port: transferPort)
+        queues = TransferWorkers(count: min(settings.queueSize, settings.threadPoolSize), name: "pdserve-kv-send")
+        let thread = Thread { [weak self] in self?.acceptLoop() }
+        thread.name = "pdserve-kv-accept"
+        thread.start()
+    }
+
+    public var transferPort: Int { listener.port }
+
+    public func stop() {
+        listener.close()
+        let open = lock.withLock { Array(links.values) }
+        for link in open { link.connection.close() }
+        queues.stop()
+        backend.shutdown()
+    }
+
+    // MARK: EngineHooks (engine thread; no I/O here)
+
+    public func admission(for input: GenerateInput) -> DisaggregatedAdmission {
+        guard let target = input.bootstrap, !backend.movesNothing else { return .prefill }
+        let room = PrefillRoom(id: input.id, number: target.room, promptCount: input.promptTokens.count, created: clock.now())
+        lock.withLock {
+            rooms[input.id] = room
+            if roomIDs[target.room] != nil {
+                // Two requests cannot share a room: the decode half could not tell their pages apart.
+                room.fail(RequestFailure(.invalidPeerData, "bootstrap_room \(target.room) is already in use on this prefill instance"))
+                return
+            }
+            roomIDs[target.room] = input.id
+            if let destination = earlyDestinations.removeValue(forKey: target.room) { bind(room, to: destination) }
+        }
+        return .prefill
+    }
+
+    public func mayPrefill(id: String) -> Bool {
+        lock.withLock {
+            guard let room = rooms[id] else { return true }
+            return room.state == .waitingForInput
+        }
+    }
+
+    public func computedKV(id: String, pages: [Int32], computed: Int, promptCount: Int) {
+        lock.withLock {
+            guard let room = rooms[id], let destination = room.destination, !room.state.isTerminal else { return }
+            let pageSize = Int(layout.pageSize)
+            // Only whole pages travel before the prompt ends; the partial last one waits for the final chunk.
+            let ready = computed >= promptCount ? (promptCount + pageSize - 1) / pageSize : computed / pageSize
+            guard ready > room.sentPages else { return }
+            let first = room.sentPages
+            let source = Array(pages[first..<ready]), target = Array(destination.pages[first..<ready])
+            room.sentPages = ready
+            room.move(to: .transferring)
+            enqueue(for: room, on: destination.link) { link in
+                try link.writer!.write(room: room.number, firstIndex: first, source: source, destination: target)
+            }
+        }
+    }
+
+    public func sampledFirstToken(id: String, token: Int, logprob: TokenLogprob?) {
+        lock.withLock {
+            guard let room = rooms[id], let destination = room.destination, !room.state.isTerminal else { return }
+            let metadata = TransferMessage.Metadata(
+                room: room.number, token: UInt32(token), logprob: logprob?.logprob,
+                top: (logprob?.top ?? []).map { .init(token: UInt32($0.token), logprob: $0.logprob) })
+            enqueue(for: room, on: destination.link) { [self] link in
+                try link.connection.send(.metadata(metadata))
+                try link.connection.send(.status(room: room.number, success: true, message: ""))
+                lock.withLock { room.move(to: .success) }
+            }
+        }
+    }
+
+    /// The one end path of a prefill room.
+    public func ending(id: String, reason: FinishReason) -> PageCustody {
+        lock.withLock {
+            guard let room = rooms[id] else { return .engine }
+            room.ended = true
+            let why: String
+            switch reason {
+            case .stop, .length:
+                why = "finished"
+            case .abort(let message):
+                why = message
+                room.fail(RequestFailure(.transfer, "prefill request ended: \(message)"))
+            case .failed(let failure):
+                why = failure.message
+                room.fail(failure)
+            }
+            if case .failed(let failure) = room.state, !room.peerKnowsFailure, let link = room.destination?.link {
+                room.peerKnowsFailure = true
+                // Queued behind the room's page jobs (which now skip): the decode learns why.
+                enqueue(for: room, on: link, control: true) { link in
+                    try link.connection.send(.abort(room: room.number, reason: "prefill: \(failure.message)"))
+                }
+            }
+            remember(room, why: why)
+            if room.isSettled { forget(room); return .engine }
+            return .inflight
+        }
+    }
+
+    public func willStep(_ core: EngineCore) {
+        var finish: [(String, RequestFailure?)] = []
+        var fail: [(String, RequestFailure)] = []
+        lock.withLock {
+            let now = clock.now()
+            for room in rooms.values {
+                if room.isSettled {
+                    // Inflight queue: the last job ran; the request ends now.
+                    finish.append((room.id, room.state.failure))
+                    forget(room)
+                } else if room.ended {
+                    continue
+                } else if case .failed(let failure) = room.state {
+                    fail.append((room.id, failure))
+                } else if room.state == .bootstrapping, now - room.created > settings.bootstrapTimeout {
+                    // Bootstrap queue: the decode half never registered the room.
+                    let failure = RequestFailure(.timeout, "no decode instance registered room \(room.number) within the \(Self.seconds(settings.bootstrapTimeout)) bootstrap timeout")
+                    room.fail(failure)
+                    fail.append((room.id, failure))
+                }
+            }
+            for (number, destination) in earlyDestinations where now - destination.arrived > settings.bootstrapTimeout {
+                earlyDestinations[number] = nil
+                refuse(number, on: destination.link, "the prefill instance received no request for room \(number) within the \(Self.seconds(settings.bootstrapTimeout)) bootstrap timeout")
+            }
+            endedRooms = endedRooms.filter { now - $0.value.at <= settings.bootstrapTimeout }
+        }
+        for (id, failure) in finish { core.finishInflight(id: id, failure: failure) }
+        for (id, failure) in fail { core.abort(id: id, reason: .failed(failure)) }
+    }
+
+    /// Whether a lost connection's transfer jobs have all run, so nothing of
+    /// it can still write into the decode's pool; nil for an unknown session.
+    public func isDrained(session: UInt64) -> Bool? {
+        lock.withLock {
+            if drainedSessions[session] != nil { return true }
+            return links.values.contains { $0.session == session } ? false : nil
+        }
+    }
+
+    /// Requests whose rooms still wait for a decode destination.
+    public var bootstrapQueueCount: Int { lock.withLock { rooms.values.filter { $0.state == .bootstrapping }.count } }
+
+    static func seconds(_ value: Double) -> String { value == value.rounded() ? "\(Int(value))s" : "\(value)s" }
+
+    // MARK: bookkeeping (call with `lock` held)
+
+    private func remember(_ room: PrefillRoom, why: String) {
+        if endedRooms.count >= Self.maxEndedRooms, let oldest = endedRooms.min(by: { $0.value.at < $1.value.at }) {
+            endedRooms[oldest.key] = nil
+        }
+        endedRooms[room.number] = (clock.now(), why)
+    }
+
+    private func forget(_ room: PrefillRoom) {
+        rooms[room.id] = nil
+        if roomIDs[room.number] == room.id { roomIDs[room.number] = nil }
+    }
+
+    private func bind(_ room: PrefillRoom, to destination: PrefillDestination) {
+        if let failure = room.bind(destination, pageSize: Int(layout.pageSize)) {
+            room.fail(failure)
+            room.peerKnowsFailure = true
+            refuse(room.number, on: destination.link, failure.message)
+        }
+    }
+
+    /// Tells a decode, on its transfer queue, that a room will not be served.
+    private func refuse(_ number: UInt64, on link: DecodeLink, _ message: String) {
+        queues.submit(shard: link.shard) { [self] in
+            guard lock.withLock({ link.alive }) else { return }
+            do { try link.connection.send(.status(room: number, success: false, message: message)) } catch { linkFailed(link, "\(error)") }
+        }
+    }
+
+    /// Queues a job on the link's transfer queue; the room's pages stay held
+    /// until it ran. Page jobs of a failed room are skipped; control jobs
+    /// (`control`) still run so the decode hears about the failure.
+    private func enqueue(for room: PrefillRoom, on link: DecodeLink, control: Bool = false, _ job: @escaping (DecodeLink) throws -> Void) {
+        room.pendingJobs += 1
+        queues.submit(shard: link.shard) { [self] in
+            let run = lock.withLock { link.alive && (control || !room.state.isTerminal || room.state == .success) }
+            var error: Error?
+            if run {
+                do { try job(link) } catch let failure { error = failure }
+            }
+            lock.withLock { room.pendingJobs -= 1 }
+            if let error { linkFailed(link, "KV transfer to decode failed: \(error)") }
+            wake()
+        }
+    }
+
+    // MARK: connections (transfer threads)
+
+    private func acceptLoop() {
+        while let connection = listener.accept() {
+            let link = lock.withLock { () -> DecodeLink in
+                nextLinkID += 1
+                let link = DecodeLink(id: nextLinkID, connection: connection)
+                links[link.id] = link
+                return link
+            }
+            let thread = Thread { [weak self] in self?.serve(link) }
+            thread.name = "pdserve-kv-link-\(link.id)"
+            thread.start()
+        }
+    }
+
+    /// Reads one decode instance's frames until the connection ends.
+    private func serve(_ link: DecodeLink) {
+        var reason = "decode instance \(link.connection.peer) disconnected"
+        do {
+            try handshake(link)
+            while true {
+                let (header, payload) = try link.connection.readFrame()
+                guard TransferCodec.isKnown(header.type) else {
+                    logger.warning("dropped unknown transfer frame type \(header.type) from \(link.connection.peer)")
+                    try link.connection.discard(header.payloadLength)
+                    continue
+                }
+                handle(try TransferCodec.decode(header, payload: payload), from: link)
+            }
+        } catch {
+            reason = "transfer connection from \(link.connection.peer) closed: \(error)"
+            logger.info("\(reason)")
+        }
+        linkFailed(link, reason)
+        // Kept until drained so `isDrained` can tell "still running" from "unknown".
+        queues.submit(shard: link.shard) { [self] in lock.withLock { links[link.id] = nil } }
+    }
+
+    private func handshake(_ link: DecodeLink) throws {
+        let (header, payload) = try link.connection.readFrame()
+        guard case .hello(let hello) = try TransferCodec.decode(header, payload: payload), hello.role == "decode" else {
+            throw TransferProtocolError("the first frame must be a decode's hello")
+        }
+        if let mismatch = layout.mismatch(with: hello.layout) ?? (hello.backend == backend.name ? nil : "transfer backend differs: \(backend.name) here, \(hello.backend) there") {
+            try? link.connection.send(.error(message: "cannot pair: \(mismatch)"))
+            throw TransferProtocolError("refused decode instance \(hello.instance): \(mismatch)")
+        }
+        do {
+            link.writer = try backend.makeWriter(peerDescriptor: hello.descriptor, connection: link.connection)
+        } catch {
+            try? link.connection.send(.error(message: "cannot reach the decode's KV pool: \(error)"))
+            throw error
+        }
+        try link.connection.send(.hello(.init(role: "prefill", instance: "prefill", layout: layout, backend: backend.name,
+                                              descriptor: backend.localDescriptor, session: link.session)))
+    }
+
+    private func handle(_ message: TransferMessage, from link: DecodeLink) {
+        switch message {
+        case .transferRequest(let request):
+            lock.withLock {
+                let destination = PrefillDestination(link: link, pages: request.pages.map { Int32(bitPattern: $0) },
+                                                     promptLength: Int(request.promptLength), arrived: clock.now())
+                if let id = roomIDs[request.room], let room = rooms[id] {
+                    guard room.destination == nil, !room.state.isTerminal else {
+                        refuse(request.room, on: link, "room \(request.room) already has a destination or has ended")
+                        return
+                    }
+                    bind(room, to: destination)
+                } else if let ended = endedRooms[request.room] {
+                    refuse(request.room, on: link, "room \(request.room) already ended on the prefill instance: \(ended.why)")
+                } else if earlyDestinations[request.room] != nil || earlyDestinations.count >= Self.maxEarlyDestinations {
+                    refuse(request.room, on: link, "the prefill instance cannot hold another destination for room \(request.room)")
+                } else {
+                    earlyDestinations[request.room] = destination
+                }
+            }
+            wake()
+        case let .abort(number, reason):
+            lock.withLock {
+                if earlyDestinations[number]?.link === link { earlyDestinations[number] = nil }
+                if let id = roomIDs[number], let room = rooms[id], room.destination?.link === link {
+                    room.peerKnowsFailure = true
+                    room.fail(RequestFailure(.transfer, "decode side aborted room \(number): \(reason)"))
+                    // Behind every job already queued for the room: once the decode
+                    // reads the ack, nothing more of this room reaches its pool.
+                    enqueue(for: room, on: link, control: true) { link in try link.connection.send(.abortAck(room: number)) }
+                } else {
+                    queues.submit(shard: link.shard) { try? link.connection.send(.abortAck(room: number)) }
+                }
+            }
+            wake()
+        case .heartbeat:
+            break
+        default:
+            logger.warning("dropped unexpected \(message) from decode link \(link.id)")
+        }
+    }
+
+    /// Fails every room bound to a dead link and closes it.
+    private func linkFailed(_ link: DecodeLink, _ reason: String) {
+        let wasAlive = lock.withLock { () -> Bool in
+            guard link.alive else { return false }
+            link.alive = false
+            for room in rooms.values where room.destination?.link === link && !room.state.isTerminal {
+                room.peerKnowsFailure = true
+                room.fail(RequestFailure(.peerLost, "KV transfer failed: \(reason)"))
+            }
+            earlyDestinations = earlyDestinations.filter { $0.value.link !== link }
+            return true
+        }
+        if wasAlive {
+            link.connection.close()
+            // Runs after every job the link had queued: from then on nothing of it writes.
+            queues.submit(shard: link.shard) { [self] in
+                lock.withLock {
+                    let now = clock.now()
+                    drainedSessions = drainedSessions.filter { now - $0.value < 600 }
+                    drainedSessions[link.session] = now
+                }
+            }
+            wake()
+        }
+    }
+}

@@ -1,0 +1,186 @@
+@testable import Disaggregation
+import Engine
+import EngineTesting
+import Foundation
+import Testing
+
+/// Every way a PD room can end, on both sides, over real loopback
+/// connections: afterwards both pools are whole, and no decode page was
+/// written while no one held it (pages free at the end event are poisoned
+/// and must stay so while the prefill finishes whatever it was doing).
+@Suite(.serialized)
+struct RoomLifecycleTests {
+    static let backends = ["tcp", "shm"]
+    /// 100 tokens: 25 pages of 4, seven prefill chunks of 16.
+    static let longPrompt = 13
+
+    enum DecodeEnd: String, CaseIterable, Sendable { case clientAbort, waitingTimeout }
+
+    func room() -> UInt64 { UInt64.random(in: 1...(UInt64.max >> 1)) }
+
+    func settle(_ pd: PDHarness, _ ids: [String]) {
+        let done = pd.pump { ids.allSatisfy { pd.finish($0) != nil } && pd.isQuiet }
+        #expect(done, "rooms did not settle: \(ids.map { "\($0): \(String(describing: pd.finish($0)))" })")
+        #expect(pd.poolsWhole, "a KV pool did not come back whole")
+        #expect(pd.writtenPoisonedPages().isEmpty, "pages written after their lease ended: \(pd.writtenPoisonedPages())")
+    }
+
+    @Test(arguments: backends)
+    func aPairDecodesLikeTransformers(backend: String) async throws {
+        let pd = try await PDHarness(backend: backend)
+        defer { pd.stop() }
+        let pair = try pd.submit(prompt: Self.longPrompt, room: room())
+        settle(pd, [pair.prefillID, pair.decodeID])
+        #expect(pd.finish(pair.decodeID) == .length)
+        #expect(pd.reference.mismatch(prompt: Self.longPrompt, output: pd.tokens(pair.decodeID)) == nil)
+    }
+
+    /// Defects 1–3: the decode half ends while a page write is in flight
+    /// (tcp: its reader is inside readv; shm: the prefill is about to copy).
+    @Test(arguments: backends, DecodeEnd.allCases)
+    func decodeEndsWhileAWriteIsInFlight(backend: String, end: DecodeEnd) async throws {
+        let pd = try await PDHarness(backend: backend)
+        defer { pd.stop() }
+        pd.faults.arm(.holdMidWrite)
+        let pair = try pd.submit(prompt: Self.longPrompt, room: room())
+        #expect(pd.pump { pd.faults.isHolding })
+        pd.pump(seconds: 0.2, prefillSteps: false) { false }
+        switch end {
+        case .clientAbort: pd.decodeCore.abort(id: pair.decodeID, message: "client disconnected")
+        case .waitingTimeout: pd.clock.advance(31)
+        }
+        #expect(pd.pump(prefillSteps: false) { pd.finish(pair.decodeID) != nil })
+        if end == .waitingTimeout { #expect(pd.finish(pair.decodeID)?.failureKind == .timeout) }
+        // The client has its answer, but the pages stay leased while the write can still land.
+        #expect(pd.decodeCore.leasedPageCount > 0)
+        pd.poisonFreeDecodePages()
+        pd.faults.release()
+        settle(pd, [pair.prefillID, pair.decodeID])
+        // Defect 2: the prefill was told, so it stopped instead of sending the prompt for nobody.
+        #expect(pd.finish(pair.prefillID)?.message?.contains("decode side aborted") == true)
+    }
+
+    @Test(arguments: backends)
+    func decodeAbortsBeforeAnyPageMoved(backend: String) async throws {
+        let pd = try await PDHarness(backend: backend)
+        defer { pd.stop() }
+        let pair = try pd.submit(prompt: Self.longPrompt, room: room())
+        #expect(pd.pump(prefillSteps: false) { pd.prefill.mayPrefill(id: pair.prefillID) })
+        pd.decodeCore.abort(id: pair.decodeID, message: "client disconnected")
+        pd.poisonFreeDecodePages()
+        settle(pd, [pair.prefillID, pair.decodeID])
+        #expect(pd.finish(pair.prefillID)?.message?.contains("decode side aborted") == true)
+    }
+
+    /// The decode's KV never comes (no prefill half): timeout, and with shm
+    /// the pages wait for the prefill's acknowledgement of the abort.
+    @Test(arguments: backends)
+    func decodeTimesOutWithoutAPrefillHalf(backend: String) async throws {
+        let pd = try await PDHarness(backend: backend)
+        defer { pd.stop() }
+        let pair = try pd.submit(prompt: Self.longPrompt, room: room(), prefillHalf: false)
+        #expect(pd.pump { pd.decodeCore.parkedCount == 1 && pd.decode.preallocQueueCount == 0 })
+        pd.pump(seconds: 0.2) { false }
+        pd.clock.advance(31)
+        settle(pd, [pair.decodeID])
+        #expect(pd.finish(pair.decodeID)?.failureKind == .timeout)
+    }
+
+    @Test(arguments: backends)
+    func prefillAbortsWhileAWriteIsInFlight(backend: String) async throws {
+        let pd = try await PDHarness(backend: backend)
+        defer { pd.stop() }
+        pd.faults.arm(.holdMidWrite)
+        let pair = try pd.submit(prompt: Self.longPrompt, room: room())
+        #expect(pd.pump { pd.faults.isHolding })
+        pd.prefillCore.abort(id: pair.prefillID, message: "aborted by /abort_request")
+        // Its pages are still read by the held job: inflight, not finished.
+        pd.pump(seconds: 0.2) { false }
+        #expect(pd.finish(pair.prefillID) == nil && pd.prefillCore.inflightCount == 1)
+        pd.poisonFreeDecodePages()
+        pd.faults.release()
+        settle(pd, [pair.prefillID, pair.decodeID])
+        #expect(pd.finish(pair.decodeID)?.failureKind == .transfer)
+    }
+
+    @Test(arguments: backends)
+    func aBrokenLinkFailsBothHalves(backend: String) async throws {
+        let pd = try await PDHarness(backend: backend)
+        defer { pd.stop() }
+        pd.faults.arm(.failWrite)
+        let pair = try pd.submit(prompt: Self.longPrompt, room: room())
+        settle(pd, [pair.prefillID, pair.decodeID])
+        #expect(pd.finish(pair.decodeID)?.failureKind == .peerLost)
+        #expect(pd.finish(pair.prefillID)?.failureKind == .peerLost)
+    }
+
+    @Test(arguments: backends)
+    func aMalformedFrameFailsOnlyItsRoom(backend: String) async throws {
+        let pd = try await PDHarness(backend: backend)
+        defer { pd.stop() }
+        let healthy = try pd.submit(prompt: 7, room: room())
+        settle(pd, [healthy.prefillID, healthy.decodeID])
+        pd.faults.arm(.malformedFrame)
+        let pair = try pd.submit(prompt: Self.longPrompt, room: room())
+        settle(pd, [pair.prefillID, pair.decodeID])
+        #expect(pd.finish(pair.decodeID)?.failureKind == .invalidPeerData)
+        #expect(pd.finish(pair.prefillID)?.message?.contains("decode side aborted") == true)
+        // The link survives: the next request is served.
+        let next = try pd.submit(prompt: 8, room: room())
+        settle(pd, [next.prefillID, next.decodeID])
+        #expect(pd.reference.mismatch(prompt: 8, output: pd.tokens(next.decodeID)) == nil)
+    }
+
+    /// Defect 9: a destination for a room whose prefill half already ended is refused at once.
+    @Test(arguments: backends)
+    func aLateDestinationIsRefusedAtOnce(backend: String) async throws {
+        let pd = try await PDHarness(backend: backend)
+        defer { pd.stop() }
+        let pair = try pd.submit(prompt: Self.longPrompt, room: room(), decodeHalf: false)
+        pd.pump(seconds: 0.1) { false }
+        pd.prefillCore.abort(id: pair.prefillID, message: "aborted by /abort_request")
+        #expect(pd.pump { pd.finish(pair.prefillID) != nil })
+        try pd.decodeCore.add(GenerateInput(id: pair.decodeID, promptTokens: pd.reference.prompts[Self.longPrompt], params: .greedy(4),
+                                            bootstrap: pd.target(pair.room)))
+        // No clock advance: the refusal must not wait for a timeout.
+        settle(pd, [pair.decodeID])
+        #expect(pd.finish(pair.decodeID)?.message?.contains("already ended") == true)
+    }
+
+    @Test(arguments: backends)
+    func aPrefillHalfWithoutDecodeTimesOut(backend: String) async throws {
+        let pd = try await PDHarness(backend: backend)
+        defer { pd.stop() }
+        let pair = try pd.submit(prompt: Self.longPrompt, room: room(), decodeHalf: false)
+        pd.pump(seconds: 0.1) { false }
+        #expect(pd.finish(pair.prefillID) == nil)
+        pd.clock.advance(31)
+        settle(pd, [pair.prefillID])
+        #expect(pd.finish(pair.prefillID)?.failureKind == .timeout)
+    }
+
+    /// Defect 7: --max-running-requests holds on the decode side, at activation.
+    @Test(arguments: backends)
+    func decodeActivationRespectsMaxRunning(backend: String) async throws {
+        let pd = try await PDHarness(backend: backend, decodeMaxRunning: 1)
+        defer { pd.stop() }
+        let pairs = try [7, 8, 9].map { try pd.submit(prompt: $0, room: room()) }
+        var most = 0
+        let done = pd.pump {
+            most = max(most, pd.decodeCore.runningCount)
+            return pairs.allSatisfy { pd.finish($0.decodeID) != nil && pd.finish($0.prefillID) != nil }
+        }
+        #expect(done && most == 1)
+        for (index, pair) in zip([7, 8, 9], pairs) {
+            #expect(pd.reference.mismatch(prompt: index, output: pd.tokens(pair.decodeID)) == nil)
+        }
+        settle(pd, pairs.flatMap { [$0.prefillID, $0.decodeID] })
+    }
+}
+
+extension FinishReason {
+    var failureKind: RequestFailure.Kind? {
+        if case .failed(let failure) = self { return failure.kind }
+        return nil
+    }
+}
