@@ -106,8 +106,9 @@ final class Request {
     var cachedTokenCount = 0
     var rng: RandomSource
     var detokenizer: IncrementalDetokenizer
-    /// All decoded output text, cut at a stop string if one matched.
-    var text = ""
+    /// All decoded output text as UTF-8, cut at a stop string if one matched
+    /// (bytes, so each token appends instead of re-copying the whole text).
+    private(set) var textBytes: [UInt8] = []
     /// UTF-8 bytes of `text` already handed to the client.
     var emittedBytes = 0
     var finish: FinishReason?
@@ -134,6 +135,8 @@ final class Request {
     var isDecoding: Bool { pendingCount == 1 && outputCount > 0 }
 
     func append(_ token: Int32) { tokens.append(token) }
+    func appendText(_ text: String) { textBytes += text.utf8 }
+    func truncateText(to count: Int) { textBytes.removeSubrange(count...) }
 
     /// First prompt index whose logprob is still to be computed, if any.
     var inputLogprobStart: Int? {

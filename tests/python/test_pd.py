@@ -229,7 +229,7 @@ def hello(pair_info):
     model = layout["model"].encode()
     body = b"".join([struct.pack("<I", 6) + b"decode", struct.pack("<I", 4) + b"test",
                      struct.pack("<IIIB", layout["layers"], layout["page_size"], layout["width"], 0),
-                     struct.pack("<I", len(model)) + model, struct.pack("<I", 3) + b"tcp", struct.pack("<I", 0)])
+                     struct.pack("<I", len(model)) + model, struct.pack("<I", 3) + b"tcp", struct.pack("<I", 0), struct.pack("<Q", 0)])
     return frame(1, body)
 
 
@@ -349,3 +349,45 @@ def _swallow(call):
         return call()
     except requests.RequestException as error:
         return error
+
+
+@pytest.mark.parametrize("backend", ["tcp", "shm"])
+@pytest.mark.parametrize("end", ["waiting_timeout", "client_leaves"])
+def test_a_failing_room_never_disturbs_a_neighbour(backend, end):
+    """Defect 1 of the PD-core issue: a long prompt whose decode half ends
+    (timeout, or its client leaves) while the prefill is still sending it,
+    next to a request decoding 1,500 greedy tokens. The pages the failed room
+    gives back are the next ones the neighbour grows into (the allocator is
+    LIFO), so a late write would show in the neighbour's tokens."""
+    env = SHORT_TIMEOUTS | {"PDSERVE_DISAGGREGATION_WAITING_TIMEOUT": "1" if end == "waiting_timeout" else "60"}
+    long_context = ("--context-length", "8000")
+    unified = Server("--model-path", NAME, *long_context)
+    pd = PDPair(MODEL, backend=backend, prefill_args=("--chunked-prefill-size", "4", *long_context),
+                decode_args=(*long_context, "--max-total-tokens", "12000"), env=env)
+    try:
+        neighbour = greedy_body(reference(MODEL)["prompts"][9], 1500)
+        expected = unified.post("/generate", neighbour).json()["output_ids"]
+        holder = {}
+        thread = threading.Thread(target=lambda: holder.setdefault("n", pd.post("/generate", pd.bootstrap(neighbour), timeout=120)))
+        thread.start()
+        wait_until(lambda: pd.decode.state("num_running_reqs") > 0, timeout=20, what="the neighbour to decode")
+        victim = pd.bootstrap(greedy_body([(i * 7) % 500 + 3 for i in range(6000)], 4))
+        prefill_half = threading.Thread(target=lambda: holder.setdefault("p", _swallow(lambda: requests.post(pd.prefill.url + "/generate", json=victim, timeout=120))))
+        prefill_half.start()
+        if end == "waiting_timeout":
+            response = requests.post(pd.decode.url + "/generate", json=victim, timeout=60)
+            assert response.status_code in (200, 504), response.text
+        else:
+            sock = post_raw(pd.decode.port, "/generate", victim)
+            wait_until(lambda: pd.prefill.state("num_running_reqs") > 0, timeout=20, what="the victim's prefill to start")
+            time.sleep(0.3)
+            sock.close()
+        thread.join(120)
+        prefill_half.join(120)
+        decoded, _ = holder["n"]
+        assert decoded.status_code == 200, decoded.text
+        assert decoded.json()["output_ids"] == expected
+        pd.assert_pools_whole()
+    finally:
+        pd.stop()
+        unified.stop()

@@ -389,7 +389,7 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
 
     /// Fails every room that depends on a dead prefill.
     private func drop(_ link: PrefillLink, reason: String) {
-        link.connection.close()
+        // Rooms fail with the first reason; closing wakes the reader, whose own drop then finds nothing to do.
         let first = lock.withLock { () -> Bool in
             guard link.alive else { return false }
             link.alive = false
@@ -397,6 +397,7 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
             for room in link.rooms.values where !room.state.isTerminal { room.fail(RequestFailure(.peerLost, reason)) }
             return true
         }
+        link.connection.close()
         if first, link.lander.writer == .remote {
             let watcher = Thread { [weak self] in self?.awaitDrain(link) }
             watcher.name = "pdserve-kv-drain"

@@ -1,0 +1,86 @@
+import Tokenization
+
+/// Turns each sampled token into output: detokenizes incrementally, checks
+/// stop tokens, stop strings and the length limit, and holds back the text
+/// tail that could still grow into a stop string.
+struct OutputProcessor {
+    let eosTokens: Set<Int32>
+
+    /// Appends a token (sampled here or by a prefill instance) and decides
+    /// whether the request is done (`request.finish`).
+    func accept(_ request: Request, token: Int, logprob: TokenLogprob?) -> RequestUpdate {
+        request.append(Int32(token))
+        var update = Self.update(for: request)
+        update.newTokens = [token]
+        if request.outputCount == 1 { update.inputLogprobs = request.orderedInputLogprobs }
+        if let logprob { update.newLogprobs = [logprob] }
+
+        if request.params.stopTokenIds.contains(token) || (!request.params.ignoreEOS && eosTokens.contains(Int32(token))) {
+            // The stop token's own text is not part of the output.
+            request.finish = .stop(matched: nil)
+            request.appendText(request.detokenizer.finish())
+        } else {
+            let delta = request.detokenizer.append(token)
+            request.appendText(delta)
+            if let stop = cutAtStopString(request, newBytes: delta.utf8.count) {
+                request.finish = .stop(matched: stop)
+            } else if request.outputCount >= request.params.maxNewTokens {
+                request.finish = .length
+                request.appendText(request.detokenizer.finish())
+            }
+        }
+        update.completionTokenCount = request.outputCount
+        return update
+    }
+
+    /// If a stop string occurs in the newest text, cuts the text before it and returns it.
+    /// Only the tail that overlaps the new bytes is searched.
+    private func cutAtStopString(_ request: Request, newBytes: Int) -> String? {
+        guard newBytes > 0, !request.params.stopStrings.isEmpty else { return nil }
+        let count = request.textBytes.count
+        for stop in request.params.stopStrings {
+            let s = Array(stop.utf8)
+            let first = max(0, count - newBytes - s.count + 1)
+            guard count >= s.count, first <= count - s.count else { continue }
+            for start in first...(count - s.count) where request.textBytes[start..<start + s.count].elementsEqual(s) {
+                request.truncateText(to: start)
+                return stop
+            }
+        }
+        return nil
+    }
+
+    /// The part of the text that is safe to stream: everything, once
+    /// finished; otherwise all but a tail that could still grow into a stop string.
+    static func takeText(_ request: Request) -> String {
+        let bytes = request.textBytes
+        var end = bytes.count
+        if request.finish == nil {
+            for stop in request.params.stopStrings {
+                let s = Array(stop.utf8)
+                for length in stride(from: min(s.count - 1, bytes.count), to: 0, by: -1)
+                where bytes[(bytes.count - length)...].elementsEqual(s[..<length]) {
+                    end = min(end, bytes.count - length)
+                    break
+                }
+            }
+        }
+        guard end > request.emittedBytes else { return "" }
+        let delta = String(decoding: bytes[request.emittedBytes..<end], as: UTF8.self)
+        request.emittedBytes = end
+        return delta
+    }
+
+    static func update(for request: Request) -> RequestUpdate {
+        RequestUpdate(id: request.id, promptTokenCount: request.promptCount, completionTokenCount: request.outputCount,
+                      cachedTokenCount: request.cachedTokenCount)
+    }
+
+    /// The update that reports a request's end, with its last text.
+    static func finalUpdate(for request: Request) -> RequestUpdate {
+        var update = update(for: request)
+        update.finish = request.finish
+        update.textDelta = takeText(request)
+        return update
+    }
+}

@@ -1,0 +1,182 @@
+import Models
+
+/// What one row of a step's logits is for.
+enum LogitUse {
+    /// The request's next token.
+    case sample(Request)
+    /// The logprob of prompt token `tokenIndex`.
+    case inputLogprob(Request, tokenIndex: Int)
+}
+
+/// One step's work: the forward batch, what each logits row is for, and
+/// which requests are in it.
+struct ScheduledBatch {
+    var batch = ForwardBatch()
+    var uses: [LogitUse] = []
+    private(set) var members = Set<ObjectIdentifier>()
+
+    func contains(_ request: Request) -> Bool { members.contains(ObjectIdentifier(request)) }
+
+    /// Adds `count` of the request's pending tokens, with the logits rows they need.
+    mutating func add(_ request: Request, count: Int, pageSize: Int) {
+        let start = request.computed
+        var logitIndices: [Int] = []
+        // Position p's logits predict token p + 1: prompt logprobs need them
+        // for every prompt token from the requested start on.
+        if let first = request.inputLogprobStart {
+            let from = max(start, first - 1), to = min(start + count, request.promptCount - 1)
+            for p in stride(from: from, to: to, by: 1) {
+                logitIndices.append(p - start)
+                uses.append(.inputLogprob(request, tokenIndex: p + 1))
+            }
+        }
+        if start + count == request.tokens.count {
+            logitIndices.append(count - 1)
+            uses.append(.sample(request))
+        }
+        batch.append(sequenceTokens: Array(request.tokens[start..<start + count]), startPosition: start,
+                     pageTable: request.pages, pageSize: pageSize, logitIndices: logitIndices)
+        request.computed += count
+        members.insert(ObjectIdentifier(request))
+    }
+}
+
+/// Prompt tokens a step may still run (`--chunked-prefill-size`; decode tokens count too).
+struct TokenBudget {
+    private(set) var remaining: Int
+
+    init(stepTokens: Int, alreadyScheduled: Int) { remaining = max(1, stepTokens - alreadyScheduled) }
+
+    var isSpent: Bool { remaining <= 0 }
+    /// As many of `wanted` tokens as the budget allows.
+    func grant(_ wanted: Int) -> Int { min(remaining, wanted) }
+    mutating func spend(_ tokens: Int) { remaining -= tokens }
+}
+
+/// The order in which waiting requests are considered for admission.
+protocol WaitingPolicy {
+    func order(_ waiting: [Request]) -> [Request]
+}
+
+/// First come, first served (retracted requests go back to the front).
+struct FirstComeFirstServed: WaitingPolicy {
+    func order(_ waiting: [Request]) -> [Request] { waiting }
+}
+
+/// Answers "what is the next batch?" for continuous batching with chunked
+/// prefill: every decoding request gets its next token (retracting the
+/// newest requests when pages run out), then the token budget goes to
+/// prompts part-way through, then to new requests in the policy's order.
+final class Scheduler {
+    private(set) var waiting: [Request] = []
+    private(set) var running: [Request] = []
+    private let kv: KVCacheManager
+    private let policy: any WaitingPolicy
+    let maxRunningRequests: Int
+    let stepTokens: Int
+    /// Requests sent back to the queue because pages ran out, since start.
+    private(set) var retractionCount = 0
+
+    init(kv: KVCacheManager, policy: any WaitingPolicy = FirstComeFirstServed(), maxRunningRequests: Int, stepTokens: Int) {
+        self.kv = kv
+        self.policy = policy
+        self.maxRunningRequests = maxRunningRequests
+        self.stepTokens = stepTokens
+    }
+
+    var hasWork: Bool { !waiting.isEmpty || !running.isEmpty }
+    var decodingCount: Int { running.filter(\.isDecoding).count }
+    var runningTokenCount: Int { running.reduce(0) { $0 + $1.tokens.count } }
+
+    func enqueue(_ request: Request) { waiting.append(request) }
+    /// A request whose prompt's KV is already in its pages (decode side of PD).
+    func startRunning(_ request: Request) { running.append(request) }
+
+    /// Takes a queued or running request out of scheduling.
+    func remove(id: String) -> Request? {
+        if let i = waiting.firstIndex(where: { $0.id == id }) { return waiting.remove(at: i) }
+        if let i = running.firstIndex(where: { $0.id == id }) { return running.remove(at: i) }
+        return nil
+    }
+
+    func removeAll() -> [Request] {
+        defer { waiting.removeAll(); running.removeAll() }
+        return waiting + running
+    }
+
+    /// Drops requests that finished during the step.
+    func dropFinished() { running.removeAll { $0.finish != nil } }
+
+    /// The next step's batch. `mayStart` gates new requests (a prefill-side
+    /// PD request waits until its decode half has said where its KV goes).
+    func nextBatch(mayStart: (Request) -> Bool) -> ScheduledBatch {
+        var next = ScheduledBatch()
+        scheduleDecodes(into: &next)
+        var budget = TokenBudget(stepTokens: stepTokens, alreadyScheduled: next.batch.tokens.count)
+        continuePrefills(into: &next, budget: &budget)
+        admit(into: &next, budget: &budget, mayStart: mayStart)
+        return next
+    }
+
+    private func scheduleDecodes(into next: inout ScheduledBatch) {
+        var index = 0
+        while index < running.count {
+            let request = running[index]
+            guard request.isDecoding else { index += 1; continue }
+            guard reserve(request, upTo: request.computed + 1, protecting: next) else {
+                // Nothing left to retract but this request: it goes back to the queue.
+                retract(request)
+                continue
+            }
+            next.add(request, count: 1, pageSize: kv.pageSize)
+            // Retraction may have removed requests before this one.
+            index = running.firstIndex(where: { $0 === request })! + 1
+        }
+    }
+
+    private func continuePrefills(into next: inout ScheduledBatch, budget: inout TokenBudget) {
+        for request in running where !request.isDecoding && !next.contains(request) && !budget.isSpent {
+            let count = budget.grant(request.pendingCount)
+            guard kv.extend(request, to: request.computed + count) else { break }
+            next.add(request, count: count, pageSize: kv.pageSize)
+            budget.spend(count)
+        }
+    }
+
+    private func admit(into next: inout ScheduledBatch, budget: inout TokenBudget, mayStart: (Request) -> Bool) {
+        for request in policy.order(waiting) {
+            guard !budget.isSpent, running.count < maxRunningRequests else { return }
+            guard mayStart(request) else { continue }
+            kv.admitPrefix(request)
+            let count = budget.grant(request.pendingCount)
+            // Keep one page of headroom per decoding request so admission
+            // does not immediately force a retraction.
+            guard kv.extend(request, to: request.computed + count, headroom: decodingCount) else {
+                kv.release(request)
+                return
+            }
+            waiting.removeAll { $0 === request }
+            running.append(request)
+            next.add(request, count: count, pageSize: kv.pageSize)
+            budget.spend(count)
+        }
+    }
+
+    /// Pages for positions 0..<end, retracting the newest requests not in this step when needed.
+    private func reserve(_ request: Request, upTo end: Int, protecting next: ScheduledBatch) -> Bool {
+        while !kv.extend(request, to: end) {
+            guard let victim = running.last(where: { $0 !== request && !next.contains($0) }) else { return false }
+            retract(victim)
+        }
+        return true
+    }
+
+    /// Frees a running request's pages and queues it first in line; it will
+    /// recompute its KV (through the prefix cache where it can).
+    private func retract(_ request: Request) {
+        running.removeAll { $0 === request }
+        kv.release(request)
+        waiting.insert(request, at: 0)
+        retractionCount += 1
+    }
+}
