@@ -67,9 +67,10 @@ public struct DisaggregationEnvironment: Sendable, Equatable {
         try positiveSeconds(3, &settings.waitingTimeout)
         try positiveSeconds(4, &settings.heartbeatInterval)
         try positiveInt(5, &settings.heartbeatMaxFailure)
-        if let (name, text) = value(6) {
+        // Empty means unset, as SGLang reads SGLANG_HOST_IP.
+        if let (name, text) = value(6), !text.trimmingCharacters(in: .whitespaces).isEmpty {
             let host = text.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-            guard !host.isEmpty, !AdvertisedAddress.isWildcard(host) else {
+            guard !AdvertisedAddress.isWildcard(host) else {
                 throw ConfigurationError("\(name)=\(text): expected an address decode instances can reach")
             }
             settings.hostIP = host

@@ -38,6 +38,12 @@ public enum DisaggregationSetup {
         let layout = layout(of: core)
         switch mode {
         case .prefill:
+            // Fail start-up, with the flag's name, before anything says it is serving.
+            do {
+                try FrameListener(host: host, port: bootstrapPort).close()
+            } catch {
+                throw ConfigurationError("--disaggregation-bootstrap-port \(bootstrapPort): \(error)")
+            }
             let backend = try TransferBackends.make(name, context: .init(side: .prefill, storage: core.storage, layout: layout))
             let sideCar = try PrefillSideCar(storage: core.storage, layout: layout, backend: backend, settings: settings, host: host, logger: logger)
             core.hooks = sideCar

@@ -76,6 +76,7 @@ public final class EngineCore {
     /// Why the engine would refuse `input`, checked against fixed limits
     /// only, so it is safe to call from any thread before submitting.
     public func refusal(for input: GenerateInput) -> InvalidRequest? {
+        let input = applyingPDRules(input)
         do { try input.params.validate() } catch { return error }
         guard !input.promptTokens.isEmpty else { return InvalidRequest("the prompt is empty") }
         let vocab = model.config.vocabSize
@@ -93,12 +94,21 @@ public final class EngineCore {
     }
 
 
+    /// The half of a disaggregated request this instance runs: a prefill computes the first token only.
+    private func applyingPDRules(_ input: GenerateInput) -> GenerateInput {
+        guard input.bootstrap != nil, hooks?.generatesFirstTokenOnly == true else { return input }
+        var input = input
+        input.params.maxNewTokens = min(input.params.maxNewTokens, 1)
+        return input
+    }
+
     /// Tokens the whole KV pool holds.
     public var kvCapacity: Int { storage.pageCount * options.pageSize }
 
     /// Queues a request, or refuses it with a message a client can act on.
     public func add(_ input: GenerateInput) throws(InvalidRequest) {
         if let refusal = refusal(for: input) { throw refusal }
+        let input = applyingPDRules(input)
         let request = Request(input: input, arrival: arrivals, tokenizer: tokenizer)
         arrivals += 1
         if input.params.maxNewTokens == 0 {

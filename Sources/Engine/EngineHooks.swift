@@ -43,6 +43,10 @@ public enum PageCustody: Sendable, Equatable {
 /// calls happen on the engine thread, so implementations may call back
 /// into `EngineCore` from `willStep` (not from the other hooks).
 public protocol EngineHooks: AnyObject {
+    /// Prefill side: a disaggregated request computes its prompt and its
+    /// first token only (SGLang's prefill forces max_new_tokens to 1); the
+    /// decode half generates the rest.
+    var generatesFirstTokenOnly: Bool { get }
     /// Decides the admission of a disaggregated request when it is added.
     func admission(for input: GenerateInput) -> DisaggregatedAdmission
     /// Start of every step (and of idle polls while transfers are pending):

@@ -22,8 +22,6 @@ enum BootstrapFields {
         let rooms = try roomList(body.fields["bootstrap_room"], count: inputs.count)
         for i in inputs.indices {
             inputs[i].bootstrap = BootstrapTarget(host: hosts[i], port: ports[i], room: rooms[i])
-            // The prefill half computes the prompt and the first token only.
-            if mode == "prefill" { inputs[i].params.maxNewTokens = min(inputs[i].params.maxNewTokens, 1) }
         }
     }
 

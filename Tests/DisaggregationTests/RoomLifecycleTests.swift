@@ -178,6 +178,52 @@ struct RoomLifecycleTests {
     }
 }
 
+extension RoomLifecycleTests {
+    @Test(arguments: backends)
+    func anAbortInThePreallocQueueNeedsNoPeer(backend: String) async throws {
+        let pd = try await PDHarness(backend: backend)
+        defer { pd.stop() }
+        // 343 tokens take 86 of the 128 pages: the next long prompt must wait for pages.
+        let holder = try pd.submit(prompt: 21, room: room(), prefillHalf: false)
+        let waiting = try pd.submit(prompt: 20, room: room(), prefillHalf: false)
+        #expect(pd.pump { pd.decode.preallocQueueCount == 1 && pd.decodeCore.parkedCount == 2 })
+        pd.decodeCore.abort(id: waiting.decodeID, message: "client disconnected")
+        #expect(pd.pump { pd.finish(waiting.decodeID) != nil })
+        #expect(pd.finish(waiting.decodeID) == .abort(message: "client disconnected"))
+        pd.clock.advance(31)
+        settle(pd, [holder.decodeID])
+    }
+
+    /// A room whose KV arrived but which waits for a running slot, then ends: its pages are the engine's again at once.
+    @Test(arguments: backends)
+    func anAbortWhileWaitingForARunningSlot(backend: String) async throws {
+        let pd = try await PDHarness(backend: backend, decodeMaxRunning: 1)
+        defer { pd.stop() }
+        let first = try pd.submit(prompt: 7, room: room(), maxNewTokens: 300)
+        #expect(pd.pump { pd.decodeCore.runningCount == 1 })
+        let second = try pd.submit(prompt: 8, room: room())
+        #expect(pd.pump { pd.finish(second.prefillID) != nil })
+        pd.pump(seconds: 0.1) { false }
+        #expect(pd.finish(second.decodeID) == nil && pd.decodeCore.parkedCount == 1)
+        pd.decodeCore.abort(id: second.decodeID, message: "client disconnected")
+        settle(pd, [first.prefillID, first.decodeID, second.prefillID, second.decodeID])
+        #expect(pd.finish(first.decodeID) == .length && pd.tokens(first.decodeID).count == 300)
+    }
+
+    /// fake moves nothing: every path still ends with whole pools.
+    @Test func theFakeBackendSettlesEveryPath() async throws {
+        let pd = try await PDHarness(backend: "fake")
+        defer { pd.stop() }
+        let served = try pd.submit(prompt: Self.longPrompt, room: room())
+        settle(pd, [served.prefillID, served.decodeID])
+        #expect(pd.finish(served.decodeID) == .length && pd.tokens(served.decodeID).count == pd.reference.maxNewTokens)
+        let aborted = try pd.submit(prompt: Self.longPrompt, room: room(), maxNewTokens: 400)
+        #expect(pd.pump { pd.decodeCore.runningCount == 1 })
+        pd.decodeCore.abort(id: aborted.decodeID, message: "client disconnected")
+        settle(pd, [aborted.prefillID, aborted.decodeID])
+    }
+}
+
 extension FinishReason {
     var failureKind: RequestFailure.Kind? {
         if case .failed(let failure) = self { return failure.kind }

@@ -63,6 +63,8 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
 
     // MARK: EngineHooks (engine thread; no I/O here)
 
+    public var generatesFirstTokenOnly: Bool { false }
+
     public func admission(for input: GenerateInput) -> DisaggregatedAdmission {
         guard let target = input.bootstrap else { return .prefill }
         let room = DecodeRoom(id: input.id, number: target.room, target: target, promptCount: input.promptTokens.count, created: clock.now())

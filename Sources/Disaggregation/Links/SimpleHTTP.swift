@@ -25,7 +25,8 @@ public enum SimpleHTTP {
         let connection = try FrameConnection.connect(host: host, port: port, timeout: timeout)
         defer { connection.close() }
         connection.setReceiveTimeout(timeout)
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\nAccept: application/json\r\n"
+        let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(authority)\r\nConnection: close\r\nAccept: application/json\r\n"
         if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
         let bytes = Array((head + "\r\n").utf8) + Array(body ?? Data())
         try bytes.withUnsafeBytes { try connection.sendRaw([$0]) }

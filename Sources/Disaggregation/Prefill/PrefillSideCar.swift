@@ -74,6 +74,8 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
 
     // MARK: EngineHooks (engine thread; no I/O here)
 
+    public var generatesFirstTokenOnly: Bool { true }
+
     public func admission(for input: GenerateInput) -> DisaggregatedAdmission {
         guard let target = input.bootstrap, !backend.movesNothing else { return .prefill }
         let room = PrefillRoom(id: input.id, number: target.room, promptCount: input.promptTokens.count, created: clock.now())
