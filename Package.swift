@@ -29,6 +29,8 @@ let package = Package(
             linkerSettings: [.linkedLibrary("openblas")]
         ),
         .target(name: "Kernels", dependencies: ["KernelsC"], swiftSettings: fastMath),
+        // NIXL's C API, loaded with dlopen at run time (the wheel ships no header).
+        .target(name: "NIXLShim", cSettings: [.unsafeFlags(["-O2"])]),
         .target(name: "Tokenization", swiftSettings: fastMath),
         .target(name: "ChatTemplates"),
         .target(name: "Models", dependencies: ["Kernels", "Tokenization"], swiftSettings: fastMath),
@@ -46,7 +48,7 @@ let package = Package(
         .target(
             name: "Disaggregation",
             dependencies: [
-                "Engine", "Kernels", "Models",
+                "Engine", "Kernels", "Models", "NIXLShim",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -87,7 +89,10 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "EngineTesting"], swiftSettings: fastMath),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "EngineTesting"], swiftSettings: fastMath),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"]),
-        .testTarget(name: "DisaggregationTests", dependencies: ["Disaggregation", "Engine", "EngineTesting"], swiftSettings: fastMath),
+        .testTarget(name: "DisaggregationTests", dependencies: [
+            "Disaggregation", "Engine", "EngineTesting",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: fastMath),
         .testTarget(name: "BenchTests", dependencies: ["Bench"]),
         .testTarget(name: "RouterTests", dependencies: ["Router", .product(name: "Hummingbird", package: "hummingbird")]),
     ]

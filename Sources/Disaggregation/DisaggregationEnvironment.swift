@@ -19,6 +19,8 @@ public struct DisaggregationEnvironment: Sendable, Equatable {
     /// The address a prefill listening on all interfaces advertises to
     /// decode instances; nil: the address each decode reached it by.
     public var hostIP: String?
+    /// The NIXL plugin the nixl backend creates (UCX; LIBFABRIC where its plugin loads).
+    public var nixlBackend: String
 
     /// Every variable: (PDServe name, SGLang alias, what it sets).
     public static let variables: [(name: String, alias: String, help: String)] = [
@@ -29,13 +31,14 @@ public struct DisaggregationEnvironment: Sendable, Equatable {
         ("PDSERVE_DISAGGREGATION_HEARTBEAT_INTERVAL", "SGLANG_DISAGGREGATION_HEARTBEAT_INTERVAL", "seconds between heartbeats to each prefill (default 5)"),
         ("PDSERVE_DISAGGREGATION_HEARTBEAT_MAX_FAILURE", "SGLANG_DISAGGREGATION_HEARTBEAT_MAX_FAILURE", "missed heartbeats before a prefill is declared dead (default 2)"),
         ("PDSERVE_HOST_IP", "SGLANG_HOST_IP", "address a prefill on 0.0.0.0/:: advertises for KV transfer (default: the address each decode reached it by)"),
+        ("PDSERVE_DISAGGREGATION_NIXL_BACKEND", "SGLANG_DISAGGREGATION_NIXL_BACKEND", "NIXL plugin of the nixl transfer backend (default UCX)"),
     ]
 
     public static var defaults: DisaggregationEnvironment {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         return DisaggregationEnvironment(
             threadPoolSize: min(12, max(4, Int(0.75 * Double(cores)) / 8)), queueSize: 4,
-            bootstrapTimeout: 300, waitingTimeout: 300, heartbeatInterval: 5, heartbeatMaxFailure: 2)
+            bootstrapTimeout: 300, waitingTimeout: 300, heartbeatInterval: 5, heartbeatMaxFailure: 2, nixlBackend: "UCX")
     }
 
     /// Reads the variables, rejecting values that are not positive numbers (naming the variable).
@@ -74,6 +77,13 @@ public struct DisaggregationEnvironment: Sendable, Equatable {
                 throw ConfigurationError("\(name)=\(text): expected an address decode instances can reach")
             }
             settings.hostIP = host
+        }
+        if let (name, text) = value(7) {
+            let plugin = text.trimmingCharacters(in: .whitespaces).uppercased()
+            guard !plugin.isEmpty, plugin.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
+                throw ConfigurationError("\(name)=\(text): expected a NIXL plugin name such as UCX")
+            }
+            settings.nixlBackend = plugin
         }
         return settings
     }

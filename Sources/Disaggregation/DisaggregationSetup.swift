@@ -34,7 +34,7 @@ public enum DisaggregationSetup {
     }
 
     public static func attach(mode: Mode, core: EngineCore, backend name: String, settings: DisaggregationEnvironment,
-                              host: String, bootstrapPort: Int, logger: Logger) throws -> Attached {
+                              host: String, bootstrapPort: Int, ibDevice: String? = nil, logger: Logger) throws -> Attached {
         let layout = layout(of: core)
         switch mode {
         case .prefill:
@@ -44,7 +44,8 @@ public enum DisaggregationSetup {
             } catch {
                 throw ConfigurationError("--disaggregation-bootstrap-port \(bootstrapPort): \(error)")
             }
-            let backend = try TransferBackends.make(name, context: .init(side: .prefill, storage: core.storage, layout: layout))
+            let backend = try TransferBackends.make(name, context: .init(side: .prefill, storage: core.storage, layout: layout,
+                                                                        settings: settings, ibDevice: ibDevice))
             let sideCar = try PrefillSideCar(storage: core.storage, layout: layout, backend: backend, settings: settings, host: host, logger: logger)
             core.hooks = sideCar
             let advertised = AdvertisedAddress(bindHost: host, override: settings.hostIP)
@@ -65,7 +66,8 @@ public enum DisaggregationSetup {
                        "disaggregation_transfer_backend": backend.name],
                 connect: { engine in sideCar.wake = { engine.wake() } })
         case .decode:
-            let backend = try TransferBackends.make(name, context: .init(side: .decode, storage: core.storage, layout: layout))
+            let backend = try TransferBackends.make(name, context: .init(side: .decode, storage: core.storage, layout: layout,
+                                                                        settings: settings, ibDevice: ibDevice))
             let sideCar = DecodeSideCar(storage: core.storage, layout: layout, backend: backend, settings: settings,
                                         vocabSize: core.model.config.vocabSize, logger: logger)
             core.hooks = sideCar

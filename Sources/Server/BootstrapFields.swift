@@ -6,13 +6,13 @@ import Foundation
 /// instance's inputs according to its disaggregation mode.
 enum BootstrapFields {
     /// Unified instances ignore the fields (a router may send them to any
-    /// instance); prefill and decode instances need them on every input.
-    static func apply(_ body: JSONBody, mode: String, to inputs: inout [GenerateInput], samplesPerPrompt n: Int) throws(APIError) {
+    /// instance); prefill and decode instances need them on every input —
+    /// each prompt of a batch and each of its `n` samples is its own room.
+    static func apply(_ body: JSONBody, mode: String, to inputs: inout [GenerateInput]) throws(APIError) {
         guard mode == "prefill" || mode == "decode" else { return }
         guard body.has("bootstrap_room") else {
             throw .invalid("This instance runs in \(mode) mode: requests need bootstrap_host and bootstrap_room (send them through a PD router).", param: "bootstrap_room")
         }
-        guard n == 1 else { throw .invalid("'n' must be 1 for disaggregated requests.", param: "n") }
         let hosts = try list(body.fields["bootstrap_host"], count: inputs.count, field: "bootstrap_host") { $0 as? String }
         let ports = try list(body.fields["bootstrap_port"], count: inputs.count, field: "bootstrap_port", allowNull: true) { value -> Int?? in
             if value is NSNull { return .some(nil) }

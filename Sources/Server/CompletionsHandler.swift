@@ -22,7 +22,7 @@ struct CompletionsHandler: Sendable {
         var inputs = prompts.flatMap { prompt in
             SamplingParser.replicas(params, n: n).map { GenerateInput(id: OpenAIFormat.newID("cmpl"), promptTokens: prompt, params: $0) }
         }
-        try BootstrapFields.apply(body, mode: service.configuration.disaggregationMode, to: &inputs, samplesPerPrompt: n)
+        try BootstrapFields.apply(body, mode: service.configuration.disaggregationMode, to: &inputs)
         try service.admit(inputs)
         let id = OpenAIFormat.newID("cmpl")
         let model = service.configuration.servedModelName

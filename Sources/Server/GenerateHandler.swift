@@ -59,8 +59,7 @@ struct GenerateHandler: Sendable {
                 names.append(n == 1 ? base : "\(base)-\(j)")
             }
         }
-        try BootstrapFields.apply(body, mode: service.configuration.disaggregationMode, to: &inputs,
-                                  samplesPerPrompt: inputs.count / prompts.count)
+        try BootstrapFields.apply(body, mode: service.configuration.disaggregationMode, to: &inputs)
         try service.admit(inputs)
         let started = ContinuousClock.now
         let batch = isBatch || inputs.count > 1

@@ -43,7 +43,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let mode {
             do {
                 attached = try DisaggregationSetup.attach(mode: mode, core: core, backend: backend, settings: settings, host: server.host,
-                                                          bootstrapPort: compatibility.bootstrapPort ?? 8998, logger: logger)
+                                                          bootstrapPort: compatibility.bootstrapPort ?? 8998, ibDevice: compatibility.ibDevice, logger: logger)
             } catch {
                 throw StartupError("\(error)")
             }
@@ -106,7 +106,7 @@ struct ServerFlags: ParsableArguments {
 struct CompatibilityFlags: ParsableArguments {
     @Option(name: .customLong("disaggregation-mode"), help: "null (unified), prefill or decode.")
     var disaggregationMode = "null"
-    @Option(name: .customLong("disaggregation-transfer-backend"), help: "KV transfer backend for PD disaggregation: tcp, shm, fake, nixl or mooncake.")
+    @Option(name: .customLong("disaggregation-transfer-backend"), help: "KV transfer backend for PD disaggregation: tcp (default), shm, fake or nixl (mooncake is not built yet).")
     var transferBackend: String?
     @Option(name: .customLong("disaggregation-bootstrap-port"), help: "Prefill instances' bootstrap server port.")
     var bootstrapPort: Int?
@@ -147,7 +147,9 @@ struct CompatibilityFlags: ParsableArguments {
         }
         if let decodeTP, decodeTP != 1 { throw refuse("--disaggregation-decode-tp \(decodeTP)", "decode tensor parallelism is not supported; use 1") }
         if let decodeDP, decodeDP != 1 { throw refuse("--disaggregation-decode-dp \(decodeDP)", "decode data parallelism is not supported; use 1") }
-        if let ibDevice { logger.info("--disaggregation-ib-device \(ibDevice): none of the built backends (tcp, shm, fake) uses RDMA devices") }
+        if let ibDevice, transferBackend?.lowercased() != "nixl" {
+            logger.info("--disaggregation-ib-device \(ibDevice): only the nixl backend uses RDMA devices")
+        }
         if let bootstrapPort, !(1...65535).contains(bootstrapPort) { throw refuse("--disaggregation-bootstrap-port \(bootstrapPort)", "must be in 1...65535") }
         if tpSize != 1 { throw refuse("--tp-size \(tpSize)", "tensor parallelism is not supported; use 1") }
         if dpSize != 1 { throw refuse("--dp-size \(dpSize)", "data parallelism inside one instance is not supported; run several instances behind the router") }

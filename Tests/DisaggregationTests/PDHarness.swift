@@ -4,6 +4,7 @@ import EngineTesting
 import Foundation
 import Kernels
 import Logging
+import ServiceLifecycle
 
 /// A prefill and a decode engine with their side-cars in one process, over
 /// real loopback connections and a real bootstrap server, stepped by the
@@ -20,6 +21,7 @@ final class PDHarness {
     let decode: DecodeSideCar
     let bootstrapPort: Int
     let backendName: String
+    private let bootstrapGroup: ServiceGroup
     private let bootstrapTask: Task<Void, Error>
     private(set) var updates: [String: [RequestUpdate]] = [:]
     private var poisoned: [Int32] = []
@@ -60,7 +62,10 @@ final class PDHarness {
         let sideCar = prefill
         let app = BootstrapServer(registry: registry, host: "127.0.0.1", port: 0, logger: logger,
                                   drained: { sideCar.isDrained(session: $0) }).makeApplication { sink.yield($0) }
-        bootstrapTask = Task { try await app.run() }
+        // Stopped through graceful shutdown: cancelling a running Hummingbird app can trap in NIO.
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        bootstrapGroup = group
+        bootstrapTask = Task { try await group.run() }
         var port = 0
         for await p in ports { port = p; break }
         bootstrapPort = port
@@ -70,11 +75,12 @@ final class PDHarness {
         decodeCore.hooks = decode
     }
 
-    func stop() {
+    func stop() async {
         faults.release()
         prefill.stop()
         decode.stop()
-        bootstrapTask.cancel()
+        await bootstrapGroup.triggerGracefulShutdown()
+        _ = try? await bootstrapTask.value
     }
 
     // MARK: requests
@@ -120,6 +126,11 @@ final class PDHarness {
             usleep(300)
         }
         return false
+    }
+
+    /// Steps both engines for a while, whatever happens.
+    func idle(seconds: Double, prefillSteps: Bool = true) {
+        pump(seconds: seconds, prefillSteps: prefillSteps) { false }
     }
 
     private func record(_ batch: [RequestUpdate]) {

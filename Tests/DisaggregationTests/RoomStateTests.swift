@@ -1,5 +1,6 @@
 @testable import Disaggregation
 import Engine
+import Foundation
 import Testing
 
 struct RoomStateTests {
@@ -47,5 +48,29 @@ struct AdvertisedAddressTests {
         #expect(try DisaggregationEnvironment.load(["PDSERVE_HOST_IP": "[fd00::5]", "SGLANG_HOST_IP": "10.0.0.5"]).hostIP == "fd00::5")
         #expect(try DisaggregationEnvironment.load(["PDSERVE_HOST_IP": " "]).hostIP == nil)
         #expect(throws: ConfigurationError.self) { try DisaggregationEnvironment.load(["PDSERVE_HOST_IP": "0.0.0.0"]) }
+    }
+}
+
+struct SharedPoolFileTests {
+    static let layout = KVLayout(layers: 1, pageSize: 4, width: 8, dtype: 0, model: "m")
+
+    @Test func poolPathsAreRandomAndShaped() {
+        let a = SharedPoolFile.newPath(), b = SharedPoolFile.newPath()
+        #expect(a != b && SharedPoolFile.isPoolPath(a))
+        #expect(!SharedPoolFile.isPoolPath("/dev/shm/pdserve-kv-1/../../etc/passwd"))
+        #expect(!SharedPoolFile.isPoolPath("/tmp/pdserve-kv-1-ab"))
+    }
+
+    /// The prefill opens the path a decode names with O_NOFOLLOW: a symlink is refused, not followed.
+    @Test func aSymlinkedPoolIsRefused() throws {
+        let target = FileManager.default.temporaryDirectory.appendingPathComponent("pdserve-target-\(getpid())").path
+        #expect(FileManager.default.createFile(atPath: target, contents: Data(count: 2 * 4 * 8 * 4 * 4)))
+        let link = SharedPoolFile.newPath()
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
+        defer {
+            unlink(link)
+            unlink(target)
+        }
+        #expect(throws: TransferError.self) { try SharedPoolMapping(path: link, layout: Self.layout) }
     }
 }

@@ -19,6 +19,19 @@ FIXTURES = ROOT / "tests" / "fixtures" / "models"
 BIN = os.environ.get("PDSERVE_BIN", str(ROOT / ".build" / "debug" / "pdserve"))
 
 
+def _nixl_installed():
+    if os.environ.get("PDSERVE_NIXL_LIB"):
+        return Path(os.environ["PDSERVE_NIXL_LIB"]).exists()
+    return any(ROOT.glob(".venv*/lib/python3*/site-packages/.nixl_cu1*.mesonpy.libs/libnixl_capi.so"))
+
+
+# Transfer backends the PD tests run over: the built-in ones, plus each optional
+# engine whose wheel is installed — or all of them under
+# PDSERVE_REQUIRE_TRANSFER_ENGINES=1 (CI), where a missing engine must fail.
+REQUIRE_ENGINES = os.environ.get("PDSERVE_REQUIRE_TRANSFER_ENGINES") == "1"
+TRANSFER_BACKENDS = ["tcp", "shm"] + (["nixl"] if REQUIRE_ENGINES or _nixl_installed() else [])
+
+
 class PDServeProcess:
     """A `pdserve` child process on a free port, ready once it logs its URL."""
 

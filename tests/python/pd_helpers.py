@@ -20,6 +20,9 @@ class PDPair:
 
     def __init__(self, model="qwen2-fp32", backend="tcp", prefill_args=(), decode_args=(), env=None):
         self.bootstrap_port = free_port()
+        if backend == "nixl":
+            # UCX would otherwise listen and connect on every interface; these tests stay on loopback.
+            env = {"UCX_NET_DEVICES": "lo", **(env or {})}
         common = ["--model-path", str(FIXTURES / model), "--disaggregation-transfer-backend", backend]
         self.prefill = Server(*common, "--disaggregation-mode", "prefill",
                               "--disaggregation-bootstrap-port", str(self.bootstrap_port), *prefill_args, env=env)

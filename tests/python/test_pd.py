@@ -13,7 +13,7 @@ import openai
 import pytest
 import requests
 
-from conftest import FIXTURES, Server, post_raw, reference, wait_until
+from conftest import FIXTURES, TRANSFER_BACKENDS, Server, post_raw, reference, wait_until
 from pd_helpers import PDPair
 
 MODEL = "qwen2-fp32"
@@ -29,7 +29,7 @@ def unified():
     server.stop()
 
 
-@pytest.fixture(scope="module", params=["tcp", "shm"])
+@pytest.fixture(scope="module", params=TRANSFER_BACKENDS)
 def pair(request):
     # Small prefill chunks so long prompts cross several chunks and partial pages.
     pd = PDPair(MODEL, backend=request.param, prefill_args=("--chunked-prefill-size", "48"), env=SHORT_TIMEOUTS)
@@ -182,8 +182,9 @@ def test_disconnect_while_waiting_for_kv(pair):
     pair.assert_pools_whole()
 
 
-def test_killed_prefill_fails_waiting_rooms_at_once():
-    pd = PDPair(MODEL, env=SHORT_TIMEOUTS | {"PDSERVE_DISAGGREGATION_WAITING_TIMEOUT": "60"})
+@pytest.mark.parametrize("backend", TRANSFER_BACKENDS)
+def test_killed_prefill_fails_waiting_rooms_at_once(backend):
+    pd = PDPair(MODEL, backend=backend, env=SHORT_TIMEOUTS | {"PDSERVE_DISAGGREGATION_WAITING_TIMEOUT": "60"})
     try:
         # Warm the link so the decode holds a connection to this prefill.
         warm, _ = pd.post("/generate", pd.bootstrap(greedy_body([1, 2, 3, 4], 2)))
@@ -282,11 +283,12 @@ def test_bootstrap_server_rejects_bad_input(pair):
     assert info["prefill_tp_size"] == 1 and info["page_size"] == 16
 
 
+@pytest.mark.parametrize("backend", [b for b in TRANSFER_BACKENDS if b != "shm"])
 @pytest.mark.parametrize("model", ["llama3-bf16", "llama2-fp32-sharded", "qwen3-bf16", "mistral-fp16", "gpt2tok-llama-fp32"])
-def test_every_fixture_matches_unified_through_pd(model):
-    """The other oracle fixtures (qwen2 is covered above): long prompts over several chunks, tcp."""
+def test_every_fixture_matches_unified_through_pd(model, backend):
+    """The other oracle fixtures (qwen2 is covered above): long prompts over several chunks."""
     unified = Server("--model-path", str(FIXTURES / model))
-    pd = PDPair(model, prefill_args=("--chunked-prefill-size", "40"))
+    pd = PDPair(model, backend=backend, prefill_args=("--chunked-prefill-size", "40"))
     try:
         ref = reference(model)
         for index in [1, 16, 20, len(ref["prompts"]) - 1]:
@@ -322,9 +324,10 @@ def test_frozen_prefill_is_declared_dead_by_heartbeats():
         pd.stop()
 
 
-def test_prefill_killed_mid_transfer():
+@pytest.mark.parametrize("backend", TRANSFER_BACKENDS)
+def test_prefill_killed_mid_transfer(backend):
     """A long prompt in small chunks keeps the KV flowing for a while; the prefill dies in the middle."""
-    pd = PDPair("qwen2-fp32", prefill_args=("--chunked-prefill-size", "8", "--context-length", "8000"),
+    pd = PDPair("qwen2-fp32", backend=backend, prefill_args=("--chunked-prefill-size", "8", "--context-length", "8000"),
                 decode_args=("--context-length", "8000"), env=SHORT_TIMEOUTS | {"PDSERVE_DISAGGREGATION_WAITING_TIMEOUT": "60"})
     try:
         prompt = [(i * 7) % 500 + 3 for i in range(6000)]
@@ -351,7 +354,7 @@ def _swallow(call):
         return error
 
 
-@pytest.mark.parametrize("backend", ["tcp", "shm"])
+@pytest.mark.parametrize("backend", TRANSFER_BACKENDS)
 @pytest.mark.parametrize("end", ["waiting_timeout", "client_leaves"])
 def test_a_failing_room_never_disturbs_a_neighbour(backend, end):
     """Defect 1 of the PD-core issue: a long prompt whose decode half ends
@@ -391,3 +394,42 @@ def test_a_failing_room_never_disturbs_a_neighbour(backend, end):
     finally:
         pd.stop()
         unified.stop()
+
+
+def test_parallel_samples_through_pd_get_a_room_each(pair, unified):
+    """n > 1: every sample is its own room (scalar room → room + i, as SGLang expands it)."""
+    messages = [{"role": "user", "content": "Name two colours."}]
+    body = {"messages": messages, "max_tokens": 8, "temperature": 0, "n": 2}
+    expected = [c["message"]["content"] for c in unified.post("/v1/chat/completions", body).json()["choices"]]
+    decode, prefill = pair.post("/v1/chat/completions", pair.bootstrap(body))
+    assert decode.status_code == 200 and prefill.status_code == 200, (decode.text, prefill.text)
+    assert [c["message"]["content"] for c in decode.json()["choices"]] == expected
+    # A list must name one room per sample.
+    short = pair.bootstrap(body, count=1)
+    refused = requests.post(pair.decode.url + "/v1/chat/completions", json=short, timeout=30)
+    assert refused.status_code == 400 and "entries for 2 inputs" in refused.json()["error"]["message"]
+    pair.assert_pools_whole()
+
+
+@pytest.mark.parametrize("backend", TRANSFER_BACKENDS)
+def test_decode_killed_mid_transfer(backend):
+    """The decode dies while the prefill is still sending a long prompt: the prefill's answer is a 5xx, its pool whole."""
+    pd = PDPair("qwen2-fp32", backend=backend, prefill_args=("--chunked-prefill-size", "8", "--context-length", "8000"),
+                decode_args=("--context-length", "8000"), env=SHORT_TIMEOUTS | {"PDSERVE_DISAGGREGATION_WAITING_TIMEOUT": "60"})
+    try:
+        body = pd.bootstrap(greedy_body([(i * 11) % 500 + 3 for i in range(6000)], 4))
+        holder = {}
+        threads = [threading.Thread(target=lambda: holder.setdefault("d", _swallow(lambda: requests.post(pd.decode.url + "/generate", json=body, timeout=60)))),
+                   threading.Thread(target=lambda: holder.setdefault("p", requests.post(pd.prefill.url + "/generate", json=body, timeout=60)))]
+        for t in threads:
+            t.start()
+        wait_until(lambda: pd.prefill.state("num_running_reqs") > 0, timeout=20, what="the prefill to start")
+        time.sleep(0.2)
+        pd.decode.proc.send_signal(signal.SIGKILL)
+        threads[1].join(60)
+        assert_pd_error(holder["p"], 502)
+        pd.prefill.assert_pool_whole()
+        # The prefill serves the next decode that connects.
+        pd.decode.proc.wait(10)
+    finally:
+        pd.stop()

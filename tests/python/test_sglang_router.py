@@ -8,7 +8,7 @@ import json
 import pytest
 import requests
 
-from conftest import FIXTURES, Server
+from conftest import FIXTURES, TRANSFER_BACKENDS, Server
 from router_helpers import RouterProcess, SGLangRouterProcess, free_port, pd_mode_refusal, sglang_router_available
 
 pytestmark = pytest.mark.skipif(not sglang_router_available(), reason="sglang-router is not installed (pip install sglang-router==0.3.2)")
@@ -73,10 +73,13 @@ def test_sglang_router_and_pdserve_router_answer_alike(workers):
 
 
 @pytest.mark.skipif(pd_mode_refusal() is not None, reason=f"PD instances are not available: {pd_mode_refusal()}")
-def test_sglang_router_pd_mode_in_front_of_pdserve(workers):
+@pytest.mark.parametrize("backend", TRANSFER_BACKENDS)
+def test_sglang_router_pd_mode_in_front_of_pdserve(workers, backend):
     bootstrap_port = free_port()
-    prefill = Server(*MODEL, "--disaggregation-mode", "prefill", "--disaggregation-bootstrap-port", str(bootstrap_port))
-    decode = Server(*MODEL, "--disaggregation-mode", "decode")
+    engine = ["--disaggregation-transfer-backend", backend]
+    env = {"UCX_NET_DEVICES": "lo"} if backend == "nixl" else None
+    prefill = Server(*MODEL, *engine, "--disaggregation-mode", "prefill", "--disaggregation-bootstrap-port", str(bootstrap_port), env=env)
+    decode = Server(*MODEL, *engine, "--disaggregation-mode", "decode", env=env)
     theirs = None
     ours = None
     try:
@@ -87,6 +90,8 @@ def test_sglang_router_pd_mode_in_front_of_pdserve(workers):
             a, b = theirs.post(path, body), ours.post(path, body)
             assert a.status_code == 200 and b.status_code == 200, (path, a.text, b.text)
             assert comparable(a.json()) == comparable(b.json()), path
+            # Token for token what a unified instance answers.
+            assert comparable(a.json()) == comparable(workers[0].post(path, body).json()), path
     finally:
         for thing in (theirs, ours, prefill, decode):
             if thing is not None:

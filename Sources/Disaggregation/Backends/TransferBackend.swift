@@ -73,10 +73,15 @@ public enum TransferBackends {
         public var side: Side
         public var storage: PagedKVStorage
         public var layout: KVLayout
-        public init(side: Side, storage: PagedKVStorage, layout: KVLayout) {
+        public var settings: DisaggregationEnvironment
+        /// `--disaggregation-ib-device`, for the backends that drive RDMA devices.
+        public var ibDevice: String?
+        public init(side: Side, storage: PagedKVStorage, layout: KVLayout, settings: DisaggregationEnvironment = .defaults, ibDevice: String? = nil) {
             self.side = side
             self.storage = storage
             self.layout = layout
+            self.settings = settings
+            self.ibDevice = ibDevice
         }
     }
 
@@ -85,6 +90,7 @@ public enum TransferBackends {
         "tcp": { TCPTransferBackend(context: $0) },
         "shm": { try SharedMemoryTransferBackend(context: $0) },
         "fake": { _ in FakeTransferBackend() },
+        "nixl": { try NIXLTransferBackend(context: $0) },
     ]
 
     public static var names: [String] { all.keys.sorted() }
@@ -93,7 +99,7 @@ public enum TransferBackends {
     public static func check(_ name: String) throws {
         guard all[name.lowercased()] == nil else { return }
         let known = names.joined(separator: ", ")
-        if ["nixl", "mooncake", "ascend", "mori"].contains(name.lowercased()) {
+        if ["mooncake", "ascend", "mori"].contains(name.lowercased()) {
             throw ConfigurationError("--disaggregation-transfer-backend \(name): this backend is not built yet; use \(known)")
         }
         throw ConfigurationError("--disaggregation-transfer-backend \(name): unknown backend; use \(known)")

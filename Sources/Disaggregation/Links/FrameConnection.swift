@@ -254,7 +254,7 @@ enum SocketAddressText {
             }
         }
         guard status == 0 else { return ("?", 0) }
-        return (String(cString: host), Int(String(cString: service)) ?? 0)
+        return (text(host), Int(text(service)) ?? 0)
     }
 }
 
