@@ -26,8 +26,11 @@ public struct TransferBenchmark {
         public var socketGBps: Double
         public var tcpGBps: Double
         public var shmGBps: Double
+        /// nil when NIXL is not installed.
+        public var nixlGBps: Double?
         public var tcpVsSocket: Double { tcpGBps / socketGBps }
         public var shmVsMemcpy: Double { shmGBps / memcpyGBps }
+        public var nixlVsMemcpy: Double? { nixlGBps.map { $0 / memcpyGBps } }
     }
 
     let options: Options
@@ -52,6 +55,7 @@ public struct TransferBenchmark {
         }
         let plain = try SocketPair()
         let framed = try SocketPair()
+        let nixl = try NIXLPair(source: source, target: target, layout: layout, progress: progress)
         var rows: [Row] = []
         for pages in options.pageCounts {
             let bytes = Int(KVDataPlane.byteCount(pages: pages, storage: source))
@@ -80,9 +84,16 @@ public struct TransferBenchmark {
             let shm = try measure(bytes: bytes * inner) {
                 for _ in 0..<inner { try KVDataPlane.copy(source: ids, destination: ids, from: source, to: pool) }
             }
-            let row = Row(pages: pages, bytes: bytes, memcpyGBps: memcpy, socketGBps: socket, tcpGBps: tcp, shmGBps: shm)
+            let nixlRate = try nixl.map { pair in
+                try measure(bytes: bytes * inner) {
+                    try pair.notices.exchange(times: inner, send: { _ in try pair.writer.write(room: 1, firstIndex: 0, source: ids, destination: ids) },
+                                              receive: { _ = try $0.readFrame() })
+                }
+            }
+            let row = Row(pages: pages, bytes: bytes, memcpyGBps: memcpy, socketGBps: socket, tcpGBps: tcp, shmGBps: shm, nixlGBps: nixlRate)
             progress(String(format: "    memcpy %.2f GB/s, socket %.2f GB/s, tcp backend %.2f GB/s (%.2f× socket), shm backend %.2f GB/s (%.2f× memcpy)",
-                            memcpy, socket, tcp, row.tcpVsSocket, shm, row.shmVsMemcpy))
+                            memcpy, socket, tcp, row.tcpVsSocket, shm, row.shmVsMemcpy)
+                     + (nixlRate.map { String(format: ", nixl backend %.2f GB/s (%.2f× memcpy)", $0, $0 / memcpy) } ?? ""))
             rows.append(row)
         }
         return rows
@@ -104,6 +115,29 @@ public struct TransferBenchmark {
 
     private func format(bytes: Int) -> String {
         bytes >= 1 << 20 ? "\(bytes >> 20) MiB" : "\(bytes >> 10) KiB"
+    }
+}
+
+/// The nixl backend between two pools of this process (two NIXL agents):
+/// the writer WRITEs into the target pool and sends its `kvWritten` notice
+/// over `notices`. nil, with a note, when NIXL is not installed.
+struct NIXLPair {
+    let writer: any KVPageWriter
+    let notices: SocketPair
+    private let backends: [any TransferBackend]
+
+    init?(source: PagedKVStorage, target: PagedKVStorage, layout: KVLayout, progress: (String) -> Void) throws {
+        let sending: any TransferBackend, receiving: any TransferBackend
+        do {
+            sending = try TransferBackends.make("nixl", context: .init(side: .prefill, storage: source, layout: layout))
+            receiving = try TransferBackends.make("nixl", context: .init(side: .decode, storage: target, layout: layout))
+        } catch {
+            progress("  nixl left out: \(error)")
+            return nil
+        }
+        notices = try SocketPair()
+        writer = try sending.makeWriter(peerDescriptor: receiving.localDescriptor, connection: notices.client)
+        backends = [sending, receiving]
     }
 }
 

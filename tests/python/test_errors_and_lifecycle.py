@@ -216,7 +216,7 @@ def test_openai_request_abortable_by_rid(qwen_server):
 
 @pytest.mark.parametrize("flags,needle", [
     (["--tp-size", "2"], "tensor parallelism"),
-    (["--disaggregation-mode", "prefill", "--disaggregation-transfer-backend", "nixl"], "not built yet"),
+    (["--disaggregation-mode", "prefill", "--disaggregation-transfer-backend", "mooncake"], "not built yet"),
     (["--enable-dp-attention"], "not supported"),
     (["--model-path", "/no/such/folder"], "no such folder"),
 ])
