@@ -324,25 +324,47 @@ def test_frozen_prefill_is_declared_dead_by_heartbeats():
         pd.stop()
 
 
+def slow_transfer_pair(backend):
+    """A pair whose prefill sends a 6,000-token prompt in 8-token chunks: KV keeps flowing for a while."""
+    return PDPair("qwen2-fp32", backend=backend, prefill_args=("--chunked-prefill-size", "8", "--context-length", "8000"),
+                  decode_args=("--context-length", "8000"), env=SHORT_TIMEOUTS | {"PDSERVE_DISAGGREGATION_WAITING_TIMEOUT": "60"})
+
+
+def kill_mid_transfer(pd, victim):
+    """Sends both halves of the long prompt, kills `victim` ("prefill" or "decode") a few chunks in; both answers."""
+    body = pd.bootstrap(greedy_body([(i * 7) % 500 + 3 for i in range(6000)], 4))
+    holder = {}
+    def send(half, server):
+        holder[half] = _swallow(lambda: requests.post(server.url + "/generate", json=body, timeout=60))
+
+    threads = [threading.Thread(target=send, args=(half, server)) for half, server in (("decode", pd.decode), ("prefill", pd.prefill))]
+    for t in threads:
+        t.start()
+    wait_until(lambda: pd.prefill.state("num_running_reqs") > 0, timeout=20, what="the prefill to start")
+    time.sleep(0.2)  # a few chunks have gone out
+    getattr(pd, victim).proc.send_signal(signal.SIGKILL)
+    for t in threads:
+        t.join(60)
+    return holder
+
+
 @pytest.mark.parametrize("backend", TRANSFER_BACKENDS)
 def test_prefill_killed_mid_transfer(backend):
-    """A long prompt in small chunks keeps the KV flowing for a while; the prefill dies in the middle."""
-    pd = PDPair("qwen2-fp32", backend=backend, prefill_args=("--chunked-prefill-size", "8", "--context-length", "8000"),
-                decode_args=("--context-length", "8000"), env=SHORT_TIMEOUTS | {"PDSERVE_DISAGGREGATION_WAITING_TIMEOUT": "60"})
+    pd = slow_transfer_pair(backend)
     try:
-        prompt = [(i * 7) % 500 + 3 for i in range(6000)]
-        body = pd.bootstrap(greedy_body(prompt, 4))
-        holder = {}
-        threads = [threading.Thread(target=lambda: holder.setdefault("d", requests.post(pd.decode.url + "/generate", json=body, timeout=60))),
-                   threading.Thread(target=lambda: holder.setdefault("p", _swallow(lambda: requests.post(pd.prefill.url + "/generate", json=body, timeout=60))))]
-        for t in threads:
-            t.start()
-        wait_until(lambda: pd.prefill.state("num_running_reqs") > 0, timeout=20, what="the prefill to start")
-        time.sleep(0.2)  # a few chunks have gone out
-        pd.prefill.proc.send_signal(signal.SIGKILL)
-        threads[0].join(30)
-        assert_pd_error(holder["d"], 502, "prefill")
+        assert_pd_error(kill_mid_transfer(pd, "prefill")["decode"], 502, "prefill")
         pd.decode.assert_pool_whole()
+    finally:
+        pd.stop()
+
+
+@pytest.mark.parametrize("backend", TRANSFER_BACKENDS)
+def test_decode_killed_mid_transfer(backend):
+    """The prefill's answer is a 5xx, and its pool comes back whole."""
+    pd = slow_transfer_pair(backend)
+    try:
+        assert_pd_error(kill_mid_transfer(pd, "decode")["prefill"], 502)
+        pd.prefill.assert_pool_whole()
     finally:
         pd.stop()
 
@@ -410,26 +432,3 @@ def test_parallel_samples_through_pd_get_a_room_each(pair, unified):
     assert refused.status_code == 400 and "entries for 2 inputs" in refused.json()["error"]["message"]
     pair.assert_pools_whole()
 
-
-@pytest.mark.parametrize("backend", TRANSFER_BACKENDS)
-def test_decode_killed_mid_transfer(backend):
-    """The decode dies while the prefill is still sending a long prompt: the prefill's answer is a 5xx, its pool whole."""
-    pd = PDPair("qwen2-fp32", backend=backend, prefill_args=("--chunked-prefill-size", "8", "--context-length", "8000"),
-                decode_args=("--context-length", "8000"), env=SHORT_TIMEOUTS | {"PDSERVE_DISAGGREGATION_WAITING_TIMEOUT": "60"})
-    try:
-        body = pd.bootstrap(greedy_body([(i * 11) % 500 + 3 for i in range(6000)], 4))
-        holder = {}
-        threads = [threading.Thread(target=lambda: holder.setdefault("d", _swallow(lambda: requests.post(pd.decode.url + "/generate", json=body, timeout=60)))),
-                   threading.Thread(target=lambda: holder.setdefault("p", requests.post(pd.prefill.url + "/generate", json=body, timeout=60)))]
-        for t in threads:
-            t.start()
-        wait_until(lambda: pd.prefill.state("num_running_reqs") > 0, timeout=20, what="the prefill to start")
-        time.sleep(0.2)
-        pd.decode.proc.send_signal(signal.SIGKILL)
-        threads[1].join(60)
-        assert_pd_error(holder["p"], 502)
-        pd.prefill.assert_pool_whole()
-        # The prefill serves the next decode that connects.
-        pd.decode.proc.wait(10)
-    finally:
-        pd.stop()

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import BIN, FIXTURES, Server, reference
+from conftest import BIN, FIXTURES, TRANSFER_BACKENDS, Server, reference
 from netns_helpers import NetnsUnavailable, TwoHosts, ns_http
 from router_helpers import sglang_router_available
 
@@ -68,15 +68,18 @@ def expected():
 class Cluster:
     """Namespaces A (prefill) and B (decode, routers) with their URLs."""
 
-    def __init__(self, hosts, prefill_host):
+    def __init__(self, hosts, prefill_host, backend):
         self.hosts = hosts
         common = ["serve", "--model-path", str(FIXTURES / MODEL), "--served-model-name", SERVED, "--threads", "1",
-                  "--disaggregation-transfer-backend", "tcp"]
+                  "--disaggregation-transfer-backend", backend]
+        # NIXL's UCX uses each namespace's own veth (its wire-up and its data path cross the "network").
+        env_a = PD_ENV | ({"UCX_NET_DEVICES": hosts.veth_a} if backend == "nixl" else {})
+        env_b = PD_ENV | ({"UCX_NET_DEVICES": hosts.veth_b} if backend == "nixl" else {})
         self.prefill = hosts.start(hosts.a, BIN, *common, "--host", prefill_host, "--port", PREFILL_PORT,
                                    "--disaggregation-mode", "prefill", "--disaggregation-bootstrap-port", BOOTSTRAP_PORT,
-                                   ready_pattern=SERVE_READY, name="prefill-ns", env=PD_ENV)
+                                   ready_pattern=SERVE_READY, name="prefill-ns", env=env_a)
         self.decode = hosts.start(hosts.b, BIN, *common, "--host", "0.0.0.0", "--port", DECODE_PORT,
-                                  "--disaggregation-mode", "decode", ready_pattern=SERVE_READY, name="decode-ns", env=PD_ENV)
+                                  "--disaggregation-mode", "decode", ready_pattern=SERVE_READY, name="decode-ns", env=env_b)
         self.prefill_url = f"http://{hosts.ip_a}:{PREFILL_PORT}"
         self.decode_url = f"http://{hosts.ip_b}:{DECODE_PORT}"
         self.pd_args = ["--pd-disaggregation", "--prefill", self.prefill_url, str(BOOTSTRAP_PORT), "--decode", self.decode_url]
@@ -103,14 +106,16 @@ class Cluster:
                 time.sleep(0.1)
 
 
-@pytest.fixture(scope="module", params=["0.0.0.0", "namespace-address"])
+@pytest.fixture(scope="module", params=[("0.0.0.0", "tcp"), ("namespace-address", "tcp")]
+                + [("0.0.0.0", b) for b in TRANSFER_BACKENDS if b not in ("tcp", "shm")], ids=lambda p: "-".join(p))
 def cluster(request):
+    bind, backend = request.param
     try:
         hosts = TwoHosts()
     except NetnsUnavailable as error:
         pytest.skip(f"two hosts need network namespaces: {error}")
     try:
-        yield Cluster(hosts, "0.0.0.0" if request.param == "0.0.0.0" else hosts.ip_a)
+        yield Cluster(hosts, "0.0.0.0" if bind == "0.0.0.0" else hosts.ip_a, backend)
     finally:
         hosts.close()
 
