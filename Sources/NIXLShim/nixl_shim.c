@@ -258,17 +258,13 @@ int pds_nixl_write(pds_nixl *nixl, const char *remote, const uint64_t *local_add
         goto cleanup;
     }
     status = api.post_xfer_req(nixl->agent, request, nixl->backend_args);
-    // Progress comes from polling: spin briefly, then yield, then sleep 50 µs a
-    // round. No timeout: returning while the request is in flight would let a
-    // write land after the caller thinks it ended (UCX fails a dead peer's
-    // request by itself).
+    // Progress comes from polling, and with UCX's cma transport the copy
+    // itself advances inside these polls: keep polling, yielding the core to
+    // other threads between rounds. No timeout: returning while the request
+    // is in flight would let a write land after the caller thinks it ended
+    // (UCX fails a dead peer's request by itself).
     for (unsigned round = 0; status == CAPI_IN_PROG; round++) {
-        if (round > 1024) {
-            struct timespec pause = {0, 50000};
-            nanosleep(&pause, NULL);
-        } else if (round > 64) {
-            sched_yield();
-        }
+        if (round > 64) sched_yield();
         status = api.get_xfer_status(nixl->agent, request);
     }
     if (status != CAPI_SUCCESS) {
