@@ -59,8 +59,78 @@ public enum Sampler {
         return best
     }
 
-    static func draw(_ logits: [Float], params: SamplingParams, rng: inout RandomSource) -> Int {
-        // Candidates in descending logit order; ties broken by id for determinism.
+    /// Samples from the temperature-scaled distribution restricted by top-k,
+    /// top-p and min-p. Only the candidates those filters look at are put in
+    /// order (a heap yields them best first), so a 150k vocabulary is not
+    /// sorted per token. With top-k, top-p or min-p the candidates are walked
+    /// best first (ties by id), as the full sort did; with none of them every
+    /// token is a candidate and is walked in id order: the same distribution.
+    public static func draw(_ logits: [Float], params: SamplingParams, rng: inout RandomSource) -> Int {
+        let scaled = logits.map { $0 / params.temperature }
+        let byRank = params.topP < 1 || params.minP > 0
+        if params.topK > 0 && params.topK < scaled.count {
+            var heap = DescendingIndexHeap(scaled)
+            let candidates = (0..<params.topK).compactMap { _ in heap.pop() }
+            let maxLogit = scaled[candidates[0]]
+            let weights = candidates.map { Foundation.exp(scaled[$0] - maxLogit) }
+            let total = weights.reduce(0, +)
+            var next = 0
+            return pick(params: params, rng: &rng, total: total) {
+                guard next < candidates.count else { return nil }
+                defer { next += 1 }
+                return (candidates[next], weights[next])
+            }
+        }
+        // Every token is a candidate: one pass for the softmax's weights and sum.
+        let maxLogit = scaled.max() ?? 0
+        var weights = [Float](repeating: 0, count: scaled.count)
+        var total: Float = 0
+        for i in scaled.indices {
+            weights[i] = Foundation.exp(scaled[i] - maxLogit)
+            total += weights[i]
+        }
+        if byRank {
+            var heap = DescendingIndexHeap(scaled)
+            return pick(params: params, rng: &rng, total: total) { heap.pop().map { ($0, weights[$0]) } }
+        }
+        var r = rng.nextUnit() * total
+        for i in weights.indices {
+            r -= weights[i]
+            if r < 0 { return i }
+        }
+        return weights.indices.last { weights[$0] > 0 } ?? 0
+    }
+
+    /// Walks candidates best first (`next` yields token and softmax weight),
+    /// keeps them until top-p's mass is reached or min-p's threshold (relative
+    /// to the best) is crossed, and draws one of those kept.
+    private static func pick(params: SamplingParams, rng: inout RandomSource, total: Float,
+                             next: () -> (token: Int, weight: Float)?) -> Int {
+        var kept: [(token: Int, p: Float)] = []
+        var threshold: Float = 0
+        var cumulative: Float = 0
+        while let (token, weight) = next() {
+            let p = weight / total
+            if kept.isEmpty {
+                threshold = params.minP * p
+            } else if params.minP > 0, p < threshold {
+                break
+            }
+            kept.append((token, p))
+            cumulative += p
+            if params.topP < 1, cumulative >= params.topP { break }
+        }
+        var r = rng.nextUnit() * kept.reduce(Float(0)) { $0 + $1.p }
+        for candidate in kept {
+            r -= candidate.p
+            if r < 0 { return candidate.token }
+        }
+        return kept[kept.count - 1].token
+    }
+
+    /// The sampler before partial selection — sort the whole vocabulary, then
+    /// filter — kept as the baseline `draw` is tested and benchmarked against.
+    public static func fullSortDraw(_ logits: [Float], params: SamplingParams, rng: inout RandomSource) -> Int {
         var order = Array(0..<logits.count)
         order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
         if params.topK > 0 { order = Array(order.prefix(params.topK)) }
@@ -81,8 +151,7 @@ public enum Sampler {
             keep = min(keep, max(1, probs.prefix(keep).prefix(while: { $0 >= threshold }).count))
         }
         let kept = probs.prefix(keep)
-        let mass = kept.reduce(0, +)
-        var r = rng.nextUnit() * mass
+        var r = rng.nextUnit() * kept.reduce(0, +)
         for (i, p) in kept.enumerated() {
             r -= p
             if r < 0 { return order[i] }
@@ -97,8 +166,8 @@ public enum Sampler {
         let base = logits.startIndex
         var best: [(token: Int, logprob: Float)] = []
         if top > 0 {
-            let ranked = logits.indices.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }.prefix(top)
-            best = ranked.map { (token: $0 - base, logprob: logits[$0] - logSum) }
+            var ranked = DescendingIndexHeap(Array(logits))
+            best = (0..<min(top, logits.count)).compactMap { _ in ranked.pop() }.map { (token: $0, logprob: logits[base + $0] - logSum) }
         }
         return TokenLogprob(token: token, logprob: logits[base + token] - logSum, top: best)
     }

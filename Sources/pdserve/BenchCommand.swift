@@ -6,6 +6,6 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks.",
-        subcommands: [BenchEngineCommand.self, BenchTransferCommand.self, BenchServingCommand.self]
+        subcommands: [BenchEngineCommand.self, BenchTransferCommand.self, BenchServingCommand.self, BenchSamplerCommand.self]
     )
 }
