@@ -42,7 +42,8 @@ public final class EngineCore {
         storage = try PagedKVStorage(layers: model.config.layerCount, pageCount: pageCount, pageSize: options.pageSize,
                                      width: model.kvWidth, dtype: options.kvCacheDType, sharedMemoryPath: options.kvSharedMemoryPath)
         kv = KVCacheManager(pageCount: pageCount, pageSize: options.pageSize, enablePrefixCache: options.enablePrefixCache)
-        scheduler = Scheduler(kv: kv, maxRunningRequests: options.maxRunningRequests, stepTokens: options.chunkedPrefillSize)
+        scheduler = Scheduler(kv: kv, policy: options.schedulePolicy.makeWaitingPolicy(), maxRunningRequests: options.maxRunningRequests,
+                              stepTokens: options.chunkedPrefillSize)
         output = OutputProcessor(eosTokens: Set((model.config.eosTokenIds + tokenizer.eosTokenIds).map { Int32($0) }))
         pool = ComputePool(threads: options.threads)
         contextLength = options.contextLength ?? model.config.maxPositionEmbeddings

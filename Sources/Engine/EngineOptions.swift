@@ -21,6 +21,8 @@ public struct EngineOptions: Sendable {
     public var threads = 1
     /// Longest prompt + output; nil means the model's max_position_embeddings.
     public var contextLength: Int?
+    /// The order waiting requests are admitted in (`--schedule-policy`).
+    public var schedulePolicy: SchedulePolicy = .fcfs
     /// Reuse KV pages of shared prompt prefixes.
     public var enablePrefixCache = true
     /// Put the KV pool in this shared-memory file (decode side of the shm transfer backend).

@@ -33,6 +33,11 @@ final class KVCacheManager {
         if request.outputCount == 0 { request.cachedTokenCount = request.computed }
     }
 
+    /// Tokens of the request's prompt the prefix cache holds (nothing retained).
+    func cachedPrefixLength(_ request: Request) -> Int {
+        enablePrefixCache ? prefixCache.matchedPageCount(Array(request.tokens.dropLast())) * pageSize : 0
+    }
+
     /// Gives `request` pages for positions 0..<end, evicting cached pages no
     /// one uses if needed, while leaving `headroom` pages free. False (and
     /// nothing allocated) when that is not possible without retracting someone.

@@ -43,6 +43,17 @@ public final class PrefixCache {
         return pages
     }
 
+    /// How many whole pages of `tokens` the cache holds, without retaining or touching them.
+    public func matchedPageCount(_ tokens: [Int32]) -> Int {
+        var node = root
+        var count = 0
+        while (count + 1) * pageSize <= tokens.count, let child = node.children[Array(tokens[count * pageSize..<(count + 1) * pageSize])] {
+            node = child
+            count += 1
+        }
+        return count
+    }
+
     /// Records that `pages` hold the KV of `tokens` (full pages only; a
     /// trailing partial page is ignored). Pages new to the cache get a
     /// reference; where the cache already has the prefix it keeps its own page.

@@ -53,16 +53,6 @@ struct TokenBudget {
     mutating func spend(_ tokens: Int) { remaining -= tokens }
 }
 
-/// The order in which waiting requests are considered for admission.
-protocol WaitingPolicy {
-    func order(_ waiting: [Request]) -> [Request]
-}
-
-/// First come, first served (retracted requests go back to the front).
-struct FirstComeFirstServed: WaitingPolicy {
-    func order(_ waiting: [Request]) -> [Request] { waiting }
-}
-
 /// Answers "what is the next batch?" for continuous batching with chunked
 /// prefill: every decoding request gets its next token (retracting the
 /// newest requests when pages run out), then the token budget goes to
@@ -77,6 +67,9 @@ final class Scheduler {
     /// Requests sent back to the queue because pages ran out, since start.
     private(set) var retractionCount = 0
 
+    /// The newest arrival number seen (the aging clock of `sprf`).
+    private var newestArrival = 0
+
     init(kv: KVCacheManager, policy: any WaitingPolicy = FirstComeFirstServed(), maxRunningRequests: Int, stepTokens: Int) {
         self.kv = kv
         self.policy = policy
@@ -88,7 +81,10 @@ final class Scheduler {
     var decodingCount: Int { running.filter(\.isDecoding).count }
     var runningTokenCount: Int { running.reduce(0) { $0 + $1.tokens.count } }
 
-    func enqueue(_ request: Request) { waiting.append(request) }
+    func enqueue(_ request: Request) {
+        newestArrival = max(newestArrival, request.arrival)
+        waiting.append(request)
+    }
     /// A request whose prompt's KV is already in its pages (decode side of PD).
     func startRunning(_ request: Request) { running.append(request) }
 
@@ -144,7 +140,8 @@ final class Scheduler {
     }
 
     private func admit(into next: inout ScheduledBatch, budget: inout TokenBudget, mayStart: (Request) -> Bool) {
-        for request in policy.order(waiting) {
+        let context = SchedulingContext(cachedPrefix: { [kv] in kv.cachedPrefixLength($0) }, newestArrival: newestArrival)
+        for request in policy.order(waiting, context: context) {
             guard !budget.isSpent, running.count < maxRunningRequests else { return }
             guard mayStart(request) else { continue }
             kv.admitPrefix(request)

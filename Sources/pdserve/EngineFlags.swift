@@ -34,6 +34,9 @@ struct EngineFlags: ParsableArguments {
     @Option(name: .customLong("threads"), help: "Compute threads (default: all cores).")
     var threads: Int?
 
+    @Option(name: .customLong("schedule-policy"), help: ArgumentHelp("Order in which waiting requests are admitted.", discussion: SchedulePolicy.help))
+    var schedulePolicy: String = SchedulePolicy.fcfs.rawValue
+
     @Flag(name: .customLong("disable-radix-cache"), help: "Do not reuse the KV cache of shared prompt prefixes.")
     var disableRadixCache = false
 
@@ -45,6 +48,10 @@ struct EngineFlags: ParsableArguments {
         guard MatmulPrecision(rawValue: matmulPrecision) != nil else { throw ValidationError(MatmulPrecisionHelp.invalid(matmulPrecision)) }
         if let maxTotalTokens, maxTotalTokens < pageSize { throw ValidationError("--max-total-tokens must be at least one page (\(pageSize))") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        guard SchedulePolicy(rawValue: schedulePolicy) != nil else {
+            let known = schedulePolicy == "dfs-weight" ? " (SGLang's dfs-weight is not built)" : ""
+            throw ValidationError("--schedule-policy \(schedulePolicy)\(known): use one of \(SchedulePolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
     }
 
     var options: EngineOptions {
@@ -58,6 +65,7 @@ struct EngineFlags: ParsableArguments {
         o.contextLength = contextLength
         o.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         o.enablePrefixCache = !disableRadixCache
+        o.schedulePolicy = SchedulePolicy(rawValue: schedulePolicy) ?? .fcfs
         return o
     }
 }

@@ -218,6 +218,8 @@ def test_openai_request_abortable_by_rid(qwen_server):
     (["--tp-size", "2"], "tensor parallelism"),
     (["--disaggregation-mode", "prefill", "--disaggregation-transfer-backend", "mooncake"], "not built yet"),
     (["--enable-dp-attention"], "not supported"),
+    (["--schedule-policy", "dfs-weight"], "dfs-weight is not built"),
+    (["--schedule-policy", "shortest"], "use one of fcfs, lpm, lof, random, sprf"),
     (["--model-path", "/no/such/folder"], "no such folder"),
 ])
 def test_unsupported_startup_flags_fail_by_name(flags, needle):

@@ -1,0 +1,78 @@
+/// `--schedule-policy`: the order in which waiting requests are admitted
+/// (SGLang's names where the policy exists there).
+public enum SchedulePolicy: String, Sendable, CaseIterable {
+    /// First come, first served (retracted requests go back to the front).
+    case fcfs
+    /// Longest cached prefix first: reuses the radix cache before it is evicted.
+    case lpm
+    /// Longest requested output first.
+    case lof
+    /// Random order.
+    case random
+    /// Shortest remaining prompt first, with aging: a prompt's length counts
+    /// `SchedulingContext.agingTokensPerArrival` tokens less for every request
+    /// that arrived after it, so short prompts pass long ones without
+    /// starving them (a long prompt waits at most length ÷ that many later arrivals).
+    case sprf
+
+    public static let help = "fcfs (default), lpm (longest cached prefix first), lof (longest output first), random, or sprf (shortest remaining prompt first, aged so long prompts never starve)."
+}
+
+/// What a policy may look at besides the queue.
+struct SchedulingContext {
+    /// Tokens of the request's prompt already in the prefix cache.
+    let cachedPrefix: (Request) -> Int
+    /// The arrival number of the newest request.
+    let newestArrival: Int
+    static let agingTokensPerArrival = 64
+}
+
+/// The order in which waiting requests are considered for admission.
+protocol WaitingPolicy {
+    func order(_ waiting: [Request], context: SchedulingContext) -> [Request]
+}
+
+extension SchedulePolicy {
+    func makeWaitingPolicy(seed: UInt64 = 0) -> any WaitingPolicy {
+        switch self {
+        case .fcfs: FirstComeFirstServed()
+        case .lpm: LongestPrefixFirst()
+        case .lof: LongestOutputFirst()
+        case .random: RandomOrder(seed: seed)
+        case .sprf: ShortestPromptFirst()
+        }
+    }
+}
+
+struct FirstComeFirstServed: WaitingPolicy {
+    func order(_ waiting: [Request], context: SchedulingContext) -> [Request] { waiting }
+}
+
+/// Ties keep queue order (the sorts are stable over the enumerated queue).
+private func ordered(_ waiting: [Request], by key: (Request) -> Int) -> [Request] {
+    waiting.enumerated().map { (key($0.element), $0.offset, $0.element) }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }.map(\.2)
+}
+
+struct LongestPrefixFirst: WaitingPolicy {
+    func order(_ waiting: [Request], context: SchedulingContext) -> [Request] {
+        ordered(waiting) { -context.cachedPrefix($0) }
+    }
+}
+
+struct LongestOutputFirst: WaitingPolicy {
+    func order(_ waiting: [Request], context: SchedulingContext) -> [Request] {
+        ordered(waiting) { -$0.params.maxNewTokens }
+    }
+}
+
+final class RandomOrder: WaitingPolicy {
+    private var rng: RandomSource
+    init(seed: UInt64) { rng = RandomSource(seed: seed) }
+    func order(_ waiting: [Request], context: SchedulingContext) -> [Request] { waiting.shuffled(using: &rng) }
+}
+
+struct ShortestPromptFirst: WaitingPolicy {
+    func order(_ waiting: [Request], context: SchedulingContext) -> [Request] {
+        ordered(waiting) { $0.pendingCount - SchedulingContext.agingTokensPerArrival * (context.newestArrival - $0.arrival) }
+    }
+}

@@ -1,0 +1,78 @@
+import Engine
+import EngineTesting
+import Testing
+
+/// `--schedule-policy`: who is admitted first when the step's token budget
+/// cannot take everyone, and that nobody starves.
+struct SchedulePolicyTests {
+    let fixture = "qwen2-fp32"
+    /// 343 tokens, and 16 tokens: exactly one step's budget below.
+    let long = 21, short = 5
+
+    func core(_ policy: SchedulePolicy) throws -> EngineCore {
+        var options = EngineOptions()
+        options.chunkedPrefillSize = 16
+        options.schedulePolicy = policy
+        options.threads = 1
+        return try EngineCore.fixture(fixture, options: options)
+    }
+
+    /// Steps until `id` has its first token; nil if it never does within `limit` steps.
+    func stepsToFirstToken(_ core: EngineCore, _ id: String, limit: Int) -> Int? {
+        for step in 1...limit {
+            if core.step().contains(where: { $0.id == id && !$0.newTokens.isEmpty }) { return step }
+        }
+        return nil
+    }
+
+    @Test func aShortPromptPassesALongOneUnderSPRF() throws {
+        let reference = try ModelReference.load(fixture)
+        var waited: [SchedulePolicy: Int] = [:]
+        for policy in [SchedulePolicy.fcfs, .sprf] {
+            let core = try core(policy)
+            try core.add(GenerateInput(id: "long", promptTokens: reference.prompts[long], params: .greedy(4)))
+            try core.add(GenerateInput(id: "short", promptTokens: reference.prompts[short], params: .greedy(4)))
+            waited[policy] = try #require(stepsToFirstToken(core, "short", limit: 100))
+            core.runToCompletion()
+        }
+        #expect(waited[.sprf] == 1)
+        #expect(waited[.fcfs]! > 10, "under FCFS the short prompt waits for the long one's chunks")
+    }
+
+    /// A steady stream of short prompts, each filling a whole step's budget:
+    /// without aging the long prompt would never be admitted.
+    @Test func aLongPromptStillGetsItsTurnUnderSPRF() throws {
+        let reference = try ModelReference.load(fixture)
+        let core = try core(.sprf)
+        try core.add(GenerateInput(id: "long", promptTokens: reference.prompts[long], params: .greedy(reference.maxNewTokens)))
+        var outputs: [String: [Int]] = [:]
+        // 343 tokens age by 64 per later arrival: admitted after at most 6 later arrivals, then 22 chunks.
+        let bound = 6 + 343 / 16 + 8
+        var finished = false
+        for step in 1...bound where !finished {
+            try core.add(GenerateInput(id: "short-\(step)", promptTokens: reference.prompts[short], params: .greedy(1)))
+            for update in core.step() {
+                outputs[update.id, default: []] += update.newTokens
+                if update.id == "long", update.finish != nil { finished = true }
+            }
+        }
+        let results = core.runToCompletion()
+        #expect(outputs["long"]?.isEmpty == false, "the long prompt had no token within \(bound) steps of short arrivals")
+        let longTokens = (outputs["long"] ?? []) + (results["long"]?.tokens ?? [])
+        #expect(reference.mismatch(prompt: long, output: longTokens) == nil)
+    }
+
+    @Test func lpmAdmitsTheCachedPrefixFirst() throws {
+        let reference = try ModelReference.load(fixture)
+        let core = try core(.lpm)
+        // Cache prompt 19's pages, then queue an uncached prompt before it again.
+        try core.add(GenerateInput(id: "warm", promptTokens: reference.prompts[19], params: .greedy(1)))
+        core.runToCompletion()
+        try core.add(GenerateInput(id: "cold", promptTokens: reference.prompts[18], params: .greedy(1)))
+        try core.add(GenerateInput(id: "cached", promptTokens: reference.prompts[19], params: .greedy(1)))
+        let cached = try #require(stepsToFirstToken(core, "cached", limit: 100))
+        #expect(cached <= 2)
+        let results = core.runToCompletion()
+        #expect(results["cold"]?.last.finish == .length)
+    }
+}
