@@ -68,15 +68,20 @@ class PDServeProcess:
         return requests.post(self.url + path, json=body, timeout=60, **kw)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, sig, timeout)
         self.log.close()
         return self.proc.returncode
+
+
+def stop_process(proc, sig=signal.SIGTERM, timeout=30):
+    """Sends `sig` to a child that still runs and waits for it; kills it after `timeout` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class Server(PDServeProcess):

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import stop_process
+
 IP = shutil.which("ip") or next((p for p in ("/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip") if os.path.exists(p)), None)
 
 
@@ -163,13 +165,7 @@ class NsProcess:
         return self.proc.poll() is None
 
     def stop(self, timeout=20):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=timeout)
         if not self.log.closed:
             self.log.close()
         return self.proc.returncode

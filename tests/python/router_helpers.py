@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import BIN, PDServeProcess
+from conftest import BIN, PDServeProcess, stop_process
 
 
 def free_port():
@@ -99,13 +98,7 @@ class SGLangRouterProcess:
         return requests.post(self.url + path, json=body, timeout=60, **kw)
 
     def stop(self, timeout=15):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=timeout)
         self.log.close()
 
 

@@ -113,6 +113,12 @@ class ScriptedPrefill:
         self.http.shutdown()
         self.listener.close()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 @pytest.fixture
 def decode():
@@ -146,14 +152,11 @@ def test_wrong_room_and_malformed_frames_fail_only_their_room(decode):
         else:
             conn.sendall(kv_pages(room, 0, pages) + metadata(room, 7) + status(room))
 
-    peer = ScriptedPrefill(script)
-    try:
+    with ScriptedPrefill(script) as peer:
         assert_peer_error(ask(decode, peer.bootstrap_port, bad_room), "malformed")
         good = ask(decode, peer.bootstrap_port, good_room).json()
         assert good["meta_info"]["finish_reason"]["type"] == "length" and good["output_ids"][0] == 7
         decode.assert_pool_whole()
-    finally:
-        peer.close()
 
 
 def test_success_without_all_pages_is_refused(decode):
@@ -162,12 +165,9 @@ def test_success_without_all_pages_is_refused(decode):
     def script(conn, r, pages):
         conn.sendall(kv_pages(r, 0, 1) + metadata(r, 7) + status(r))  # 1 of 3 pages
 
-    peer = ScriptedPrefill(script)
-    try:
+    with ScriptedPrefill(script) as peer:
         assert_peer_error(ask(decode, peer.bootstrap_port, room), "1/3 pages")
         decode.assert_pool_whole()
-    finally:
-        peer.close()
 
 
 def test_garbage_on_the_link_fails_its_rooms_cleanly(decode):
@@ -176,12 +176,9 @@ def test_garbage_on_the_link_fails_its_rooms_cleanly(decode):
     def script(conn, r, pages):
         conn.sendall(b"this is not a frame at all, just noise" * 4)
 
-    peer = ScriptedPrefill(script)
-    try:
+    with ScriptedPrefill(script) as peer:
         assert_peer_error(ask(decode, peer.bootstrap_port, room), "magic")
         decode.assert_pool_whole()
-    finally:
-        peer.close()
 
 
 @pytest.mark.parametrize("token", [616, 0xFFFFFFFF])
@@ -192,12 +189,9 @@ def test_first_token_outside_the_vocabulary_is_refused(decode, token):
     def script(conn, r, pages):
         conn.sendall(kv_pages(r, 0, pages) + metadata(r, token) + status(r))
 
-    peer = ScriptedPrefill(script)
-    try:
+    with ScriptedPrefill(script) as peer:
         assert_peer_error(ask(decode, peer.bootstrap_port, room), "outside the vocabulary")
         decode.assert_pool_whole()
-    finally:
-        peer.close()
 
 
 def test_a_listener_that_is_not_a_prefill_is_refused(decode):

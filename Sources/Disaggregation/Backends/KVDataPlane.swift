@@ -42,9 +42,7 @@ public enum KVDataPlane {
     public static func copy(source: [Int32], destination: [Int32], from storage: PagedKVStorage, to pool: SharedPoolMapping) throws {
         let pageBytes = storage.bytesPerPage
         let runs = PageRun.merge(sources: source, destinations: destination)
-        for run in runs where Int(run.destination) + run.count > pool.pageCount || run.destination < 0 {
-            throw TransferError("destination pages \(run.destination)..<\(Int(run.destination) + run.count) lie outside the shared pool of \(pool.pageCount)")
-        }
+        try PageRun.checkDestinations(runs, within: pool.pageCount, pool: "the shared pool")
         for layer in 0..<storage.layers {
             for (kind, base) in [storage.keys(layer: layer), storage.values(layer: layer)].enumerated() {
                 let target = pool.buffer(layer: layer, kind: kind)

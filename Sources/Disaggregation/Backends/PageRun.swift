@@ -11,6 +11,13 @@ public struct PageRun: Sendable, Equatable {
         self.count = count
     }
 
+    /// Throws unless every run's destination lies inside a pool of `pageCount` pages (`pool` names it in the message).
+    public static func checkDestinations(_ runs: [PageRun], within pageCount: Int, pool: String) throws {
+        for run in runs where run.destination < 0 || Int(run.destination) + run.count > pageCount {
+            throw TransferError("destination pages \(run.destination)..<\(Int(run.destination) + run.count) lie outside \(pool) of \(pageCount) pages")
+        }
+    }
+
     /// Pairs `sources[i]` with `destinations[i]` and merges neighbours that
     /// are consecutive on both sides.
     public static func merge(sources: [Int32], destinations: [Int32]) -> [PageRun] {

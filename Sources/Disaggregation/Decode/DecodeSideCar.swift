@@ -133,7 +133,7 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
                     abandon.append((room.id, failure))
                 case .bootstrapping, .waitingForInput, .transferring:
                     if now - room.created > settings.waitingTimeout {
-                        let failure = RequestFailure(.timeout, "the KV for room \(room.number) did not arrive within the \(PrefillSideCar.seconds(settings.waitingTimeout)) waiting timeout")
+                        let failure = RequestFailure(.timeout, "the KV for room \(room.number) did not arrive within the \(secondsText(settings.waitingTimeout)) waiting timeout")
                         room.fail(failure)
                         abandon.append((room.id, failure))
                     }

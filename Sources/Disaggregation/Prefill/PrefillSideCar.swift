@@ -41,6 +41,8 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
     private var endedRooms: [UInt64: (at: Double, why: String)] = [:]
     private var nextLinkID = 0
     private var links: [Int: DecodeLink] = [:]
+    /// The soonest time an early destination or an ended room expires: `willStep` scans the tables only then.
+    private var nextExpiry = Double.infinity
     /// Sessions of lost links whose last transfer job has run, and when.
     private var drainedSessions: [UInt64: Double] = [:]
     static let maxEarlyDestinations = 4096
@@ -175,16 +177,21 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
                     fail.append((room.id, failure))
                 } else if room.state == .bootstrapping, now - room.created > settings.bootstrapTimeout {
                     // Bootstrap queue: the decode half never registered the room.
-                    let failure = RequestFailure(.timeout, "no decode instance registered room \(room.number) within the \(Self.seconds(settings.bootstrapTimeout)) bootstrap timeout")
+                    let failure = RequestFailure(.timeout, "no decode instance registered room \(room.number) within the \(secondsText(settings.bootstrapTimeout)) bootstrap timeout")
                     room.fail(failure)
                     fail.append((room.id, failure))
                 }
             }
-            for (number, destination) in earlyDestinations where now - destination.arrived > settings.bootstrapTimeout {
-                earlyDestinations[number] = nil
-                refuse(number, on: destination.link, "the prefill instance received no request for room \(number) within the \(Self.seconds(settings.bootstrapTimeout)) bootstrap timeout")
+            // Not a pass over both tables every step: only once something is due.
+            if now - nextExpiry > 0 {
+                for (number, destination) in earlyDestinations where now - destination.arrived > settings.bootstrapTimeout {
+                    earlyDestinations[number] = nil
+                    refuse(number, on: destination.link, "the prefill instance received no request for room \(number) within the \(secondsText(settings.bootstrapTimeout)) bootstrap timeout")
+                }
+                endedRooms = endedRooms.filter { now - $0.value.at <= settings.bootstrapTimeout }
+                let starts = earlyDestinations.values.map(\.arrived) + endedRooms.values.map(\.at)
+                nextExpiry = (starts.min() ?? .infinity) + settings.bootstrapTimeout
             }
-            endedRooms = endedRooms.filter { now - $0.value.at <= settings.bootstrapTimeout }
         }
         for (id, failure) in finish { core.finishInflight(id: id, failure: failure) }
         for (id, failure) in fail { core.abort(id: id, reason: .failed(failure)) }
@@ -199,18 +206,15 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
         }
     }
 
-    /// Requests whose rooms still wait for a decode destination.
-    public var bootstrapQueueCount: Int { lock.withLock { rooms.values.filter { $0.state == .bootstrapping }.count } }
-
-    static func seconds(_ value: Double) -> String { value == value.rounded() ? "\(Int(value))s" : "\(value)s" }
-
     // MARK: bookkeeping (call with `lock` held)
 
     private func remember(_ room: PrefillRoom, why: String) {
         if endedRooms.count >= Self.maxEndedRooms, let oldest = endedRooms.min(by: { $0.value.at < $1.value.at }) {
             endedRooms[oldest.key] = nil
         }
-        endedRooms[room.number] = (clock.now(), why)
+        let now = clock.now()
+        endedRooms[room.number] = (now, why)
+        nextExpiry = min(nextExpiry, now + settings.bootstrapTimeout)
     }
 
     private func forget(_ room: PrefillRoom) {
@@ -327,6 +331,7 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
                     refuse(request.room, on: link, "the prefill instance cannot hold another destination for room \(request.room)")
                 } else {
                     earlyDestinations[request.room] = destination
+                    nextExpiry = min(nextExpiry, destination.arrived + settings.bootstrapTimeout)
                 }
             }
             wake()

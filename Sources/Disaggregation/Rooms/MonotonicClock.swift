@@ -13,6 +13,9 @@ public struct SystemMonotonicClock: MonotonicClock {
     public func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 }
 
+/// A timeout as messages show it: "300s", "2.5s".
+func secondsText(_ value: Double) -> String { value == value.rounded() ? "\(Int(value))s" : "\(value)s" }
+
 /// A clock tests move forward themselves.
 public final class ManualClock: MonotonicClock, @unchecked Sendable {
     private let lock = NSLock()

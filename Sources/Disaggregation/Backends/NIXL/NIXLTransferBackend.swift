@@ -93,9 +93,7 @@ final class NIXLTransferBackend: TransferBackend, @unchecked Sendable {
             let pageBytes = UInt64(storage.bytesPerPage)
             let remotePages = peer.layerBufferBytes / pageBytes
             let runs = PageRun.merge(sources: source, destinations: destination)
-            for run in runs where run.destination < 0 || UInt64(Int(run.destination) + run.count) > remotePages {
-                throw TransferError("destination pages \(run.destination)..<\(Int(run.destination) + run.count) lie outside the decode's pool of \(remotePages) pages")
-            }
+            try PageRun.checkDestinations(runs, within: Int(remotePages), pool: "the decode's pool")
             var local: [UInt64] = [], target: [UInt64] = [], lengths: [UInt64] = []
             for layer in 0..<storage.layers {
                 for (kind, base) in [storage.keys(layer: layer), storage.values(layer: layer)].enumerated() {
