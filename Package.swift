@@ -31,6 +31,8 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["KernelsC"], swiftSettings: fastMath),
         // NIXL's C API, loaded with dlopen at run time (the wheel ships no header).
         .target(name: "NIXLShim", cSettings: [.unsafeFlags(["-O2"])]),
+        // Mooncake's transfer engine through the C++ methods its wheel exports, loaded with dlopen at run time.
+        .target(name: "MooncakeShim", cxxSettings: [.unsafeFlags(["-O2", "-std=c++17"])]),
         .target(name: "Tokenization", swiftSettings: fastMath),
         .target(name: "ChatTemplates"),
         .target(name: "Models", dependencies: ["Kernels", "Tokenization"], swiftSettings: fastMath),
@@ -48,7 +50,7 @@ let package = Package(
         .target(
             name: "Disaggregation",
             dependencies: [
-                "Engine", "Kernels", "Models", "NIXLShim",
+                "Engine", "Kernels", "Models", "NIXLShim", "MooncakeShim",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -3,8 +3,9 @@
 docs/benchmarks/transfer.md and transfer.png.
 
 Requirements: a release build of pdserve, Python 3 with matplotlib; for the
-NIXL Python API column a Python with numpy and the nixl-cu12 wheel.
-Usage: python3 bench/transfer_report.py [--json FILE] [--repeats N] [--nixl-python PYTHON]
+engines' own Python API columns a Python with numpy and the nixl-cu12 and
+mooncake-transfer-engine-non-cuda wheels.
+Usage: python3 bench/transfer_report.py [--json FILE] [--repeats N] [--engine-python PYTHON]
 """
 import argparse
 import datetime
@@ -38,30 +39,37 @@ def main():
     parser.add_argument("--json", help="use this JSON instead of running the benchmark")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--binary", default=str(ROOT / ".build" / "release" / "pdserve"))
-    parser.add_argument("--nixl-python", help="a Python with numpy and nixl-cu12: adds NIXL's own Python API doing the same writes")
+    parser.add_argument("--engine-python", help="a Python with numpy and the engine wheels: adds NIXL's and Mooncake's "
+                        "own Python APIs doing the same writes")
     args = parser.parse_args()
     binary = Path(args.binary)
     json_path = Path(args.json) if args.json else DOCS / "transfer.json"
     command = [str(binary), "bench", "transfer", "--repeats", str(args.repeats), "--output-file", str(json_path)]
     if not args.json:
-        # NIXL's UCX stays on loopback; the wheel is found in the project's virtualenv.
+        # NIXL's UCX stays on loopback; the wheels are found in the project's virtualenv.
         subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, "UCX_NET_DEVICES": "lo"})
     rows = json.loads(json_path.read_text())
-    python_path = DOCS / "transfer-nixl-python.json"
-    if args.nixl_python and not args.json:
-        subprocess.run([args.nixl_python, str(ROOT / "bench" / "nixl_python_bench.py"), "--repeats", str(args.repeats),
-                        "--output-file", str(python_path)], check=True, env={**os.environ, "UCX_NET_DEVICES": "lo"})
-    if python_path.exists():
-        by_size = {r["bytes"]: r["nixlPythonGBps"] for r in json.loads(python_path.read_text())}
-        for r in rows:
-            r["nixlPythonGBps"] = by_size.get(r["bytes"])
+    for engine in ("nixl", "mooncake"):
+        python_path = DOCS / f"transfer-{engine}-python.json"
+        if args.engine_python and not args.json:
+            subprocess.run([args.engine_python, str(ROOT / "bench" / f"{engine}_python_bench.py"), "--repeats",
+                            str(args.repeats), "--output-file", str(python_path)],
+                           check=True, env={**os.environ, "UCX_NET_DEVICES": "lo"})
+        if python_path.exists():
+            by_size = {r["bytes"]: r[f"{engine}PythonGBps"] for r in json.loads(python_path.read_text())}
+            for r in rows:
+                r[f"{engine}PythonGBps"] = by_size.get(r["bytes"])
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     sizes = [r["bytes"] for r in rows]
     labels = [size_label(s) for s in sizes]
     left.plot(labels, [r["socketGBps"] for r in rows], "o--", label="raw loopback socket")
     left.plot(labels, [r["tcpGBps"] for r in rows], "o-", label="tcp backend")
-    left.set_title("tcp backend vs raw socket")
+    if all(r.get("mooncakeGBps") for r in rows):
+        left.plot(labels, [r["mooncakeGBps"] for r in rows], "s-", label="mooncake backend (TCP)")
+    if all(r.get("mooncakePythonGBps") for r in rows):
+        left.plot(labels, [r["mooncakePythonGBps"] for r in rows], "s--", label="Mooncake's Python API, same writes")
+    left.set_title("tcp and mooncake backends vs raw socket")
     right.plot(labels, [r["memcpyGBps"] for r in rows], "o--", label="memcpy")
     right.plot(labels, [r["shmGBps"] for r in rows], "o-", label="shm backend")
     if all(r.get("nixlGBps") for r in rows):
@@ -88,26 +96,34 @@ def main():
         "`writev` straight from the source pool's per-layer K and V buffers and scattered with `readv` straight into",
         "the destination pool), the **shm backend** (per-layer copies into a decode pool mapped from `/dev/shm`), and",
         "the **nixl backend** (one NIXL WRITE of the merged runs between two agents of the process, UCX with its",
-        "progress thread off, waited for until NIXL reports success, then the `kvWritten` notice on a socket).",
+        "progress thread off, waited for until NIXL reports success, then the `kvWritten` notice on a socket), and",
+        "the **mooncake backend** (one Mooncake batch WRITE of the merged runs between two engines of the process,",
+        "P2P handshake, over Mooncake's TCP transport as there is no RDMA device, waited for until the batch",
+        "completed, then the `kvWritten` notice).",
         "Layout: 8 layers, 16 tokens per page, 256 floats per token row (K and V) = 256 KiB per page. Medians of "
         f"{args.repeats} samples; small sizes repeat inside a sample.",
         "",
-        "| KV per transfer | memcpy GB/s | socket GB/s | tcp GB/s | tcp / socket | shm GB/s | shm / memcpy | nixl GB/s | nixl / memcpy | NIXL Python GB/s | nixl / Python |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| KV per transfer | memcpy GB/s | socket GB/s | tcp GB/s | tcp / socket | shm GB/s | shm / memcpy | nixl GB/s | nixl / memcpy | NIXL Python GB/s | nixl / Python | mooncake GB/s | mooncake / socket | Mooncake Python GB/s | mooncake / Python |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def engine_cells(r, engine, bound):
+        ours, python = r.get(f"{engine}GBps"), r.get(f"{engine}PythonGBps")
+        cells = f"{ours:.2f} | {ours / r[bound]:.2f}×" if ours else "– | –"
+        return cells + (f" | {python:.2f} | {ours / python:.2f}×" if ours and python else " | – | –")
+
     for r in rows:
-        nixl = f"{r['nixlGBps']:.2f} | {r['nixlGBps'] / r['memcpyGBps']:.2f}×" if r.get("nixlGBps") else "– | –"
-        py = r.get("nixlPythonGBps")
-        nixl += f" | {py:.2f} | {r['nixlGBps'] / py:.2f}×" if py and r.get("nixlGBps") else " | – | –"
         lines.append(f"| {size_label(r['bytes'])} | {r['memcpyGBps']:.2f} | {r['socketGBps']:.2f} | {r['tcpGBps']:.2f} | "
-                     f"{r['tcpGBps'] / r['socketGBps']:.2f}× | {r['shmGBps']:.2f} | {r['shmGBps'] / r['memcpyGBps']:.2f}× | {nixl} |")
+                     f"{r['tcpGBps'] / r['socketGBps']:.2f}× | {r['shmGBps']:.2f} | {r['shmGBps'] / r['memcpyGBps']:.2f}× | "
+                     f"{engine_cells(r, 'nixl', 'memcpyGBps')} | {engine_cells(r, 'mooncake', 'socketGBps')} |")
     lines += [
         "",
         "![transfer](transfer.png)",
         "",
         "Goals (issues): tcp ≥ 1.0× the raw socket, shm ≥ 0.8× memcpy, nixl ≥ 0.8× memcpy and ≥ 0.9× NIXL's own",
         "Python API (`bench/nixl_python_bench.py`: the same descriptors, a fresh request per write, progress thread",
-        "off, its target polled in the same loop), 1 page to 256 MiB.",
+        "off, its target polled in the same loop), mooncake ≥ 1.0× Mooncake's own Python API",
+        "(`bench/mooncake_python_bench.py`: one `batch_transfer_sync_write` of the same runs), 1 page to 256 MiB.",
         "",
         "Reading: the tcp backend moves page bytes with no staging copy on either side, so it runs at the socket's",
         "speed. At one page the shm backend makes 2 × layers separate copies (K and V of every layer live in separate",
@@ -126,9 +142,9 @@ def main():
         "```",
         "swift build -c release",
         " ".join(["python3", "bench/transfer_report.py", "--repeats", str(args.repeats)]
-                 + (["--nixl-python", ".venv-bench/bin/python"] if args.nixl_python else [])),
+                 + (["--engine-python", ".venv-bench/bin/python"] if args.engine_python else [])),
         "# .venv-bench: python3 -m venv .venv-bench && .venv-bench/bin/pip install matplotlib numpy &&",
-        "#              .venv-bench/bin/pip install --no-deps nixl-cu12==1.5.1",
+        "#              .venv-bench/bin/pip install --no-deps -r tests/python/requirements-engines.txt",
         "# which runs: .build/release/pdserve bench transfer --repeats N --output-file docs/benchmarks/transfer.json",
         "```",
     ]

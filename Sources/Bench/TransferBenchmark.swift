@@ -26,8 +26,9 @@ public struct TransferBenchmark {
         public var socketGBps: Double
         public var tcpGBps: Double
         public var shmGBps: Double
-        /// nil when NIXL is not installed.
+        /// nil when NIXL (Mooncake) is not installed.
         public var nixlGBps: Double?
+        public var mooncakeGBps: Double?
         public var tcpVsSocket: Double { tcpGBps / socketGBps }
         public var shmVsMemcpy: Double { shmGBps / memcpyGBps }
         public var nixlVsMemcpy: Double? { nixlGBps.map { $0 / memcpyGBps } }
@@ -55,7 +56,8 @@ public struct TransferBenchmark {
         }
         let plain = try SocketPair()
         let framed = try SocketPair()
-        let nixl = try NIXLPair(source: source, target: target, layout: layout, progress: progress)
+        let nixl = try OneSidedPair("nixl", source: source, target: target, layout: layout, progress: progress)
+        let mooncake = try OneSidedPair("mooncake", source: source, target: target, layout: layout, progress: progress)
         var rows: [Row] = []
         for pages in options.pageCounts {
             let bytes = Int(KVDataPlane.byteCount(pages: pages, storage: source))
@@ -84,16 +86,20 @@ public struct TransferBenchmark {
             let shm = try measure(bytes: bytes * inner) {
                 for _ in 0..<inner { try KVDataPlane.copy(source: ids, destination: ids, from: source, to: pool) }
             }
-            let nixlRate = try nixl.map { pair in
-                try measure(bytes: bytes * inner) {
-                    try pair.notices.exchange(times: inner, send: { _ in try pair.writer.write(room: 1, firstIndex: 0, source: ids, destination: ids) },
-                                              receive: { _ = try $0.readFrame() })
+            let oneSided = try [nixl, mooncake].map { pair in
+                try pair.map { pair in
+                    try measure(bytes: bytes * inner) {
+                        try pair.notices.exchange(times: inner, send: { _ in try pair.writer.write(room: 1, firstIndex: 0, source: ids, destination: ids) },
+                                                  receive: { _ = try $0.readFrame() })
+                    }
                 }
             }
-            let row = Row(pages: pages, bytes: bytes, memcpyGBps: memcpy, socketGBps: socket, tcpGBps: tcp, shmGBps: shm, nixlGBps: nixlRate)
+            let row = Row(pages: pages, bytes: bytes, memcpyGBps: memcpy, socketGBps: socket, tcpGBps: tcp, shmGBps: shm,
+                          nixlGBps: oneSided[0], mooncakeGBps: oneSided[1])
             progress(String(format: "    memcpy %.2f GB/s, socket %.2f GB/s, tcp backend %.2f GB/s (%.2f× socket), shm backend %.2f GB/s (%.2f× memcpy)",
                             memcpy, socket, tcp, row.tcpVsSocket, shm, row.shmVsMemcpy)
-                     + (nixlRate.map { String(format: ", nixl backend %.2f GB/s (%.2f× memcpy)", $0, $0 / memcpy) } ?? ""))
+                     + (row.nixlGBps.map { String(format: ", nixl backend %.2f GB/s (%.2f× memcpy)", $0, $0 / memcpy) } ?? "")
+                     + (row.mooncakeGBps.map { String(format: ", mooncake backend %.2f GB/s (%.2f× socket)", $0, $0 / socket) } ?? ""))
             rows.append(row)
         }
         return rows
@@ -118,21 +124,22 @@ public struct TransferBenchmark {
     }
 }
 
-/// The nixl backend between two pools of this process (two NIXL agents):
-/// the writer WRITEs into the target pool and sends its `kvWritten` notice
-/// over `notices`. nil, with a note, when NIXL is not installed.
-struct NIXLPair {
+/// A one-sided backend (nixl, mooncake) between two pools of this process
+/// (two engines): the writer WRITEs into the target pool and sends its
+/// `kvWritten` notice over `notices`. nil, with a note, when the engine is
+/// not installed.
+struct OneSidedPair {
     let writer: any KVPageWriter
     let notices: SocketPair
     private let backends: [any TransferBackend]
 
-    init?(source: PagedKVStorage, target: PagedKVStorage, layout: KVLayout, progress: (String) -> Void) throws {
+    init?(_ name: String, source: PagedKVStorage, target: PagedKVStorage, layout: KVLayout, progress: (String) -> Void) throws {
         let sending: any TransferBackend, receiving: any TransferBackend
         do {
-            sending = try TransferBackends.make("nixl", context: .init(side: .prefill, storage: source, layout: layout))
-            receiving = try TransferBackends.make("nixl", context: .init(side: .decode, storage: target, layout: layout))
+            sending = try TransferBackends.make(name, context: .init(side: .prefill, storage: source, layout: layout))
+            receiving = try TransferBackends.make(name, context: .init(side: .decode, storage: target, layout: layout))
         } catch {
-            progress("  nixl left out: \(error)")
+            progress("  \(name) left out: \(error)")
             return nil
         }
         notices = try SocketPair()

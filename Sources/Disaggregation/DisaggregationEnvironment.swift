@@ -21,6 +21,8 @@ public struct DisaggregationEnvironment: Sendable, Equatable {
     public var hostIP: String?
     /// The NIXL plugin the nixl backend creates (UCX; LIBFABRIC where its plugin loads).
     public var nixlBackend: String
+    /// SGLang's Mooncake GPU memory pool (NVLINK, BAREX, INTRA_NODE_NVLINK); nil: the KV pool as it is.
+    public var mooncakeCustomMemPool: String?
 
     /// Every variable: (PDServe name, SGLang alias, what it sets).
     public static let variables: [(name: String, alias: String, help: String)] = [
@@ -32,6 +34,7 @@ public struct DisaggregationEnvironment: Sendable, Equatable {
         ("PDSERVE_DISAGGREGATION_HEARTBEAT_MAX_FAILURE", "SGLANG_DISAGGREGATION_HEARTBEAT_MAX_FAILURE", "missed heartbeats before a prefill is declared dead (default 2)"),
         ("PDSERVE_HOST_IP", "SGLANG_HOST_IP", "address a prefill on 0.0.0.0/:: advertises for KV transfer (default: the address each decode reached it by)"),
         ("PDSERVE_DISAGGREGATION_NIXL_BACKEND", "SGLANG_DISAGGREGATION_NIXL_BACKEND", "NIXL plugin of the nixl transfer backend (default UCX)"),
+        ("PDSERVE_MOONCAKE_CUSTOM_MEM_POOL", "SGLANG_MOONCAKE_CUSTOM_MEM_POOL", "Mooncake GPU memory pool NVLINK, BAREX or INTRA_NODE_NVLINK (refused: the KV cache is in host memory)"),
     ]
 
     public static var defaults: DisaggregationEnvironment {
@@ -84,6 +87,14 @@ public struct DisaggregationEnvironment: Sendable, Equatable {
                 throw ConfigurationError("\(name)=\(text): expected a NIXL plugin name such as UCX")
             }
             settings.nixlBackend = plugin
+        }
+        // SGLang's pools by name; empty means unset. Whether a pool can be used is the mooncake backend's call.
+        if let (name, text) = value(8), !text.trimmingCharacters(in: .whitespaces).isEmpty {
+            let pool = text.trimmingCharacters(in: .whitespaces).uppercased()
+            guard ["NVLINK", "BAREX", "INTRA_NODE_NVLINK"].contains(pool) else {
+                throw ConfigurationError("\(name)=\(text): expected NVLINK, BAREX or INTRA_NODE_NVLINK")
+            }
+            settings.mooncakeCustomMemPool = pool
         }
         return settings
     }

@@ -45,7 +45,7 @@ public enum DisaggregationSetup {
                 throw ConfigurationError("--disaggregation-bootstrap-port \(bootstrapPort): \(error)")
             }
             let backend = try TransferBackends.make(name, context: .init(side: .prefill, storage: core.storage, layout: layout,
-                                                                        settings: settings, ibDevice: ibDevice))
+                                                                        settings: settings, ibDevice: ibDevice, host: host))
             let sideCar = try PrefillSideCar(storage: core.storage, layout: layout, backend: backend, settings: settings, host: host, logger: logger)
             core.hooks = sideCar
             let advertised = AdvertisedAddress(bindHost: host, override: settings.hostIP)
@@ -67,7 +67,7 @@ public enum DisaggregationSetup {
                 connect: { engine in sideCar.wake = { engine.wake() } })
         case .decode:
             let backend = try TransferBackends.make(name, context: .init(side: .decode, storage: core.storage, layout: layout,
-                                                                        settings: settings, ibDevice: ibDevice))
+                                                                        settings: settings, ibDevice: ibDevice, host: host))
             let sideCar = DecodeSideCar(storage: core.storage, layout: layout, backend: backend, settings: settings,
                                         vocabSize: core.model.config.vocabSize, logger: logger)
             core.hooks = sideCar

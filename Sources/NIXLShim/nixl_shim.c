@@ -84,6 +84,14 @@ int pds_nixl_load(const char *path, char *error, size_t error_capacity) {
     pthread_mutex_lock(&load_lock);
     int result = 0;
     if (library) goto done;
+    // UCX's EFA module links the system's libefa, and with it the system's
+    // libibverbs and libnl beside the copies the wheel bundles under other
+    // file names. UCX loads its modules into the global namespace, so the
+    // two libnl copies bind to each other and one's destructors crash the
+    // process at exit (SIGSEGV in rtnl_tc_unregister) on any host with
+    // Debian's ibverbs-providers. EFA needs NIXL's LIBFABRIC backend anyway;
+    // leave UCX_MODULES alone when the user set it.
+    setenv("UCX_MODULES", "^*efa*", 0);
     // RTLD_LOCAL: UCX and NIXL's own dependencies stay out of the global namespace.
     void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!handle) {

@@ -106,7 +106,7 @@ struct ServerFlags: ParsableArguments {
 struct CompatibilityFlags: ParsableArguments {
     @Option(name: .customLong("disaggregation-mode"), help: "null (unified), prefill or decode.")
     var disaggregationMode = "null"
-    @Option(name: .customLong("disaggregation-transfer-backend"), help: "KV transfer backend for PD disaggregation: tcp (default), shm, fake or nixl (mooncake is not built yet).")
+    @Option(name: .customLong("disaggregation-transfer-backend"), help: "KV transfer backend for PD disaggregation: tcp (default), shm, fake, nixl or mooncake (SGLang's ascend and mori are not built).")
     var transferBackend: String?
     @Option(name: .customLong("disaggregation-bootstrap-port"), help: "Prefill instances' bootstrap server port.")
     var bootstrapPort: Int?

@@ -250,7 +250,8 @@ enum TransferEngines {
         let required = ProcessInfo.processInfo.environment["PDSERVE_REQUIRE_TRANSFER_ENGINES"] == "1"
         let nixl = (try? PythonWheelLibrary.find(file: "libnixl_capi.so", folders: NIXLTransferBackend.wheelFolders,
                                                  override: "PDSERVE_NIXL_LIB", install: "")) != nil
-        return required || nixl ? ["nixl"] : []
+        let mooncake = (try? MooncakeLibrary.find()) != nil
+        return (required || nixl ? ["nixl"] : []) + (required || mooncake ? ["mooncake"] : [])
     }()
 }
 

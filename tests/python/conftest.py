@@ -19,17 +19,22 @@ FIXTURES = ROOT / "tests" / "fixtures" / "models"
 BIN = os.environ.get("PDSERVE_BIN", str(ROOT / ".build" / "debug" / "pdserve"))
 
 
-def _nixl_installed():
-    if os.environ.get("PDSERVE_NIXL_LIB"):
-        return Path(os.environ["PDSERVE_NIXL_LIB"]).exists()
-    return any(ROOT.glob(".venv*/lib/python3*/site-packages/.nixl_cu1*.mesonpy.libs/libnixl_capi.so"))
+def _engine_installed(variable, pattern):
+    if os.environ.get(variable):
+        return Path(os.environ[variable]).exists()
+    return any(ROOT.glob(pattern))
 
 
 # Transfer backends the PD tests run over: the built-in ones, plus each optional
 # engine whose wheel is installed — or all of them under
 # PDSERVE_REQUIRE_TRANSFER_ENGINES=1 (CI), where a missing engine must fail.
 REQUIRE_ENGINES = os.environ.get("PDSERVE_REQUIRE_TRANSFER_ENGINES") == "1"
-TRANSFER_BACKENDS = ["tcp", "shm"] + (["nixl"] if REQUIRE_ENGINES or _nixl_installed() else [])
+OPTIONAL_ENGINES = {
+    "nixl": ("PDSERVE_NIXL_LIB", ".venv*/lib/python3*/site-packages/.nixl_cu1*.mesonpy.libs/libnixl_capi.so"),
+    "mooncake": ("PDSERVE_MOONCAKE_LIB", ".venv*/lib/python3*/site-packages/mooncake/engine.so"),
+}
+TRANSFER_BACKENDS = ["tcp", "shm"] + [name for name, (variable, pattern) in OPTIONAL_ENGINES.items()
+                                      if REQUIRE_ENGINES or _engine_installed(variable, pattern)]
 
 
 class PDServeProcess:

@@ -216,7 +216,7 @@ def test_openai_request_abortable_by_rid(qwen_server):
 
 @pytest.mark.parametrize("flags,needle", [
     (["--tp-size", "2"], "tensor parallelism"),
-    (["--disaggregation-mode", "prefill", "--disaggregation-transfer-backend", "mooncake"], "not built yet"),
+    (["--disaggregation-mode", "prefill", "--disaggregation-transfer-backend", "mori"], "not built yet"),
     (["--enable-dp-attention"], "not supported"),
     (["--schedule-policy", "dfs-weight"], "dfs-weight is not built"),
     (["--schedule-policy", "shortest"], "use one of fcfs, lpm, lof, random, sprf"),

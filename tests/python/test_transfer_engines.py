@@ -38,7 +38,61 @@ def test_libfabric_is_refused_clearly_where_its_plugin_cannot_load():
     assert "LIBFABRIC" in result.stderr and "cannot" in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("name", ["mooncake", "ascend"])
+LIBC = next(p for p in ["/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6"] if os.path.exists(p))
+
+
+def fake_mooncake_site(tmp_path, version, engine=LIBC):
+    """A site-packages holding a mooncake/engine.so (a link to `engine`) and a dist-info of `version`."""
+    (tmp_path / "mooncake").mkdir()
+    (tmp_path / "mooncake" / "engine.so").symlink_to(engine)
+    info = tmp_path / f"mooncake_transfer_engine_non_cuda-{version}.dist-info"
+    info.mkdir()
+    (info / "WHEEL").write_text("Wheel-Version: 1.0\nTag: cp311-cp311-manylinux_2_35_x86_64\n")
+    return str(tmp_path / "mooncake" / "engine.so")
+
+
+def start_mooncake(mode="decode", env=None):
+    return start("--disaggregation-mode", mode, "--disaggregation-transfer-backend", "mooncake", env=env)
+
+
+def test_a_missing_mooncake_library_names_the_install_command():
+    result = start_mooncake(env={"PDSERVE_MOONCAKE_LIB": "/nonexistent/engine.so"})
+    assert result.returncode != 0
+    assert "PDSERVE_MOONCAKE_LIB=/nonexistent/engine.so: no such file" in result.stderr
+    assert "pip install --no-deps mooncake-transfer-engine-non-cuda==0.3.13.post1" in result.stderr
+
+
+def test_a_mooncake_engine_of_unknown_build_is_refused():
+    result = start_mooncake(env={"PDSERVE_MOONCAKE_LIB": LIBC})
+    assert result.returncode != 0
+    assert "cannot tell which Mooncake build" in result.stderr, result.stderr
+
+
+def test_another_mooncake_version_is_refused_by_version(tmp_path):
+    result = start_mooncake(env={"PDSERVE_MOONCAKE_LIB": fake_mooncake_site(tmp_path, "0.3.14")})
+    assert result.returncode != 0
+    assert "Mooncake 0.3.14 is installed" in result.stderr and "0.3.13.post1 only" in result.stderr, result.stderr
+
+
+def test_a_library_that_is_not_mooncake_is_refused_by_symbol(tmp_path):
+    result = start_mooncake(env={"PDSERVE_MOONCAKE_LIB": fake_mooncake_site(tmp_path, "0.3.13.post1")})
+    assert result.returncode != 0
+    assert "does not export _ZN8mooncake" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("variable, value, expected", [
+    ("SGLANG_MOONCAKE_CUSTOM_MEM_POOL", "NVLINK", "Mooncake's NVLINK pool needs the KV cache in GPU memory"),
+    ("SGLANG_MOONCAKE_CUSTOM_MEM_POOL", "INTRA_NODE_NVLINK", "Mooncake's INTRA_NODE_NVLINK pool needs"),
+    ("SGLANG_MOONCAKE_CUSTOM_MEM_POOL", "HBM", "SGLANG_MOONCAKE_CUSTOM_MEM_POOL"),
+    ("MC_FORCE_MNNVL", "1", "MC_FORCE_MNNVL=1: multi-node NVLink needs the KV cache in GPU memory"),
+])
+def test_gpu_only_mooncake_settings_are_refused(variable, value, expected):
+    result = start_mooncake(mode="prefill", env={variable: value})
+    assert result.returncode != 0
+    assert expected in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("name", ["ascend", "mori"])
 def test_engines_this_build_lacks_are_refused_by_name(name):
     result = start("--disaggregation-mode", "prefill", "--disaggregation-transfer-backend", name)
     assert result.returncode != 0

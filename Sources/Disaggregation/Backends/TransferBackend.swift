@@ -76,12 +76,16 @@ public enum TransferBackends {
         public var settings: DisaggregationEnvironment
         /// `--disaggregation-ib-device`, for the backends that drive RDMA devices.
         public var ibDevice: String?
-        public init(side: Side, storage: PagedKVStorage, layout: KVLayout, settings: DisaggregationEnvironment = .defaults, ibDevice: String? = nil) {
+        /// `--host`: where engines that name their own endpoint (mooncake) say peers reach them.
+        public var host: String
+        public init(side: Side, storage: PagedKVStorage, layout: KVLayout, settings: DisaggregationEnvironment = .defaults,
+                    ibDevice: String? = nil, host: String = "127.0.0.1") {
             self.side = side
             self.storage = storage
             self.layout = layout
             self.settings = settings
             self.ibDevice = ibDevice
+            self.host = host
         }
     }
 
@@ -91,6 +95,7 @@ public enum TransferBackends {
         "shm": { try SharedMemoryTransferBackend(context: $0) },
         "fake": { _ in FakeTransferBackend() },
         "nixl": { try NIXLTransferBackend(context: $0) },
+        "mooncake": { try MooncakeTransferBackend(context: $0) },
     ]
 
     public static var names: [String] { all.keys.sorted() }
@@ -99,7 +104,7 @@ public enum TransferBackends {
     public static func check(_ name: String) throws {
         guard all[name.lowercased()] == nil else { return }
         let known = names.joined(separator: ", ")
-        if ["mooncake", "ascend", "mori"].contains(name.lowercased()) {
+        if ["ascend", "mori"].contains(name.lowercased()) {
             throw ConfigurationError("--disaggregation-transfer-backend \(name): this backend is not built yet; use \(known)")
         }
         throw ConfigurationError("--disaggregation-transfer-backend \(name): unknown backend; use \(known)")

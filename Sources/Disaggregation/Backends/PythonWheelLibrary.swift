@@ -13,7 +13,7 @@ enum PythonWheelLibrary {
                      environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
         if let explicit = environment[variable], !explicit.isEmpty {
             guard FileManager.default.fileExists(atPath: explicit) else {
-                throw ConfigurationError("\(variable)=\(explicit): no such file")
+                throw ConfigurationError("\(variable)=\(explicit): no such file; install the engine with `\(install)` or unset \(variable)")
             }
             return explicit
         }
