@@ -9,31 +9,19 @@ Needs numpy and `pip install --no-deps nixl-cu12==1.5.1` in the Python that
 runs it; set UCX_NET_DEVICES=lo to keep UCX on loopback.
 Usage: python bench/nixl_python_bench.py --output-file F [--pages 1 4 ...] [--repeats N]
 """
-import argparse
-import json
-import time
-
 import numpy as np
 from nixl_cu12._api import nixl_agent, nixl_agent_config
 
+from python_api_bench import measure, parse_args
+
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--pages", type=int, nargs="+", default=[1, 4, 16, 64, 256, 1024])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--layers", type=int, default=8)
-    parser.add_argument("--page-size", type=int, default=16)
-    parser.add_argument("--width", type=int, default=256)
-    parser.add_argument("--output-file", required=True)
-    args = parser.parse_args()
-
-    page_bytes = args.page_size * args.width * 4
-    buffers = 2 * args.layers
-    capacity = max(args.pages) * page_bytes
+    args = parse_args()
+    page_bytes, capacity = args.page_bytes, args.capacity
     config = nixl_agent_config(enable_prog_thread=False, backends=["UCX"])
     sender, receiver = nixl_agent("py-sender", config), nixl_agent("py-receiver", config)
-    source = [np.ones(capacity, dtype=np.uint8) for _ in range(buffers)]
-    target = [np.zeros(capacity, dtype=np.uint8) for _ in range(buffers)]
+    source = [np.ones(capacity, dtype=np.uint8) for _ in range(args.buffers)]
+    target = [np.zeros(capacity, dtype=np.uint8) for _ in range(args.buffers)]
     sender.register_memory(sender.get_reg_descs([(b.ctypes.data, capacity, 0, "") for b in source], "DRAM"))
     receiver.register_memory(receiver.get_reg_descs([(b.ctypes.data, capacity, 0, "") for b in target], "DRAM"))
     remote = sender.add_remote_agent(receiver.get_agent_metadata())
@@ -52,22 +40,7 @@ def main():
             raise RuntimeError(f"NIXL write failed: {state}")
         sender.release_xfer_handle(handle)
 
-    rows = []
-    for pages in args.pages:
-        size = pages * page_bytes * buffers
-        inner = max(1, (64 << 20) // size)
-        write(pages)  # warm-up (wire-up on the first)
-        rates = []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            for _ in range(inner):
-                write(pages)
-            rates.append(size * inner / (time.perf_counter() - start) / 1e9)
-        rates.sort()
-        rows.append({"pages": pages, "bytes": size, "nixlPythonGBps": rates[len(rates) // 2]})
-        print(f"  {pages} pages: NIXL Python API {rows[-1]['nixlPythonGBps']:.2f} GB/s", flush=True)
-    with open(args.output_file, "w") as f:
-        json.dump(rows, f, indent=2)
+    measure(args, write, "nixlPythonGBps", "NIXL Python API")
 
 
 if __name__ == "__main__":
