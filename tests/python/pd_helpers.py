@@ -1,6 +1,7 @@
 """Starting PD pairs (prefill + decode `pdserve serve` processes) and
 sending a request to both halves the way a PD router does."""
 import random
+import signal
 import socket
 import threading
 
@@ -26,8 +27,9 @@ class PDPair:
         common = ["--model-path", str(FIXTURES / model), "--disaggregation-transfer-backend", backend]
         self.prefill = Server(*common, "--disaggregation-mode", "prefill",
                               "--disaggregation-bootstrap-port", str(self.bootstrap_port), *prefill_args, env=env)
+        self._decode_command, self._env = (*common, "--disaggregation-mode", "decode", *decode_args), env
         try:
-            self.decode = Server(*common, "--disaggregation-mode", "decode", *decode_args, env=env)
+            self.decode = Server(*self._decode_command, env=env)
         except Exception:
             self.prefill.stop()
             raise
@@ -55,6 +57,11 @@ class PDPair:
     def assert_pools_whole(self):
         self.prefill.assert_pool_whole()
         self.decode.assert_pool_whole()
+
+    def restart_decode(self):
+        """Kills the decode instance and starts a new one with the same flags (a new pool, a new port)."""
+        self.decode.stop(signal.SIGKILL)
+        self.decode = Server(*self._decode_command, env=self._env)
 
     def stop(self):
         self.prefill.stop()

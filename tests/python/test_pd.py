@@ -369,6 +369,24 @@ def test_decode_killed_mid_transfer(backend):
         pd.stop()
 
 
+@pytest.mark.parametrize("backend", TRANSFER_BACKENDS)
+def test_a_restarted_decode_gets_a_fresh_handshake(backend, unified):
+    """A decode killed and started again (a new pool, a new engine endpoint)
+    meets the same prefill with a new handshake: its KV lands in the new pool,
+    and nothing the prefill kept for the dead one leaks."""
+    pd = PDPair(MODEL, backend=backend, env=SHORT_TIMEOUTS)
+    try:
+        for prompt in reference(MODEL)["prompts"][3:5]:
+            expected = unified.post("/generate", greedy_body(prompt)).json()["output_ids"]
+            decode, prefill = pd.post("/generate", pd.bootstrap(greedy_body(prompt)))
+            assert decode.status_code == 200 and prefill.status_code == 200, decode.text
+            assert decode.json()["output_ids"] == expected
+            pd.restart_decode()
+        pd.assert_pools_whole()
+    finally:
+        pd.stop()
+
+
 def _swallow(call):
     try:
         return call()
