@@ -1,8 +1,12 @@
-// Mooncake's transfer engine through the C++ methods its PyPI wheel exports
-// (mooncake-transfer-engine-non-cuda 0.3.13.post1; the Swift side checks the
-// installed version before loading). The types below are this shim's own
-// declarations of that build's ABI, read from the wheel's debug info; a
-// wheel whose layout differs is refused by version, not discovered by a crash.
+// Mooncake's transfer engine, bound two ways behind one C face:
+//  - the C++ methods its PyPI wheel exports (mooncake-transfer-engine-non-cuda
+//    0.3.13.post1; the Swift side checks the installed version before
+//    loading). The types below are this shim's own declarations of that
+//    build's ABI, read from the wheel's debug info; a wheel whose layout
+//    differs is refused by version, not discovered by a crash.
+//  - Mooncake's own C API (transfer_engine_c.h) of a source-built
+//    libtransfer_engine.so, chosen when the library exports
+//    createTransferEngine; its structs have been stable since 2024-11.
 #include "MooncakeShim.h"
 
 #include <dlfcn.h>
@@ -85,7 +89,36 @@ struct Methods {
     Status (*free_batch)(void *self, uint64_t batch);
 };
 
+// Mooncake's C API (transfer_engine_c.h), our own declarations.
+struct CTransferRequest {
+    int opcode;
+    void *source;
+    int32_t target_id;
+    uint64_t target_offset;
+    uint64_t length;
+};
+struct CTransferStatus {
+    int status;
+    uint64_t transferred_bytes;
+};
+struct CFunctions {
+    void *(*create)(const char *metadata, const char *local_server_name, const char *ip_or_host_name, uint64_t rpc_port,
+                    int auto_discover);
+    int (*local_ip_and_port)(void *engine, char *out, size_t capacity);
+    int (*register_memory)(void *engine, void *address, size_t length, const char *location, int remote_accessible);
+    int (*unregister_memory)(void *engine, void *address);
+    int32_t (*open_segment)(void *engine, const char *name);
+    int (*close_segment)(void *engine, int32_t segment);
+    uint64_t (*allocate_batch)(void *engine, size_t size);
+    int (*submit)(void *engine, uint64_t batch, CTransferRequest *requests, size_t count);
+    int (*task_status)(void *engine, uint64_t batch, size_t task, CTransferStatus *status);
+    int (*free_batch)(void *engine, uint64_t batch);
+    void (*destroy)(void *engine);
+};
+
 Methods methods;
+CFunctions c_api;
+bool uses_c_api = false;
 std::mutex load_lock;
 void *engine_library = nullptr;
 
@@ -117,7 +150,8 @@ Strings split(const char *list) {
 }  // namespace
 
 struct pds_mooncake {
-    alignas(16) unsigned char engine[ENGINE_BYTES];
+    alignas(16) unsigned char engine[ENGINE_BYTES];  // the wheel's TransferEngine, constructed in place
+    void *c_engine = nullptr;                        // or the C API's handle
     std::string session;
     void *registered = nullptr;
 };
@@ -154,26 +188,42 @@ extern "C" int pds_mooncake_load(const char *engine_path, const char *python_lib
         }
         memcpy(&field, &found, sizeof found);
     };
-    resolve(methods.construct, "_ZN8mooncake14TransferEngineC1Eb");
-    resolve(methods.construct_filtered,
-            "_ZN8mooncake14TransferEngineC1EbRKSt6vectorINSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEESaIS7_EE");
-    resolve(methods.destruct, "_ZN8mooncake14TransferEngineD1Ev");
-    resolve(methods.init,
-            "_ZN8mooncake14TransferEngine4initERKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEES8_S8_m");
-    resolve(methods.rpc_port, "_ZN8mooncake14TransferEngine10getRpcPortEv");
-    resolve(methods.register_memory,
-            "_ZN8mooncake14TransferEngine19registerLocalMemoryEPvmRKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEEbb");
-    resolve(methods.unregister_memory, "_ZN8mooncake14TransferEngine21unregisterLocalMemoryEPvb");
-    resolve(methods.open_segment,
-            "_ZN8mooncake14TransferEngine11openSegmentERKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE");
-    resolve(methods.close_segment, "_ZN8mooncake14TransferEngine12closeSegmentEm");
-    resolve(methods.allocate_batch, "_ZN8mooncake14TransferEngine15allocateBatchIDEm");
-    resolve(methods.submit, "_ZN8mooncake14TransferEngine14submitTransferEmRKSt6vectorINS_9Transport15TransferRequestESaIS3_EE");
-    resolve(methods.task_status, "_ZN8mooncake14TransferEngine17getTransferStatusEmmRNS_9Transport14TransferStatusE");
-    resolve(methods.batch_status, "_ZN8mooncake14TransferEngine22getBatchTransferStatusEmRNS_9Transport14TransferStatusE");
-    resolve(methods.free_batch, "_ZN8mooncake14TransferEngine11freeBatchIDEm");
+    uses_c_api = dlsym(handle, "createTransferEngine") != nullptr;
+    if (uses_c_api) {
+        resolve(c_api.create, "createTransferEngine");
+        resolve(c_api.local_ip_and_port, "getLocalIpAndPort");
+        resolve(c_api.register_memory, "registerLocalMemory");
+        resolve(c_api.unregister_memory, "unregisterLocalMemory");
+        resolve(c_api.open_segment, "openSegment");
+        resolve(c_api.close_segment, "closeSegment");
+        resolve(c_api.allocate_batch, "allocateBatchID");
+        resolve(c_api.submit, "submitTransfer");
+        resolve(c_api.task_status, "getTransferStatus");
+        resolve(c_api.free_batch, "freeBatchID");
+        resolve(c_api.destroy, "destroyTransferEngine");
+    } else {
+        resolve(methods.construct, "_ZN8mooncake14TransferEngineC1Eb");
+        resolve(methods.construct_filtered,
+                "_ZN8mooncake14TransferEngineC1EbRKSt6vectorINSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEESaIS7_EE");
+        resolve(methods.destruct, "_ZN8mooncake14TransferEngineD1Ev");
+        resolve(methods.init,
+                "_ZN8mooncake14TransferEngine4initERKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEES8_S8_m");
+        resolve(methods.rpc_port, "_ZN8mooncake14TransferEngine10getRpcPortEv");
+        resolve(methods.register_memory,
+                "_ZN8mooncake14TransferEngine19registerLocalMemoryEPvmRKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEEbb");
+        resolve(methods.unregister_memory, "_ZN8mooncake14TransferEngine21unregisterLocalMemoryEPvb");
+        resolve(methods.open_segment,
+                "_ZN8mooncake14TransferEngine11openSegmentERKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE");
+        resolve(methods.close_segment, "_ZN8mooncake14TransferEngine12closeSegmentEm");
+        resolve(methods.allocate_batch, "_ZN8mooncake14TransferEngine15allocateBatchIDEm");
+        resolve(methods.submit, "_ZN8mooncake14TransferEngine14submitTransferEmRKSt6vectorINS_9Transport15TransferRequestESaIS3_EE");
+        resolve(methods.task_status, "_ZN8mooncake14TransferEngine17getTransferStatusEmmRNS_9Transport14TransferStatusE");
+        resolve(methods.batch_status, "_ZN8mooncake14TransferEngine22getBatchTransferStatusEmRNS_9Transport14TransferStatusE");
+        resolve(methods.free_batch, "_ZN8mooncake14TransferEngine11freeBatchIDEm");
+    }
     if (!complete) {
         methods = Methods{};
+        c_api = CFunctions{};
         dlclose(handle);
         return -1;
     }
@@ -188,6 +238,24 @@ extern "C" pds_mooncake *pds_mooncake_open(const char *host, const char *devices
     }
     auto *engine = new (std::nothrow) pds_mooncake();
     if (!engine) return nullptr;
+    if (uses_c_api) {
+        // The C API takes no device filter: refuse one rather than ignore it.
+        if (!split(devices).empty()) {
+            say(error, error_capacity, "Mooncake's C API (libtransfer_engine.so) takes no RDMA device filter; unset --disaggregation-ib-device or use the wheel's engine.so");
+            delete engine;
+            return nullptr;
+        }
+        engine->c_engine = c_api.create("P2PHANDSHAKE", host, "", 0, 1);
+        char name[300] = {0};
+        if (!engine->c_engine || c_api.local_ip_and_port(engine->c_engine, name, sizeof name) != 0 || !strchr(name, ':')) {
+            say(error, error_capacity, "the Mooncake transfer engine did not start (createTransferEngine failed)");
+            if (engine->c_engine) c_api.destroy(engine->c_engine);
+            delete engine;
+            return nullptr;
+        }
+        engine->session = name;
+        return engine;
+    }
     // auto_discover: Mooncake installs RDMA over the devices it finds (or the
     // filter names), and TCP where there are none or MC_FORCE_TCP is set.
     Strings filter = split(devices);
@@ -213,6 +281,12 @@ extern "C" pds_mooncake *pds_mooncake_open(const char *host, const char *devices
 
 extern "C" void pds_mooncake_close(pds_mooncake *engine) {
     if (!engine) return;
+    if (engine->c_engine) {
+        if (engine->registered) c_api.unregister_memory(engine->c_engine, engine->registered);
+        c_api.destroy(engine->c_engine);
+        delete engine;
+        return;
+    }
     if (engine->registered) methods.unregister_memory(engine->engine, engine->registered, true);
     methods.destruct(engine->engine);
     delete engine;
@@ -225,7 +299,8 @@ extern "C" int pds_mooncake_session(pds_mooncake *engine, char *session, size_t 
 }
 
 extern "C" int pds_mooncake_register(pds_mooncake *engine, void *base, size_t length, char *error, size_t error_capacity) {
-    int status = methods.register_memory(engine->engine, base, length, "*", true, true);
+    int status = engine->c_engine ? c_api.register_memory(engine->c_engine, base, length, "*", 1)
+                                  : methods.register_memory(engine->engine, base, length, "*", true, true);
     if (status != 0) {
         say(error, error_capacity, "cannot register the KV pool with Mooncake (status " + std::to_string(status) + ")");
         return -1;
@@ -236,7 +311,8 @@ extern "C" int pds_mooncake_register(pds_mooncake *engine, void *base, size_t le
 
 extern "C" int pds_mooncake_open_segment(pds_mooncake *engine, const char *session, uint64_t *segment, char *error,
                                          size_t error_capacity) {
-    uint64_t handle = methods.open_segment(engine->engine, session);
+    uint64_t handle = engine->c_engine ? static_cast<uint64_t>(static_cast<int64_t>(c_api.open_segment(engine->c_engine, session)))
+                                       : methods.open_segment(engine->engine, session);
     // Failures come back as negative error codes in the unsigned handle.
     if (static_cast<int64_t>(handle) < 0) {
         say(error, error_capacity, std::string("Mooncake cannot open the peer's segment ") + session + " (status " +
@@ -248,7 +324,11 @@ extern "C" int pds_mooncake_open_segment(pds_mooncake *engine, const char *sessi
 }
 
 extern "C" void pds_mooncake_close_segment(pds_mooncake *engine, uint64_t segment) {
-    methods.close_segment(engine->engine, segment);
+    if (engine->c_engine) {
+        c_api.close_segment(engine->c_engine, static_cast<int32_t>(segment));
+    } else {
+        methods.close_segment(engine->engine, segment);
+    }
 }
 
 namespace {
@@ -269,10 +349,55 @@ template <typename Read> int32_t waitUntilSettled(Read read) {
 }
 }  // namespace
 
+namespace {
+// The C API's write: one batch, then every task polled until it settled (the
+// C API has no batch status), so nothing can land once this returns.
+int writeThroughCAPI(pds_mooncake *engine, uint64_t segment, const uint64_t *local_addresses,
+                     const uint64_t *remote_addresses, const uint64_t *lengths, size_t count, char *error,
+                     size_t error_capacity) {
+    std::vector<CTransferRequest> requests(count);
+    for (size_t i = 0; i < count; i++) {
+        requests[i] = CTransferRequest{OPCODE_WRITE, reinterpret_cast<void *>(local_addresses[i]),
+                                       static_cast<int32_t>(segment), remote_addresses[i], lengths[i]};
+    }
+    uint64_t batch = c_api.allocate_batch(engine->c_engine, count);
+    if (batch == INVALID_BATCH || batch == 0) {
+        say(error, error_capacity, "Mooncake could not allocate a transfer batch");
+        return -1;
+    }
+    if (c_api.submit(engine->c_engine, batch, requests.data(), count) != 0) {
+        say(error, error_capacity, "Mooncake refused the write");
+        c_api.free_batch(engine->c_engine, batch);
+        return -1;
+    }
+    int32_t failed = COMPLETED;
+    for (size_t task = 0; task < count; task++) {
+        int32_t state = waitUntilSettled([&] {
+            CTransferStatus status{};
+            return c_api.task_status(engine->c_engine, batch, task, &status) == 0 ? int32_t(status.status) : int32_t(-1);
+        });
+        if (state != COMPLETED && failed == COMPLETED) failed = state;
+    }
+    int freed = c_api.free_batch(engine->c_engine, batch);
+    if (failed != COMPLETED) {
+        say(error, error_capacity, "Mooncake write failed (task state " + std::to_string(failed) + ")");
+        return -1;
+    }
+    if (freed != 0) {
+        say(error, error_capacity, "Mooncake could not free a finished batch");
+        return -1;
+    }
+    return 0;
+}
+}  // namespace
+
 extern "C" int pds_mooncake_write(pds_mooncake *engine, uint64_t segment, const uint64_t *local_addresses,
                                   const uint64_t *remote_addresses, const uint64_t *lengths, size_t count, char *error,
                                   size_t error_capacity) {
     if (count == 0) return 0;
+    if (engine->c_engine) {
+        return writeThroughCAPI(engine, segment, local_addresses, remote_addresses, lengths, count, error, error_capacity);
+    }
     std::vector<TransferRequest> requests(count);
     for (size_t i = 0; i < count; i++) {
         requests[i] = TransferRequest{OPCODE_WRITE, reinterpret_cast<void *>(local_addresses[i]), static_cast<int64_t>(segment),

@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, FIXTURES, TRANSFER_BACKENDS
+from conftest import BIN, FIXTURES, TRANSFER_BACKENDS, Server, reference
+from pd_helpers import PDPair
 
 COMMON = ["serve", "--port", "0", "--model-path", str(FIXTURES / "qwen2-fp32"), "--max-total-tokens", "4096"]
 
@@ -97,3 +98,34 @@ def test_engines_this_build_lacks_are_refused_by_name(name):
     result = start("--disaggregation-mode", "prefill", "--disaggregation-transfer-backend", name)
     assert result.returncode != 0
     assert f"--disaggregation-transfer-backend {name}: this backend is not built yet" in result.stderr
+
+
+# Mooncake's own C API needs a source build of Mooncake (no wheel ships it);
+# point PDSERVE_TEST_MOONCAKE_C_API at the libtransfer_engine.so it made.
+MOONCAKE_C_API = os.environ.get("PDSERVE_TEST_MOONCAKE_C_API")
+needs_mooncake_c_api = pytest.mark.skipif(not MOONCAKE_C_API, reason="set PDSERVE_TEST_MOONCAKE_C_API to a source-built libtransfer_engine.so")
+
+
+@needs_mooncake_c_api
+def test_mooncake_through_its_own_c_api_decodes_like_unified():
+    env = {"PDSERVE_MOONCAKE_LIB": MOONCAKE_C_API}
+    body = lambda prompt: {"input_ids": prompt, "sampling_params": {"max_new_tokens": 12, "temperature": 0, "ignore_eos": True}}
+    unified = Server("--model-path", str(FIXTURES / "qwen2-fp32"))
+    pd = PDPair("qwen2-fp32", backend="mooncake", env=env)
+    try:
+        for prompt in reference("qwen2-fp32")["prompts"][:6]:
+            decode, prefill = pd.post("/generate", pd.bootstrap(body(prompt)))
+            assert decode.status_code == 200 and prefill.status_code == 200, decode.text
+            assert decode.json()["output_ids"] == unified.post("/generate", body(prompt)).json()["output_ids"]
+        pd.assert_pools_whole()
+    finally:
+        pd.stop()
+        unified.stop()
+
+
+@needs_mooncake_c_api
+def test_mooncake_c_api_refuses_a_device_filter_it_cannot_apply():
+    result = start("--disaggregation-mode", "decode", "--disaggregation-transfer-backend", "mooncake",
+                   "--disaggregation-ib-device", "mlx5_0", env={"PDSERVE_MOONCAKE_LIB": MOONCAKE_C_API})
+    assert result.returncode != 0
+    assert "takes no RDMA device filter" in result.stderr, result.stderr

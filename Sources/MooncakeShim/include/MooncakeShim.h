@@ -1,9 +1,10 @@
-// A small C face over Mooncake's transfer engine, shaped like Mooncake's own
-// transfer_engine_c.h (create an engine, register memory, open a segment,
-// batch write and wait for its status), loaded at run time with dlopen so
-// PDServe builds and runs without Mooncake. The PyPI wheel ships no C API,
-// only the C++ methods of mooncake::TransferEngine: this shim calls those,
-// with the ABI of one pinned wheel build, every symbol resolved at load.
+// A small C face over Mooncake's transfer engine (create an engine, register
+// memory, open a segment, batch write and wait for its status), loaded at
+// run time with dlopen so PDServe builds and runs without Mooncake. Behind
+// it: either the C++ methods of mooncake::TransferEngine that the PyPI
+// wheel exports (it ships no C API; the ABI of one pinned wheel build, every
+// symbol resolved at load), or Mooncake's own C API (transfer_engine_c.h)
+// of a source-built libtransfer_engine.so.
 #ifndef PDSERVE_MOONCAKE_SHIM_H
 #define PDSERVE_MOONCAKE_SHIM_H
 
@@ -17,7 +18,8 @@ extern "C" {
 /// One transfer engine in P2P-handshake mode with its registered memory.
 typedef struct pds_mooncake pds_mooncake;
 
-/// Loads `engine_path` (the wheel's mooncake/engine.so) once per process,
+/// Loads `engine_path` (the wheel's mooncake/engine.so, or a
+/// libtransfer_engine.so that exports createTransferEngine) once per process,
 /// after `python_library` (a libpython, loaded globally only so the
 /// extension's CPython symbols resolve: nothing in it is called; NULL to
 /// skip), and resolves every method the shim calls. 0 on success.
@@ -26,7 +28,8 @@ int pds_mooncake_load(const char *engine_path, const char *python_library, char 
 /// An engine whose segment other engines reach at `host` (an address or
 /// name, no port; Mooncake picks its RPC port and listens on every
 /// interface). `devices`: a comma-separated RDMA device filter, or NULL for
-/// every device; with no RDMA device, or MC_FORCE_TCP set, Mooncake uses TCP.
+/// every device (the C API takes none: a filter is refused there); with no
+/// RDMA device, or MC_FORCE_TCP set, Mooncake uses TCP.
 pds_mooncake *pds_mooncake_open(const char *host, const char *devices, char *error, size_t error_capacity);
 void pds_mooncake_close(pds_mooncake *engine);
 

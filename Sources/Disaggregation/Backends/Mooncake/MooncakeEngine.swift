@@ -13,7 +13,8 @@ final class MooncakeEngine: @unchecked Sendable {
     /// peers reach at `host`; `devices` filters the RDMA devices it uses.
     init(library: MooncakeLibrary, host: String, devices: String?) throws {
         if let failure = failure(of: { pds_mooncake_load(library.engine, library.python, $0, $1) }) {
-            throw ConfigurationError("Mooncake: \(failure) (it needs Debian's \(MooncakeLibrary.debianPackages) and \(library.python))")
+            let python = library.python.map { " and \($0)" } ?? ""
+            throw ConfigurationError("Mooncake: \(failure) (it needs Debian's \(MooncakeLibrary.debianPackages)\(python))")
         }
         var error = [CChar](repeating: 0, count: 512)
         guard let opened = pds_mooncake_open(host, devices, &error, error.count) else {

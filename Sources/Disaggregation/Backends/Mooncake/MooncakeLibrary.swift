@@ -1,14 +1,15 @@
 import Foundation
 
 /// Where Mooncake's engine is and what it needs loaded first. PDServe binds
-/// the C++ methods that the PyPI wheel's `mooncake/engine.so` exports, whose
-/// ABI (struct layouts, mangled names) is one build's: the installed
-/// version is checked against the pin before anything is loaded.
+/// either the C++ methods that the PyPI wheel's `mooncake/engine.so`
+/// exports, whose ABI (struct layouts, mangled names) is one build's — the
+/// installed version is checked against the pin before anything is loaded —
+/// or Mooncake's own C API in a source-built `libtransfer_engine.so`.
 struct MooncakeLibrary: Equatable {
-    /// The extension module that holds `mooncake::TransferEngine`.
+    /// The wheel's extension module, or a `libtransfer_engine.so`.
     var engine: String
-    /// A libpython for the extension's CPython symbols (loaded, never initialised or called).
-    var python: String
+    /// For the wheel: a libpython for the extension's CPython symbols (loaded, never initialised or called).
+    var python: String?
 
     static let pinnedVersion = "0.3.13.post1"
     static let installCommand = "pip install --no-deps mooncake-transfer-engine-non-cuda==\(pinnedVersion)"
@@ -16,14 +17,24 @@ struct MooncakeLibrary: Equatable {
     static let distributions = ["mooncake_transfer_engine_non_cuda", "mooncake_transfer_engine"]
     static let debianPackages = "libibverbs1 libnuma1 libcurl4"
 
-    /// `PDSERVE_MOONCAKE_LIB` (a wheel's engine.so), else the wheel in the
-    /// active or project virtualenv, PYTHONPATH, the python3 on PATH, the system.
+    /// `PDSERVE_MOONCAKE_LIB` (a wheel's engine.so or a source-built
+    /// libtransfer_engine.so), else the wheel in the active or project
+    /// virtualenv, PYTHONPATH, the python3 on PATH, the system.
     static func find(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> MooncakeLibrary {
         let engine = try PythonWheelLibrary.find(file: "engine.so", folders: ["mooncake"], override: "PDSERVE_MOONCAKE_LIB",
                                                  install: installCommand, environment: environment)
+        if isSourceBuiltCAPI(engine) {
+            // Mooncake's C API: plain C functions and structs, no Python, no pinned build.
+            return MooncakeLibrary(engine: engine, python: nil)
+        }
         let site = URL(fileURLWithPath: engine).deletingLastPathComponent().deletingLastPathComponent().path
         let pythonVersion = try checkVersion(site: site, engine: engine)
         return MooncakeLibrary(engine: engine, python: pythonLibrary(version: pythonVersion, site: site))
+    }
+
+    /// Mooncake's CMake build names its C API library libtransfer_engine.so.
+    static func isSourceBuiltCAPI(_ path: String) -> Bool {
+        URL(fileURLWithPath: path).lastPathComponent.hasPrefix("libtransfer_engine.so")
     }
 
     /// Refuses any build but the pinned one; returns the CPython version the wheel was built for ("3.11").
