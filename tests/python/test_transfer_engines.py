@@ -129,3 +129,27 @@ def test_mooncake_c_api_refuses_a_device_filter_it_cannot_apply():
                    "--disaggregation-ib-device", "mlx5_0", env={"PDSERVE_MOONCAKE_LIB": MOONCAKE_C_API})
     assert result.returncode != 0
     assert "takes no RDMA device filter" in result.stderr, result.stderr
+
+
+@pytest.mark.skipif("nixl" not in TRANSFER_BACKENDS, reason="the nixl-cu12 wheel is not installed")
+def test_nixl_on_a_specific_host_listens_only_there():
+    """UCX listens on every interface unless told; a decode on --host 127.0.0.1 keeps UCX on loopback too."""
+    if "UCX_NET_DEVICES" in os.environ:
+        pytest.skip("UCX_NET_DEVICES is set for this run")
+    server = Server("--model-path", str(FIXTURES / "qwen2-fp32"), "--host", "127.0.0.1",
+                    "--disaggregation-mode", "decode", "--disaggregation-transfer-backend", "nixl")
+    try:
+        listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout.splitlines()
+        mine = [line.split()[3] for line in listening if f"pid={server.proc.pid}," in line]
+        assert len(mine) >= 2, listening  # HTTP and UCX at least
+        assert all(address.startswith("127.0.0.1:") for address in mine), mine
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif("nixl" not in TRANSFER_BACKENDS, reason="the nixl-cu12 wheel is not installed")
+def test_nixl_refuses_an_rdma_device_it_does_not_have():
+    result = start("--disaggregation-mode", "decode", "--disaggregation-transfer-backend", "nixl",
+                   "--disaggregation-ib-device", "mlx5_97")
+    assert result.returncode != 0
+    assert "--disaggregation-ib-device mlx5_97: UCX has no such RDMA device here" in result.stderr, result.stderr

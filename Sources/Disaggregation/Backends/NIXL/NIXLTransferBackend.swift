@@ -8,7 +8,8 @@ import Kernels
 /// chunk written only after NIXL reported the write complete — with UCX that
 /// means the bytes are in the decode's memory. The plugin comes from
 /// `PDSERVE_DISAGGREGATION_NIXL_BACKEND` (UCX by default);
-/// `--disaggregation-ib-device` becomes UCX's `ucx_devices`.
+/// `--disaggregation-ib-device` becomes the UCX plugin's `device_list`;
+/// without it, a specific `--host` limits UCX to that host's interface.
 final class NIXLTransferBackend: TransferBackend, @unchecked Sendable {
     let name = "nixl"
     let movesNothing = false
@@ -27,10 +28,39 @@ final class NIXLTransferBackend: TransferBackend, @unchecked Sendable {
         let library = try PythonWheelLibrary.find(file: "libnixl_capi.so", folders: Self.wheelFolders, override: "PDSERVE_NIXL_LIB",
                                                   install: Self.installCommand)
         var parameters: [String: String] = [:]
-        if let devices = context.ibDevice, context.settings.nixlBackend == "UCX" { parameters["ucx_devices"] = devices }
-        agent = try NIXLAgent(library: library, plugin: context.settings.nixlBackend, parameters: parameters)
+        if context.settings.nixlBackend == "UCX" {
+            if let devices = context.ibDevice {
+                parameters["device_list"] = Self.deviceList(devices)
+            } else if let interface = Self.interfaceOfHost(context: context) {
+                // Read by UCX when the agent's worker starts; left alone if the user set it.
+                setenv("UCX_NET_DEVICES", interface, 0)
+            }
+        }
+        do {
+            agent = try NIXLAgent(library: library, plugin: context.settings.nixlBackend, parameters: parameters)
+        } catch let error as ConfigurationError where context.ibDevice != nil {
+            throw ConfigurationError("\(error.description); --disaggregation-ib-device \(context.ibDevice!): UCX has no such RDMA device here")
+        }
         try agent.register(storage.keys(layer: 0), length: storage.totalBytes)
         if context.side == .decode { startProgress() }
+    }
+
+    /// `--disaggregation-ib-device` as NIXL's UCX plugin reads `device_list`:
+    /// RDMA device names separated by ", " (it turns each into UCX's
+    /// "name:1" port form for UCX_NET_DEVICES).
+    static func deviceList(_ devices: String) -> String {
+        devices.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: ", ")
+    }
+
+    /// The interface that holds a specific `--host`, for UCX_NET_DEVICES, so
+    /// UCX listens and connects where the instance was told to (on every
+    /// interface otherwise); nil for a wildcard host, or when the user set
+    /// UCX_NET_DEVICES. (`device_list` cannot carry it: NIXL adds an RDMA
+    /// port to every name, which no network interface matches.)
+    static func interfaceOfHost(context: TransferBackends.Context,
+                                environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        guard environment["UCX_NET_DEVICES"] == nil, !AdvertisedAddress.isWildcard(context.host) else { return nil }
+        return LocalInterfaces.name(holding: context.host)
     }
 
     private let progressState = NSLock()
