@@ -26,8 +26,9 @@ public struct TransferBenchmark {
         public var socketGBps: Double
         public var tcpGBps: Double
         public var shmGBps: Double
-        /// nil when NIXL (Mooncake) is not installed.
+        /// nil when NIXL is not installed.
         public var nixlGBps: Double?
+        /// nil when Mooncake is not installed.
         public var mooncakeGBps: Double?
         public var tcpVsSocket: Double { tcpGBps / socketGBps }
         public var shmVsMemcpy: Double { shmGBps / memcpyGBps }

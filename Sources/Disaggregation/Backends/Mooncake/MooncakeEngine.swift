@@ -12,7 +12,7 @@ final class MooncakeEngine: @unchecked Sendable {
     /// Loads Mooncake (once per process) and starts an engine whose segment
     /// peers reach at `host`; `devices` filters the RDMA devices it uses.
     init(library: MooncakeLibrary, host: String, devices: String?) throws {
-        if let failure = failure(of: { pds_mooncake_load(library.engine, library.python, $0, $1) }) {
+        if let failure = shimFailure(of: { pds_mooncake_load(library.engine, library.python, $0, $1) }) {
             let python = library.python.map { " and \($0)" } ?? ""
             throw ConfigurationError("Mooncake: \(failure) (it needs Debian's \(MooncakeLibrary.debianPackages)\(python))")
         }
@@ -29,13 +29,13 @@ final class MooncakeEngine: @unchecked Sendable {
     deinit { pds_mooncake_close(handle) }
 
     func register(_ base: UnsafeMutableRawPointer, length: Int) throws {
-        if let failure = failure(of: { pds_mooncake_register(handle, base, length, $0, $1) }) { throw ConfigurationError("Mooncake: \(failure)") }
+        if let failure = shimFailure(of: { pds_mooncake_register(handle, base, length, $0, $1) }) { throw ConfigurationError("Mooncake: \(failure)") }
     }
 
     /// Opens a peer's segment (a handshake with its engine).
     func openSegment(_ session: String) throws -> UInt64 {
         var segment: UInt64 = 0
-        if let failure = failure(of: { pds_mooncake_open_segment(handle, session, &segment, $0, $1) }) { throw TransferError(failure) }
+        if let failure = shimFailure(of: { pds_mooncake_open_segment(handle, session, &segment, $0, $1) }) { throw TransferError(failure) }
         return segment
     }
 
@@ -44,15 +44,8 @@ final class MooncakeEngine: @unchecked Sendable {
     /// WRITEs the ranges into the segment's registered memory as one batch;
     /// returns once none of it can still land.
     func write(segment: UInt64, local: [UInt64], remote: [UInt64], lengths: [UInt64]) throws {
-        if let failure = failure(of: { pds_mooncake_write(handle, segment, local, remote, lengths, local.count, $0, $1) }) {
+        if let failure = shimFailure(of: { pds_mooncake_write(handle, segment, local, remote, lengths, local.count, $0, $1) }) {
             throw TransferError(failure)
         }
     }
-}
-
-/// The shim's error text when `call` fails; nil when it succeeded.
-private func failure(of call: (UnsafeMutablePointer<CChar>, Int) -> Int32) -> String? {
-    var error = [CChar](repeating: 0, count: 512)
-    let status = error.withUnsafeMutableBufferPointer { call($0.baseAddress!, $0.count) }
-    return status == 0 ? nil : text(error)
 }

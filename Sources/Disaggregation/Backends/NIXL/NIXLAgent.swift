@@ -64,9 +64,7 @@ final class NIXLAgent: @unchecked Sendable {
     }
 
     private static func check(_ call: (UnsafeMutablePointer<CChar>, Int) -> Int32) throws {
-        var error = [CChar](repeating: 0, count: 512)
-        let status = error.withUnsafeMutableBufferPointer { call($0.baseAddress!, $0.count) }
-        if status != 0 { throw TransferError("NIXL: \(text(error))") }
+        if let failure = shimFailure(of: call) { throw TransferError("NIXL: \(failure)") }
     }
 }
 
@@ -76,9 +74,4 @@ private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeP
     defer { copies.forEach { free($0) } }
     let pointers = copies.map { UnsafePointer($0) }
     return pointers.withUnsafeBufferPointer { body($0.baseAddress) }
-}
-
-/// The text of a NUL-terminated C buffer.
-func text(_ buffer: [CChar]) -> String {
-    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
