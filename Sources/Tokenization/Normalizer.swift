@@ -56,16 +56,15 @@ indirect enum Normalizer: @unchecked Sendable {
 
     func normalize(_ text: String) -> String {
         switch self {
-        case .nfc: return text.precomposedStringWithCanonicalMapping
-        case .nfd: return text.decomposedStringWithCanonicalMapping
-        case .nfkc: return text.precomposedStringWithCompatibilityMapping
-        case .nfkd: return text.decomposedStringWithCompatibilityMapping
+        case .nfc: return UnicodeNormalization.normalize(text, .nfc)
+        case .nfd: return UnicodeNormalization.normalize(text, .nfd)
+        case .nfkc: return UnicodeNormalization.normalize(text, .nfkc)
+        case .nfkd: return UnicodeNormalization.normalize(text, .nfkd)
         case .lowercase: return text.lowercased()
         case .byteLevel: return ByteLevelMapping.encode(text)
         case .stripAccents:
-            var out = String.UnicodeScalarView()
-            for s in text.unicodeScalars where s.properties.generalCategory != .nonspacingMark { out.append(s) }
-            return String(out)
+            // Every mark (Mn, Mc, Me) of Unicode 9.0, as the reference's `is_combining_mark`.
+            return UnicodeNormalization.removingMarks(text)
         case .strip(let left, let right):
             var scalars = Substring(text).unicodeScalars
             if left { while let f = scalars.first, f.properties.isWhitespace { scalars.removeFirst() } }
