@@ -33,14 +33,16 @@ let package = Package(
         .target(name: "NIXLShim", cSettings: [.unsafeFlags(["-O2"])]),
         // Mooncake's transfer engine through the C++ methods its wheel exports, loaded with dlopen at run time.
         .target(name: "MooncakeShim", cxxSettings: [.unsafeFlags(["-O2", "-std=c++17"])]),
-        .target(name: "Tokenization", swiftSettings: fastMath),
+        // Byte-exact JSON: keys and strings exactly as sent (tokenizer files, request bodies).
+        .target(name: "ByteExactJSON"),
+        .target(name: "Tokenization", dependencies: ["ByteExactJSON"], swiftSettings: fastMath),
         .target(name: "ChatTemplates"),
         .target(name: "Models", dependencies: ["Kernels", "Tokenization"], swiftSettings: fastMath),
         .target(name: "Engine", dependencies: ["Models", "Kernels", "Tokenization"], swiftSettings: fastMath),
         .target(
             name: "Server",
             dependencies: [
-                "Engine", "Models", "Tokenization", "ChatTemplates",
+                "Engine", "Models", "Tokenization", "ChatTemplates", "ByteExactJSON",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -68,7 +70,7 @@ let package = Package(
         .target(
             name: "Router",
             dependencies: [
-                "Server",
+                "Server", "ByteExactJSON",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -87,7 +89,8 @@ let package = Package(
         // Helpers shared by test targets: fixture discovery and engine drivers.
         .target(name: "EngineTesting", dependencies: ["Engine", "Models", "Tokenization"], path: "Tests/EngineTesting"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: fastMath),
-        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"]),
+        .testTarget(name: "ByteExactJSONTests", dependencies: ["ByteExactJSON"]),
+        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ByteExactJSON"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "EngineTesting"], swiftSettings: fastMath),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "EngineTesting"], swiftSettings: fastMath),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"]),

@@ -1,3 +1,4 @@
+import ByteExactJSON
 import Foundation
 import Hummingbird
 import NIOCore
@@ -20,7 +21,7 @@ struct InferenceEndpoint: Sendable {
         let pd = core.configuration.pdDisaggregation
         // Plain mode only reads the body when a policy wants the prompt; PD mode always, to add fields.
         let object = pd || core.needsRoutingKey
-            ? (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [String: Any] : nil
+            ? JSONParser.foundationObject(from: Data(buffer.readableBytesView)) as? [String: Any] : nil
         let key = core.needsRoutingKey ? object.map(RoutingKey.of) ?? "" : ""
         if pd {
             // The bootstrap fields go into the body, so it must be a JSON object here.

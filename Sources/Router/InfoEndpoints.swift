@@ -1,3 +1,4 @@
+import ByteExactJSON
 import Foundation
 import Hummingbird
 import NIOCore
@@ -70,7 +71,7 @@ struct InfoEndpoints: Sendable {
         if request.method == .post {
             let buffer = try await request.body.collect(upTo: 1 << 20)
             if buffer.readableBytes > 0 {
-                guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) else {
+                guard let object = JSONParser.foundationObject(from: Data(buffer.readableBytesView)) else {
                     throw APIError.invalid("The request body is not valid JSON.")
                 }
                 body = object

@@ -1,3 +1,4 @@
+import ByteExactJSON
 import Foundation
 
 /// Prompt logprobs in PD mode: the prefill computed the prompt, so its
@@ -11,7 +12,7 @@ enum LogprobMerger {
     /// (object or list) or an SSE stream (the last event of each index wins:
     /// stream events are cumulative).
     static func prefillLogprobs(from body: Data) -> [Int: [Any]] {
-        if let json = try? JSONSerialization.jsonObject(with: body) {
+        if let json = JSONParser.foundationObject(from: body) {
             return collect(json)
         }
         var out: [Int: [Any]] = [:]
@@ -19,7 +20,7 @@ enum LogprobMerger {
         var events = splitter.append(.init(bytes: body))
         if let rest = splitter.finish() { events.append(rest) }
         for event in events {
-            guard let data = SSEEventSplitter.data(of: event), let json = try? JSONSerialization.jsonObject(with: Data(data.utf8)) else { continue }
+            guard let data = SSEEventSplitter.data(of: event), let json = JSONParser.foundationObject(from: Data(data.utf8)) else { continue }
             out.merge(collect(json)) { _, new in new }
         }
         return out

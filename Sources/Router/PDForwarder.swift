@@ -1,3 +1,4 @@
+import ByteExactJSON
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
@@ -170,7 +171,7 @@ struct PDForwarder: Sendable {
     /// One event with the prefill's logprobs merged in, if its item still needs them.
     private static func rewrite(_ event: String, pending: inout [Int: [Any]]) -> String {
         guard let data = SSEEventSplitter.data(of: event),
-              let object = (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] else { return event }
+              let object = JSONParser.foundationObject(from: Data(data.utf8)) as? [String: Any] else { return event }
         let index = (object["index"] as? Int) ?? 0
         guard let merged = LogprobMerger.merge(object, index: index, prefill: pending) else { return event }
         pending[index] = nil

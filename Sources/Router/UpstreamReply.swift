@@ -1,3 +1,4 @@
+import ByteExactJSON
 import Foundation
 import NIOCore
 
@@ -12,7 +13,7 @@ struct UpstreamReply: Sendable {
 
     /// The body parsed as JSON, if it is JSON.
     var json: Any? {
-        try? JSONSerialization.jsonObject(with: Data(body.readableBytesView), options: [.fragmentsAllowed])
+        JSONParser.foundationObject(from: Data(body.readableBytesView))
     }
 
     var text: String { String(buffer: body) }

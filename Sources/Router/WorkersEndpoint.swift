@@ -1,3 +1,4 @@
+import ByteExactJSON
 import Foundation
 import Hummingbird
 import NIOCore
@@ -65,7 +66,7 @@ struct WorkersEndpoint: Sendable {
     private func object(_ request: Request) async throws -> [String: Any] {
         let buffer = try await request.body.collect(upTo: 1 << 20)
         guard buffer.readableBytes > 0 else { return [:] }
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [String: Any] else {
+        guard let object = JSONParser.foundationObject(from: Data(buffer.readableBytesView)) as? [String: Any] else {
             throw APIError.invalid("The request body must be a JSON object.")
         }
         return object

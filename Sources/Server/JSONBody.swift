@@ -1,4 +1,5 @@
 import Foundation
+import ByteExactJSON
 
 /// Typed reads from a client's JSON object. Every wrong type is a 400 that
 /// names the field and says what was expected.
@@ -15,13 +16,14 @@ struct JSONBody {
     /// Parses a request body; malformed JSON or a non-object is a 400.
     init(data: Data) throws(APIError) {
         guard !data.isEmpty else { throw .invalid("The request body is empty; expected a JSON object.") }
-        let parsed: Any
+        // Byte-exact, unlike JSONSerialization: a prompt reaches the tokenizer as sent.
+        let parsed: JSONValue
         do {
-            parsed = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            parsed = try JSONParser.parse(data)
         } catch {
-            throw .invalid("The request body is not valid JSON: \(error.localizedDescription)")
+            throw .invalid("The request body is not valid JSON: \(error.description).")
         }
-        guard let object = parsed as? [String: Any] else { throw .invalid("The request body must be a JSON object.") }
+        guard let object = parsed.foundationObject as? [String: Any] else { throw .invalid("The request body must be a JSON object.") }
         self.init(fields: object)
     }
 

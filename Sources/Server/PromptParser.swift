@@ -6,8 +6,11 @@ enum PromptParser {
     /// A single prompt: text, or a list of token ids.
     static func tokens(_ value: Any, field: String, tokenizer: Tokenizer, addSpecialTokens: Bool = true) throws(APIError) -> [Int] {
         if let text = value as? String {
-            guard !text.isEmpty else { throw .invalid("'\(field)' is empty.", param: field) }
-            return tokenizer.encode(text, addSpecialTokens: addSpecialTokens)
+            // Empty text is tokenized like any other, as SGLang does: a tokenizer that adds a
+            // BOS makes it a one-token prompt; one that adds nothing leaves nothing to serve.
+            let ids = tokenizer.encode(text, addSpecialTokens: addSpecialTokens)
+            guard !ids.isEmpty else { throw .invalid("'\(field)' is empty: it has no tokens to generate from.", param: field) }
+            return ids
         }
         if let list = value as? [Any] {
             var ids: [Int] = []

@@ -1,3 +1,4 @@
+import ByteExactJSON
 /// One entry of tokenizer.json's `added_tokens`: a string that is cut out of the input
 /// whole (before the model sees it) and always maps to one id.
 public struct AddedToken: Sendable, Equatable {

@@ -1,3 +1,4 @@
+import ByteExactJSON
 /// The `BPE` model of tokenizer.json: turns one pre-token into token ids by starting from
 /// single characters and applying merges, lowest rank first.
 final class BPEModel: @unchecked Sendable {

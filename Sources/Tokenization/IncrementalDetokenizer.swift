@@ -16,6 +16,10 @@ public struct IncrementalDetokenizer: Sendable {
     /// is the start of the text, where decoders drop the leading space of the first word.
     private var hasVisibleTokenBeforePrefix = false
 
+    /// Text already emitted from `ids[readOffset...]`: only while an invalid run of byte
+    /// tokens is still open (its U+FFFDs are final, but the window cannot slide into a run).
+    private var emittedPending = ""
+
     private static let maxPendingIds = 8
 
     /// All text emitted so far.
@@ -29,30 +33,47 @@ public struct IncrementalDetokenizer: Sendable {
     /// Adds one id; returns the newly finalized text (may be "").
     public mutating func append(_ id: Int) -> String {
         ids.append(id)
-        let atStart = !hasVisibleTokenBeforePrefix
-        let prefixText = tokenizer.decode(ids[prefixOffset..<readOffset], skipSpecialTokens: skipSpecialTokens, atStart: atStart)
-        let windowText = tokenizer.decode(ids[prefixOffset...], skipSpecialTokens: skipSpecialTokens, atStart: atStart)
-        guard windowText.utf8.count > prefixText.utf8.count else { return "" }
+        let (prefixText, windowText) = decodeWindow()
+        let known = prefixText + emittedPending
+        guard windowText.utf8.count > known.utf8.count else { return "" }
+        if let run = tokenizer.trailingByteRun(ids[readOffset...], skipSpecialTokens: skipSpecialTokens) {
+            // The ByteFallback decoder judges a run of byte tokens as one unit: one invalid
+            // byte turns every byte of it into U+FFFD, even bytes that already formed
+            // characters. While the run can still become valid UTF-8 none of it is final;
+            // once it cannot, its U+FFFDs are, but the window stays at the run's start.
+            guard !UTF8Prefix.canBecomeValid(run) else { return "" }
+            return emit(Self.suffix(of: windowText, after: known), slide: false)
+        }
         // A trailing U+FFFD usually means a character whose remaining bytes are still to
         // come; wait for them. An incomplete UTF-8 character spans at most 3 more byte
         // tokens, so once many ids are pending the U+FFFD is real (invalid bytes or a literal
         // U+FFFD) and waiting longer would only grow the window.
         if windowText.unicodeScalars.last == "\u{FFFD}" && ids.count - readOffset < Self.maxPendingIds { return "" }
-        let delta = Self.suffix(of: windowText, after: prefixText)
-        advance(to: ids.count)
-        text += delta
-        return delta
+        return emit(Self.suffix(of: windowText, after: known), slide: true)
     }
 
     /// Flushes whatever is pending, even an incomplete character (as U+FFFD).
     public mutating func finish() -> String {
         guard readOffset < ids.count else { return "" }
+        let (prefixText, windowText) = decodeWindow()
+        return emit(Self.suffix(of: windowText, after: prefixText + emittedPending), slide: true)
+    }
+
+    /// The text of the ids before `readOffset` (already emitted) and of the whole window.
+    private func decodeWindow() -> (prefix: String, window: String) {
         let atStart = !hasVisibleTokenBeforePrefix
-        let prefixText = tokenizer.decode(ids[prefixOffset..<readOffset], skipSpecialTokens: skipSpecialTokens, atStart: atStart)
-        let windowText = tokenizer.decode(ids[prefixOffset...], skipSpecialTokens: skipSpecialTokens, atStart: atStart)
-        let delta = Self.suffix(of: windowText, after: prefixText)
-        advance(to: ids.count)
+        return (tokenizer.decode(ids[prefixOffset..<readOffset], skipSpecialTokens: skipSpecialTokens, atStart: atStart),
+                tokenizer.decode(ids[prefixOffset...], skipSpecialTokens: skipSpecialTokens, atStart: atStart))
+    }
+
+    private mutating func emit(_ delta: String, slide: Bool) -> String {
         text += delta
+        if slide {
+            advance(to: ids.count)
+            emittedPending = ""
+        } else {
+            emittedPending += delta
+        }
         return delta
     }
 

@@ -1,3 +1,4 @@
+import ByteExactJSON
 import Foundation
 
 /// The `normalizer` stage of a tokenizer.json pipeline: rewrites each piece of input text

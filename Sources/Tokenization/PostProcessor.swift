@@ -1,3 +1,4 @@
+import ByteExactJSON
 /// The `post_processor` stage: adds special tokens (BOS, CLS/SEP, …) around an encoded
 /// sequence. Only applied when `encode(addSpecialTokens: true)`.
 indirect enum PostProcessor {

@@ -1,3 +1,4 @@
+import ByteExactJSON
 import Foundation
 
 /// The `pre_tokenizer` stage: cuts normalized text into the words the model encodes one

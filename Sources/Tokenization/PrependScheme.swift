@@ -1,3 +1,4 @@
+import ByteExactJSON
 /// When Metaspace adds its replacement character ("▁") in front of a piece.
 enum PrependScheme: Equatable {
     /// Before every piece that does not already start with it.

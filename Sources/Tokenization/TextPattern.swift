@@ -1,3 +1,4 @@
+import ByteExactJSON
 import Foundation
 
 /// The pattern of a `Split` pre-tokenizer or a `Replace` normalizer/decoder:

@@ -1,3 +1,4 @@
+import ByteExactJSON
 /// The `decoder` stage: turns the token strings of a sequence of ids back into text.
 ///
 /// Each case transforms a list of token strings into another list (the reference's
@@ -55,12 +56,15 @@ indirect enum TokenDecoder: @unchecked Sendable {
 
     /// Whether a ByteLevel step is part of this decoder (then non-special added tokens are
     /// byte-encoded before decoding so their text survives the byte mapping).
-    var containsByteLevel: Bool {
-        switch self {
-        case .byteLevel: return true
-        case .sequence(let parts): return parts.contains { $0.containsByteLevel }
-        default: return false
-        }
+    var containsByteLevel: Bool { contains { if case .byteLevel = $0 { true } else { false } } }
+
+    /// Whether a ByteFallback step is part of this decoder (then a run of byte tokens is
+    /// text only once it has ended: see `IncrementalDetokenizer`).
+    var containsByteFallback: Bool { contains { if case .byteFallback = $0 { true } else { false } } }
+
+    private func contains(_ step: (TokenDecoder) -> Bool) -> Bool {
+        if case .sequence(let parts) = self { return parts.contains { $0.contains(step) } }
+        return step(self)
     }
 
     /// Decodes `tokens` to text.

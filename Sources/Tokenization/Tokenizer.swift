@@ -1,3 +1,4 @@
+import ByteExactJSON
 import Foundation
 
 /// A Hugging Face `tokenizer.json` tokenizer (BPE models: byte-level like GPT-2, Llama 3,
@@ -160,24 +161,39 @@ public final class Tokenizer: @unchecked Sendable {
     /// Decodes a window of ids; `atStart: false` keeps the leading space that the decoder
     /// would strip from the first word of a whole text (see `TokenDecoder.decode`).
     func decode(_ ids: ArraySlice<Int>, skipSpecialTokens: Bool, atStart: Bool) -> String {
-        var tokens: [String] = []
-        tokens.reserveCapacity(ids.count)
-        for id in ids {
-            if let added = addedById[id] {
-                if skipSpecialTokens && added.special { continue }
-                tokens.append(addedDecodeForm[id] ?? added.content)
-            } else if id >= 0, id < model.idToToken.count, let t = model.idToToken[id] {
-                tokens.append(t)
-            }
-        }
+        let tokens = ids.compactMap { decoderInput(for: $0, skipSpecialTokens: skipSpecialTokens) }
         guard let decoder else { return tokens.joined(separator: " ") }
         return decoder.decode(tokens, atStart: atStart)
     }
 
+    /// The token string `decode` hands to the decoder for `id`; nil for an unknown id or a
+    /// special token being skipped.
+    private func decoderInput(for id: Int, skipSpecialTokens: Bool) -> String? {
+        if let added = addedById[id] {
+            if skipSpecialTokens && added.special { return nil }
+            return addedDecodeForm[id] ?? added.content
+        }
+        guard id >= 0, id < model.idToToken.count else { return nil }
+        return model.idToToken[id]
+    }
+
     /// Whether `decode` would hand `id` to the decoder (a known id not being skipped).
     func contributesToDecode(_ id: Int, skipSpecialTokens: Bool) -> Bool {
-        if let added = addedById[id] { return !(skipSpecialTokens && added.special) }
-        return id >= 0 && id < model.idToToken.count && model.idToToken[id] != nil
+        decoderInput(for: id, skipSpecialTokens: skipSpecialTokens) != nil
+    }
+
+    /// The bytes of the run of byte-fallback tokens the text of `ids` ends in (nil when it
+    /// does not end in one, or the decoder has no ByteFallback step). The decoder judges a
+    /// run as a whole, so a later byte can still turn all of it into U+FFFDs.
+    func trailingByteRun(_ ids: ArraySlice<Int>, skipSpecialTokens: Bool) -> [UInt8]? {
+        guard decoder?.containsByteFallback == true else { return nil }
+        var run: [UInt8] = []
+        for id in ids.reversed() {
+            guard let token = decoderInput(for: id, skipSpecialTokens: skipSpecialTokens) else { continue }
+            guard let byte = TokenDecoder.byteValue(token) else { break }
+            run.append(byte)
+        }
+        return run.isEmpty ? nil : run.reversed()
     }
 
     // MARK: - Vocabulary

@@ -1,3 +1,4 @@
+import ByteExactJSON
 /// The parts of `tokenizer_config.json` the server needs: special-token names and the
 /// chat template.
 struct TokenizerConfig {

@@ -32,15 +32,21 @@ import Testing
         }
     }
 
-    @Test func byteFallbackRunEmitsOnlyOnItsLastByte() throws {
+    /// A valid run of byte tokens is text only once a token that is not a byte ends it (or
+    /// the stream finishes): until then one more byte could still make the whole run U+FFFDs.
+    @Test func byteFallbackRunIsEmittedWhenItEnds() throws {
         let t = try FixtureTokenizers.get("llama2")
         let ids = t.encode("🦩", addSpecialTokens: false)
         let byteIds = ids.filter { t.token(forId: $0).flatMap(TokenDecoder.byteValue) != nil }
         #expect(byteIds.count == 4, "expected the flamingo as 4 byte-fallback tokens, got \(ids.map { t.token(forId: $0) ?? "?" })")
         let (pieces, final, _) = Self.stream(t, ids)
-        #expect(pieces.dropLast().allSatisfy { $0.isEmpty || !$0.unicodeScalars.contains("\u{FFFD}") })
-        #expect(pieces.last?.unicodeScalars.contains("🦩") == true)
-        #expect(final.isEmpty)
+        #expect(pieces.allSatisfy { $0.isEmpty })
+        #expect(final.unicodeScalars.contains("🦩"))
+        let k = try #require(t.id(forToken: "K"))
+        let ended = Self.stream(t, ids + [k])
+        #expect(ended.pieces.dropLast().allSatisfy { $0.isEmpty })
+        #expect(sameBytes(ended.pieces.last ?? "", t.decode(ids + [k])))
+        #expect(ended.final.isEmpty)
     }
 
     @Test(arguments: ["llama2", "mistral"])
@@ -110,5 +116,30 @@ import Testing
             return all
         }
         #expect(results.count == 8 && results.allSatisfy { $0 })
+    }
+
+    /// HF's ByteFallback decoder takes a maximal run of `<0xNN>` tokens as one unit: valid
+    /// UTF-8 becomes its text, anything else one U+FFFD per byte — valid bytes inside the run
+    /// included. Streaming must reach exactly the same text, so a run is emitted only once
+    /// the run has ended. Expected values are `tokenizers` 0.23 on the llama2 fixture.
+    @Test func invalidByteFallbackRunsDecodeAndStreamAsTheReference() throws {
+        let t = try FixtureTokenizers.get("llama2")
+        func b(_ byte: Int) -> Int { 3 + byte }  // <0x00> is id 3
+        let cases: [([Int], String, String)] = [
+            ([b(0x41), b(0xE2), b(0x60)], "\u{FFFD}\u{FFFD}\u{FFFD}", "\u{FFFD}\u{FFFD}\u{FFFD}"),
+            ([b(0xE2), b(0x60)], "\u{FFFD}\u{FFFD}", "\u{FFFD}\u{FFFD}"),
+            ([b(0xE2), b(0x82)], "\u{FFFD}\u{FFFD}", "\u{FFFD}\u{FFFD}"),
+            ([300, b(0xE2), b(0x82), b(0xAC), 301], "K\u{20AC}L", "K\u{20AC}L"),  // 300 = "K", 301 = "L"
+            ([b(0x61), b(0xE2), b(0x82), b(0xAC), b(0x61)], "a\u{20AC}a", "a\u{20AC}a"),
+            ([b(0xC3), b(0xA9), b(0xFF)], "\u{FFFD}\u{FFFD}\u{FFFD}", "\u{FFFD}\u{FFFD}\u{FFFD}"),
+            ([b(0x41), 1, b(0xE2)], "A<s>\u{FFFD}", "\u{FFFD}\u{FFFD}"),
+            ([b(0xC3), b(0xA9), 300, b(0xC3), b(0xA9), b(0xC3)], "\u{E9}K\u{FFFD}\u{FFFD}\u{FFFD}", "\u{E9}K\u{FFFD}\u{FFFD}\u{FFFD}"),
+        ]
+        for (ids, keep, skip) in cases {
+            #expect(sameBytes(t.decode(ids, skipSpecialTokens: false), keep), "decode \(ids)")
+            #expect(sameBytes(t.decode(ids, skipSpecialTokens: true), skip), "decode \(ids) skipping special tokens")
+            #expect(sameBytes(IncrementalDetokenizerTests.stream(t, ids, skip: false).text, keep), "stream \(ids): \(IncrementalDetokenizerTests.stream(t, ids).pieces)")
+            #expect(sameBytes(IncrementalDetokenizerTests.stream(t, ids, skip: true).text, skip), "stream \(ids) skipping: \(IncrementalDetokenizerTests.stream(t, ids, skip: true).pieces)")
+        }
     }
 }

@@ -1,3 +1,4 @@
+import ByteExactJSON
 import Foundation
 @testable import Tokenization
 

@@ -228,3 +228,25 @@ def test_unsupported_startup_flags_fail_by_name(flags, needle):
     args = [BIN, "serve", "--port", "0", "--model-path", str(FIXTURES / "qwen2-fp32")] + flags
     done = subprocess.run(args, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and needle in done.stderr + done.stdout
+
+
+def test_empty_text_is_tokenized_like_any_other():
+    """As SGLang: "" is one BOS token for a tokenizer that adds one (llama3 here); the qwen2
+    tokenizer adds nothing, and that prompt is refused as empty (BAD_REQUESTS above)."""
+    from tokenizers import Tokenizer
+    bos = Tokenizer.from_file(str(FIXTURES / "llama3-bf16" / "tokenizer.json")).encode("").ids
+    assert len(bos) == 1
+    server = Server("--model-path", str(FIXTURES / "llama3-bf16"), "--served-model-name", "llama-tiny")
+    try:
+        for path, body in [("/generate", {"text": "", "sampling_params": {"max_new_tokens": 2}}),
+                           ("/v1/completions", {"prompt": ["", "x"], "max_tokens": 2})]:
+            r = server.post(path, body)
+            assert r.status_code == 200, r.text
+            if path == "/generate":
+                assert r.json()["meta_info"]["prompt_tokens"] == 1
+        same = server.post("/generate", {"input_ids": bos, "sampling_params": {"max_new_tokens": 4, "temperature": 0}}).json()
+        empty = server.post("/generate", {"text": "", "sampling_params": {"max_new_tokens": 4, "temperature": 0}}).json()
+        assert empty["output_ids"] == same["output_ids"]
+        server.assert_pool_whole()
+    finally:
+        server.stop()

@@ -4,7 +4,7 @@ import openai
 import pytest
 from tokenizers import Tokenizer
 
-from conftest import FIXTURES, reference
+from conftest import FIXTURES, assert_raw_and_escaped_bom_agree, reference
 
 MODEL = "qwen2-fp32"
 
@@ -145,3 +145,10 @@ def test_model_without_template_gets_a_clear_400():
         assert response.status_code == 400 and "chat template" in response.json()["error"]["message"]
     finally:
         server.stop()
+
+
+def test_byte_order_mark_reaches_the_tokenizer(qwen_server, tokenizer):
+    assert_raw_and_escaped_bom_agree(qwen_server.url)
+    text = "\ufeffThe capital"
+    r = qwen_server.post("/generate", {"text": text, "sampling_params": {"max_new_tokens": 1}})
+    assert r.json()["meta_info"]["prompt_tokens"] == len(tokenizer.encode(text).ids) > len(tokenizer.encode(text[1:]).ids)

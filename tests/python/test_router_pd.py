@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from conftest import FIXTURES, Server
+from conftest import FIXTURES, Server, assert_raw_and_escaped_bom_agree
 from router_helpers import FakeWorker, RouterProcess, free_port, health_only, metric, pd_mode_refusal
 
 MODEL = ["--model-path", str(FIXTURES / "qwen2-fp32"), "--served-model-name", "qwen-tiny"]
@@ -311,3 +311,5 @@ def test_real_pd_outputs_equal_unified(decode, started):
         got = via_pd.json() if isinstance(via_pd.json(), list) else [via_pd.json()]
         want = unified if isinstance(unified, list) else [unified]
         assert [g["output_ids"] for g in got] == [w["output_ids"] for w in want]
+    # The router parses and rewrites every PD body: a raw U+FEFF must survive it.
+    assert_raw_and_escaped_bom_agree(router.url)

@@ -6,19 +6,22 @@ import Foundation
 /// canonically-equivalent strings (see `JSONValue`), and it is slow on the multi-megabyte
 /// vocabularies of Llama 3 / Qwen. This parser works on raw UTF-8 bytes and keeps every
 /// key byte-for-byte.
-struct JSONParser {
+public struct JSONParser {
     /// Why parsing failed and where (byte offset into the input).
-    struct Failure: Error, CustomStringConvertible {
-        let offset: Int
-        let message: String
-        var description: String { "\(message) at byte \(offset)" }
+    public struct Failure: Error, CustomStringConvertible {
+        public let offset: Int
+        public let message: String
+        public var description: String { "\(message) at byte \(offset)" }
     }
 
     /// Parses a complete document; trailing non-whitespace is an error.
-    static func parse(_ data: Data) throws(Failure) -> JSONValue {
+    /// A UTF-8 byte order mark before the document is skipped (RFC 8259 lets a parser
+    /// ignore it); one inside a string is text and kept.
+    public static func parse(_ data: Data) throws(Failure) -> JSONValue {
         let bytes = [UInt8](data)
         return try bytes.withUnsafeBufferPointer { (buffer) throws(Failure) -> JSONValue in
             var parser = JSONParser(bytes: buffer)
+            if buffer.starts(with: [0xEF, 0xBB, 0xBF]) { parser.pos = 3 }
             parser.skipWhitespace()
             let value = try parser.parseValue(depth: 0)
             parser.skipWhitespace()
@@ -121,25 +124,34 @@ struct JSONParser {
         }
     }
 
+    /// RFC 8259's grammar exactly: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
     private mutating func parseNumber() throws(Failure) -> JSONValue {
         let start = pos
-        var isInteger = true
+        func digits() -> Int {
+            let first = pos
+            while pos < bytes.count, bytes[pos] >= UInt8(ascii: "0"), bytes[pos] <= UInt8(ascii: "9") { pos += 1 }
+            return pos - first
+        }
+        func invalid() -> Failure { Failure(offset: start, message: "invalid number") }
         if bytes[pos] == UInt8(ascii: "-") { pos += 1 }
-        while pos < bytes.count {
-            let c = bytes[pos]
-            if c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") {
-                pos += 1
-            } else if c == UInt8(ascii: ".") || c == UInt8(ascii: "e") || c == UInt8(ascii: "E")
-                        || c == UInt8(ascii: "+") || c == UInt8(ascii: "-") {
-                isInteger = false
-                pos += 1
-            } else {
-                break
-            }
+        let leadingZero = pos < bytes.count && bytes[pos] == UInt8(ascii: "0")
+        let integerDigits = digits()
+        guard integerDigits > 0, !(leadingZero && integerDigits > 1) else { throw invalid() }
+        var isInteger = true
+        if pos < bytes.count, bytes[pos] == UInt8(ascii: ".") {
+            pos += 1
+            isInteger = false
+            guard digits() > 0 else { throw invalid() }
+        }
+        if pos < bytes.count, bytes[pos] == UInt8(ascii: "e") || bytes[pos] == UInt8(ascii: "E") {
+            pos += 1
+            isInteger = false
+            if pos < bytes.count, bytes[pos] == UInt8(ascii: "+") || bytes[pos] == UInt8(ascii: "-") { pos += 1 }
+            guard digits() > 0 else { throw invalid() }
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
         if isInteger, let i = Int(text) { return .int(i) }
-        guard let d = Double(text) else { throw Failure(offset: start, message: "invalid number '\(text)'") }
+        guard let d = Double(text), d.isFinite else { throw invalid() }
         return .double(d)
     }
 
@@ -150,7 +162,7 @@ struct JSONParser {
         while pos < bytes.count {
             let c = bytes[pos]
             if c == UInt8(ascii: "\"") {
-                let s = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
+                let s = try text(UnsafeBufferPointer(rebasing: bytes[start..<pos]), from: start)
                 pos += 1
                 return s
             }
@@ -163,7 +175,7 @@ struct JSONParser {
             let c = bytes[pos]
             if c == UInt8(ascii: "\"") {
                 pos += 1
-                return String(decoding: out, as: UTF8.self)
+                return try text(out, from: start)
             }
             if c < 0x20 { throw fail("control character in string") }
             if c != UInt8(ascii: "\\") {
@@ -211,6 +223,14 @@ struct JSONParser {
             }
         }
         throw fail("unterminated string")
+    }
+
+    /// JSON text is UTF-8; invalid bytes are an error, never silently replaced.
+    private func text(_ bytes: some Collection<UInt8>, from offset: Int) throws(Failure) -> String {
+        guard let s = String(validating: bytes, as: UTF8.self) else {
+            throw Failure(offset: offset, message: "invalid UTF-8 in string")
+        }
+        return s
     }
 
     private mutating func parseHex4() throws(Failure) -> UInt32 {
