@@ -80,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "pdserve",
             dependencies: [
-                "Engine", "Models", "Tokenization", "Server", "Disaggregation", "Bench", "Router",
+                "Engine", "Models", "Tokenization", "Server", "Disaggregation", "Bench", "Router", "ByteExactJSON", "ChatTemplates",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -8,20 +8,12 @@ import Tokenization
 /// model's Jinja chat template, then generated like a completion.
 struct ChatCompletionsHandler: Sendable {
     let service: InferenceService
-    /// Parsed once; a template that does not parse makes every chat request a clear 400.
-    let template: Result<ChatTemplate, APIError>
+    let renderer: ChatPromptRenderer
 
     init(service: InferenceService) {
         self.service = service
-        if let source = service.configuration.chatTemplate ?? service.tokenizer.chatTemplate {
-            do {
-                template = .success(try ChatTemplate(source: source))
-            } catch {
-                template = .failure(.invalid("The chat template cannot be rendered by this server: \(error)"))
-            }
-        } else {
-            template = .failure(.invalid("This model has no chat template; start the server with --chat-template FILE or use /v1/completions."))
-        }
+        renderer = ChatPromptRenderer(templateSource: service.configuration.chatTemplate ?? service.tokenizer.chatTemplate,
+                                      tokenizer: service.tokenizer)
     }
 
     func handle(_ request: Request, context: ServerRequestContext) async throws -> Response {
@@ -34,7 +26,11 @@ struct ChatCompletionsHandler: Sendable {
         let data = Data(buffer.readableBytesView)
         let body = try JSONBody(data: data)
         try RequestReader.checkModel(body, configuration: service.configuration)
-        let prompt = try renderPrompt(body: body, data: data)
+        // Key order matters for tool schemas rendered with tojson, so the template values
+        // come from an order-preserving parse.
+        let ordered: TemplateValue
+        do { ordered = try TemplateValue(jsonData: data) } catch { throw APIError.invalid("The request body is not valid JSON.") }
+        let prompt = try renderer.render(ordered, addGenerationPrompt: try body.bool("add_generation_prompt") ?? true)
         let tokenizer = service.tokenizer
         let tokens = tokenizer.encode(prompt, addSpecialTokens: false)
         guard !tokens.isEmpty else { throw APIError.invalid("The rendered chat prompt is empty.", param: "messages") }
@@ -90,60 +86,5 @@ struct ChatCompletionsHandler: Sendable {
             "usage": OpenAIFormat.usage(prompt: tokens.count, completion: results.map(\.completionTokens).reduce(0, +),
                                         cached: results.map(\.cachedTokens).reduce(0, +)),
         ])
-    }
-
-    /// Renders `messages` (and `tools`, `chat_template_kwargs`) through the template.
-    private func renderPrompt(body: JSONBody, data: Data) throws -> String {
-        let template = try self.template.get()
-        // Key order matters for tool schemas rendered with tojson, so the
-        // template values come from an order-preserving parse.
-        let ordered: TemplateValue
-        do { ordered = try TemplateValue(jsonData: data) } catch { throw APIError.invalid("The request body is not valid JSON.") }
-        guard case .array(let rawMessages)? = ordered["messages"], !rawMessages.isEmpty else {
-            throw APIError.invalid("'messages' must be a non-empty array.", param: "messages")
-        }
-        var messages: [[String: TemplateValue]] = []
-        for (i, raw) in rawMessages.enumerated() {
-            guard case .object(let fields) = raw, case .string? = fields["role"] else {
-                throw APIError.invalid("'messages[\(i)]' must be an object with a string 'role'.", param: "messages")
-            }
-            var message: [String: TemplateValue] = [:]
-            for (key, value) in fields.pairs { message[key] = value }
-            message["content"] = try flattenContent(fields["content"], index: i)
-            messages.append(message)
-        }
-        let tokenizer = service.tokenizer
-        var variables: [String: TemplateValue] = [:]
-        if let bos = tokenizer.bosTokenId.flatMap(tokenizer.token(forId:)) { variables["bos_token"] = .string(bos) }
-        if let eos = tokenizer.eosTokenIds.first.flatMap(tokenizer.token(forId:)) { variables["eos_token"] = .string(eos) }
-        if let tools = ordered["tools"], tools != .null { variables["tools"] = tools }
-        if case .object(let kwargs)? = ordered["chat_template_kwargs"] {
-            for (key, value) in kwargs.pairs { variables[key] = value }
-        }
-        let addGenerationPrompt = try body.bool("add_generation_prompt") ?? true
-        do {
-            return try template.render(messages: messages, addGenerationPrompt: addGenerationPrompt, variables: variables)
-        } catch {
-            throw APIError.invalid("The chat template could not render these messages: \(error)", param: "messages")
-        }
-    }
-
-    /// OpenAI content parts → one string (text parts joined by newlines), as vLLM does.
-    private func flattenContent(_ content: TemplateValue?, index: Int) throws(APIError) -> TemplateValue {
-        switch content {
-        case nil, .null?: return .null
-        case .string?: return content!
-        case .array(let parts)?:
-            var texts: [String] = []
-            for part in parts {
-                guard part["type"]?.stringValue == "text", let text = part["text"]?.stringValue else {
-                    throw .invalid("'messages[\(index)].content' may only hold text parts; this server has no image or audio input.", param: "messages")
-                }
-                texts.append(text)
-            }
-            return .string(texts.joined(separator: "\n"))
-        default:
-            throw .invalid("'messages[\(index)].content' must be a string or an array of text parts.", param: "messages")
-        }
     }
 }
