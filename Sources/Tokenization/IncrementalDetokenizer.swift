@@ -3,9 +3,10 @@
 ///
 /// It decodes a short window of recent ids (the approach of text-generation-inference):
 /// `prefixOffset..<readOffset` is text already emitted, `readOffset...` is pending. When the
-/// window's text grows and does not end in U+FFFD (an incomplete character), the growth is
-/// emitted and the window slides forward. The concatenation of all `append` results and
-/// `finish()` equals `tokenizer.decode(allIds)`.
+/// window's text grows and nothing at its end can still change (no incomplete character, no
+/// open run of byte-fallback tokens that may still become valid), the growth is emitted and
+/// the window slides forward. The concatenation of all `append` results and `finish()`
+/// equals `tokenizer.decode(allIds)`.
 public struct IncrementalDetokenizer: Sendable {
     private let tokenizer: Tokenizer
     private let skipSpecialTokens: Bool
@@ -19,8 +20,6 @@ public struct IncrementalDetokenizer: Sendable {
     /// Text already emitted from `ids[readOffset...]`: only while an invalid run of byte
     /// tokens is still open (its U+FFFDs are final, but the window cannot slide into a run).
     private var emittedPending = ""
-
-    private static let maxPendingIds = 8
 
     /// All text emitted so far.
     public private(set) var text = ""
@@ -44,11 +43,9 @@ public struct IncrementalDetokenizer: Sendable {
             guard !UTF8Prefix.canBecomeValid(run) else { return "" }
             return emit(Self.suffix(of: windowText, after: known), slide: false)
         }
-        // A trailing U+FFFD usually means a character whose remaining bytes are still to
-        // come; wait for them. An incomplete UTF-8 character spans at most 3 more byte
-        // tokens, so once many ids are pending the U+FFFD is real (invalid bytes or a literal
-        // U+FFFD) and waiting longer would only grow the window.
-        if windowText.unicodeScalars.last == "\u{FFFD}" && ids.count - readOffset < Self.maxPendingIds { return "" }
+        // The first bytes of a character decode as U+FFFD until the rest arrives (or turns
+        // out never to): wait. Invalid bytes before them are final U+FFFDs already.
+        if tokenizer.endsInIncompleteCharacter(ids[readOffset...], skipSpecialTokens: skipSpecialTokens) { return "" }
         return emit(Self.suffix(of: windowText, after: known), slide: true)
     }
 

@@ -196,6 +196,20 @@ public final class Tokenizer: @unchecked Sendable {
         return run.isEmpty ? nil : run.reversed()
     }
 
+    /// Whether the text of `ids` ends with the first bytes of a character whose other bytes
+    /// may still come in later tokens (ByteLevel decoders, which decode all bytes lossily).
+    func endsInIncompleteCharacter(_ ids: ArraySlice<Int>, skipSpecialTokens: Bool) -> Bool {
+        guard decoder?.containsByteLevel == true else { return false }
+        var tail: [UInt8] = []
+        for id in ids.reversed() where tail.count < 4 {
+            guard let token = decoderInput(for: id, skipSpecialTokens: skipSpecialTokens) else { continue }
+            var bytes: [UInt8] = []
+            ByteLevelMapping.appendBytes(of: token, to: &bytes)
+            tail.insert(contentsOf: bytes, at: 0)
+        }
+        return !tail.isEmpty && UTF8Prefix.endsInIncompleteSequence(tail)
+    }
+
     // MARK: - Vocabulary
 
     /// The token string of `id` (added tokens included), or nil for an unknown id.
