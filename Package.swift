@@ -36,7 +36,7 @@ let package = Package(
         // Byte-exact JSON: keys and strings exactly as sent (tokenizer files, request bodies).
         .target(name: "ByteExactJSON"),
         .target(name: "Tokenization", dependencies: ["ByteExactJSON"], swiftSettings: fastMath),
-        .target(name: "ChatTemplates"),
+        .target(name: "ChatTemplates", dependencies: ["ByteExactJSON"]),
         .target(name: "Models", dependencies: ["Kernels", "Tokenization"], swiftSettings: fastMath),
         .target(name: "Engine", dependencies: ["Models", "Kernels", "Tokenization"], swiftSettings: fastMath),
         .target(

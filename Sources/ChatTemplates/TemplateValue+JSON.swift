@@ -1,3 +1,4 @@
+import ByteExactJSON
 import Foundation
 
 extension TemplateValue {
@@ -6,14 +7,31 @@ extension TemplateValue {
     /// Integers that fit in `Int` and carry no fraction or exponent become `.int`, as Python's
     /// `json.loads` would make them `int`; everything else numeric becomes `.double`.
     public init(jsonString: String) throws {
-        var parser = JSONTextParser(Array(jsonString.utf8))
-        self = try parser.parseDocument()
+        try self.init(jsonData: Data(jsonString.utf8))
     }
 
     /// Parses JSON data (UTF-8), keeping object keys in document order.
     public init(jsonData: Data) throws {
-        var parser = JSONTextParser(Array(jsonData))
-        self = try parser.parseDocument()
+        do {
+            self.init(json: try JSONParser.parse(jsonData))
+        } catch {
+            throw ChatTemplateError(kind: .invalidInput, message: "invalid JSON: \(error.description)")
+        }
+    }
+
+    private init(json: JSONValue) {
+        switch json {
+        case .null: self = .null
+        case .bool(let b): self = .bool(b)
+        case .int(let i): self = .int(i)
+        case .double(let d): self = .double(d)
+        case .string(let s): self = .string(s)
+        case .array(let elements): self = .array(elements.map(TemplateValue.init(json:)))
+        case .object(let keys, let values):
+            var dict = OrderedDict<TemplateValue>()
+            for (key, value) in zip(keys, values) { dict[key] = TemplateValue(json: value) }
+            self = .object(dict)
+        }
     }
 
     /// Converts a value produced by `JSONSerialization` (or built from Foundation types).
