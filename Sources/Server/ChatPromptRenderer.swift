@@ -21,8 +21,8 @@ public struct ChatPromptRenderer: Sendable {
         }
     }
 
-    /// Renders `request`'s `messages` (with its `tools` and `chat_template_kwargs`); `request`
-    /// is the body parsed in key order.
+    /// Renders the `messages` of a chat request (with its `tools` and `chat_template_kwargs`);
+    /// `ordered` is the request body parsed in key order.
     public func render(_ ordered: TemplateValue, addGenerationPrompt: Bool) throws(APIError) -> String {
         let template = try self.template.get()
         guard case .array(let rawMessages)? = ordered["messages"], !rawMessages.isEmpty else {
