@@ -19,7 +19,8 @@ extension TemplateValue {
         }
     }
 
-    private init(json: JSONValue) {
+    /// A parsed JSON document, object keys in document order.
+    public init(json: JSONValue) {
         switch json {
         case .null: self = .null
         case .bool(let b): self = .bool(b)

@@ -1,3 +1,4 @@
+import ByteExactJSON
 import ChatTemplates
 import Engine
 import Foundation
@@ -23,14 +24,12 @@ struct ChatCompletionsHandler: Sendable {
         } catch {
             throw APIError(.contentTooLarge, type: "invalid_request_error", "The request body exceeds \(service.configuration.maxRequestBodyBytes) bytes.")
         }
-        let data = Data(buffer.readableBytesView)
-        let body = try JSONBody(data: data)
+        let document = try JSONBody.document(Data(buffer.readableBytesView))
+        let body = try JSONBody(document: document)
         try RequestReader.checkModel(body, configuration: service.configuration)
-        // Key order matters for tool schemas rendered with tojson, so the template values
-        // come from an order-preserving parse.
-        let ordered: TemplateValue
-        do { ordered = try TemplateValue(jsonData: data) } catch { throw APIError.invalid("The request body is not valid JSON.") }
-        let prompt = try renderer.render(ordered, addGenerationPrompt: try body.bool("add_generation_prompt") ?? true)
+        // Key order matters for tool schemas rendered with tojson: the template values come
+        // from the parsed document, which keeps it.
+        let prompt = try renderer.render(TemplateValue(json: document), addGenerationPrompt: try body.bool("add_generation_prompt") ?? true)
         let tokenizer = service.tokenizer
         let tokens = tokenizer.encode(prompt, addSpecialTokens: false)
         guard !tokens.isEmpty else { throw APIError.invalid("The rendered chat prompt is empty.", param: "messages") }

@@ -15,16 +15,24 @@ struct JSONBody {
 
     /// Parses a request body; malformed JSON or a non-object is a 400.
     init(data: Data) throws(APIError) {
+        try self.init(document: try Self.document(data))
+    }
+
+    /// A parsed request body; a non-object is a 400.
+    init(document: JSONValue) throws(APIError) {
+        guard let object = document.foundationObject as? [String: Any] else { throw .invalid("The request body must be a JSON object.") }
+        self.init(fields: object)
+    }
+
+    /// Parses a request body, byte-exact unlike JSONSerialization (a prompt reaches the
+    /// tokenizer as sent); empty or malformed JSON is a 400.
+    static func document(_ data: Data) throws(APIError) -> JSONValue {
         guard !data.isEmpty else { throw .invalid("The request body is empty; expected a JSON object.") }
-        // Byte-exact, unlike JSONSerialization: a prompt reaches the tokenizer as sent.
-        let parsed: JSONValue
         do {
-            parsed = try JSONParser.parse(data)
+            return try JSONParser.parse(data)
         } catch {
             throw .invalid("The request body is not valid JSON: \(error.description).")
         }
-        guard let object = parsed.foundationObject as? [String: Any] else { throw .invalid("The request body must be a JSON object.") }
-        self.init(fields: object)
     }
 
     func has(_ key: String) -> Bool { fields[key] != nil && !(fields[key] is NSNull) }

@@ -20,6 +20,10 @@ public final class Tokenizer: @unchecked Sendable {
     private let tokensById: [String?]
     /// The string handed to the decoder for each added token (see `init`).
     private let addedDecodeForm: [Int: String]
+    /// Whether the decoder has a ByteLevel step (all bytes decoded lossily together) and a
+    /// ByteFallback step (each run of `<0xNN>` tokens judged as one unit); read per streamed token.
+    private let decoderHasByteLevel: Bool
+    private let decoderHasByteFallback: Bool
     private let addedByContent: [TokenKey: Int]
 
     /// Number of ids: the largest id (model or added) plus one.
@@ -94,13 +98,14 @@ public final class Tokenizer: @unchecked Sendable {
         var byId: [Int: AddedToken] = [:]
         var byContent: [TokenKey: Int] = [:]
         var decodeForm: [Int: String] = [:]
-        let byteLevelDecoder = decoder?.containsByteLevel ?? false
+        decoderHasByteLevel = decoder?.containsByteLevel ?? false
+        decoderHasByteFallback = decoder?.containsByteFallback ?? false
         for t in added {
             byId[t.id] = t
             byContent[TokenKey(t.content)] = t.id
             // The reference byte-encodes non-special, non-normalized added tokens before a
             // ByteLevel decoder sees them, so e.g. "é" in such a token is not read as byte 0xE9.
-            decodeForm[t.id] = byteLevelDecoder && !t.special && !t.normalized ? ByteLevelMapping.encode(t.content) : t.content
+            decodeForm[t.id] = decoderHasByteLevel && !t.special && !t.normalized ? ByteLevelMapping.encode(t.content) : t.content
         }
         addedById = byId
         addedByContent = byContent
@@ -186,7 +191,7 @@ public final class Tokenizer: @unchecked Sendable {
     /// does not end in one, or the decoder has no ByteFallback step). The decoder judges a
     /// run as a whole, so a later byte can still turn all of it into U+FFFDs.
     func trailingByteRun(_ ids: ArraySlice<Int>, skipSpecialTokens: Bool) -> [UInt8]? {
-        guard decoder?.containsByteFallback == true else { return nil }
+        guard decoderHasByteFallback else { return nil }
         var run: [UInt8] = []
         for id in ids.reversed() {
             guard let token = decoderInput(for: id, skipSpecialTokens: skipSpecialTokens) else { continue }
@@ -199,7 +204,7 @@ public final class Tokenizer: @unchecked Sendable {
     /// Whether the text of `ids` ends with the first bytes of a character whose other bytes
     /// may still come in later tokens (ByteLevel decoders, which decode all bytes lossily).
     func endsInIncompleteCharacter(_ ids: ArraySlice<Int>, skipSpecialTokens: Bool) -> Bool {
-        guard decoder?.containsByteLevel == true else { return false }
+        guard decoderHasByteLevel else { return false }
         var tail: [UInt8] = []
         for id in ids.reversed() where tail.count < 4 {
             guard let token = decoderInput(for: id, skipSpecialTokens: skipSpecialTokens) else { continue }

@@ -90,8 +90,7 @@ private struct TokenizeSession {
         }
         if request["messages"] != nil {
             do {
-                let ordered = try TemplateValue(jsonData: line)
-                let prompt = try renderer.render(ordered, addGenerationPrompt: request["add_generation_prompt"]?.boolValue ?? true)
+                let prompt = try renderer.render(TemplateValue(json: request), addGenerationPrompt: request["add_generation_prompt"]?.boolValue ?? true)
                 return ["ids": tokenizer.encode(prompt, addSpecialTokens: false), "prompt": prompt]
             } catch {
                 return ["error": "\(error)"]

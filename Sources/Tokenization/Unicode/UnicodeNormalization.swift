@@ -41,9 +41,7 @@ enum UnicodeNormalization {
             let cp = scalar.value
             if Hangul.isSyllable(cp) {
                 Hangul.decompose(cp, into: &out)
-            } else if compatibility, let mapping = data.compatibility[cp] ?? data.canonical[cp] {
-                for part in mapping { appendOrdered(part, to: &out, data: data) }
-            } else if !compatibility, let mapping = data.canonical[cp] {
+            } else if let mapping = (compatibility ? data.compatibility[cp] : nil) ?? data.canonical[cp] {
                 for part in mapping { appendOrdered(part, to: &out, data: data) }
             } else {
                 appendOrdered(cp, to: &out, data: data)
