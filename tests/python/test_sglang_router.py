@@ -8,7 +8,7 @@ import json
 import pytest
 import requests
 
-from conftest import FIXTURES, TRANSFER_BACKENDS, Server
+from conftest import FIXTURES, TRANSFER_BACKENDS, Server, assert_raw_and_escaped_bom_agree
 from router_helpers import RouterProcess, SGLangRouterProcess, free_port, pd_mode_refusal, sglang_router_available
 
 pytestmark = pytest.mark.skipif(not sglang_router_available(), reason="sglang-router is not installed (pip install sglang-router==0.3.2)")
@@ -92,6 +92,8 @@ def test_sglang_router_pd_mode_in_front_of_pdserve(workers, backend):
             assert comparable(a.json()) == comparable(b.json()), path
             # Token for token what a unified instance answers.
             assert comparable(a.json()) == comparable(workers[0].post(path, body).json()), path
+        # A raw U+FEFF survives their router and both PD halves, batches and chat included.
+        assert_raw_and_escaped_bom_agree(theirs.url)
     finally:
         for thing in (theirs, ours, prefill, decode):
             if thing is not None:
