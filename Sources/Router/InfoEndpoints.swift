@@ -34,6 +34,26 @@ struct InfoEndpoints: Sendable {
         throw RouterCore.gatewayError(lastError ?? UpstreamFailure.unreachable("no answer"), worker: candidates.last!)
     }
 
+    /// `/readiness` (sglang-router's probe): 200 when a request could be
+    /// served now — in PD mode a healthy prefill (its bootstrap server
+    /// answering, as the health check requires) and a healthy decode; else 503.
+    func readiness() -> Response {
+        let roles: [WorkerRole] = core.configuration.pdDisaggregation ? [.prefill, .decode] : [.regular]
+        var counts: [String: Any] = [:]
+        var missing: [String] = []
+        for role in roles {
+            let healthy = core.registry.available(role).count
+            counts[role.rawValue] = ["healthy": healthy, "total": core.registry.workers(role).count]
+            if healthy == 0 { missing.append(role.rawValue) }
+        }
+        guard missing.isEmpty else {
+            var error = APIError(.serviceUnavailable, type: "not_ready", "Insufficient healthy workers: no healthy \(missing.joined(separator: " or ")) worker.")
+            error.retryAfterSeconds = 1
+            return error.response
+        }
+        return JSON.response(["status": "ready", "workers": counts])
+    }
+
     /// `/health_generate`: every ready worker must generate; 503 names those that did not.
     func healthGenerate(_ request: Request) async -> Response {
         let workers = core.registry.all.filter(\.isReady)

@@ -9,9 +9,10 @@ import Server
 /// fields) to a prefill and a decode at once. The client gets the decode's
 /// response, but only once the prefill's has been read to the end — a
 /// prefill must always finish its response. When either half fails (no
-/// connection or a 5xx) while the other still works, the survivor is told
-/// to abort the request by `rid`, and the request is tried again on a new
-/// pair; a 4xx from either half goes back to the client as it is.
+/// connection, a 5xx, or an overload answer) while the other still works, the
+/// survivor is told to abort the request by `rid`, and the request is tried
+/// again on a new pair; any other 4xx from either half goes back to the client
+/// as it is.
 struct PDForwarder: Sendable {
     let core: RouterCore
 
@@ -25,7 +26,7 @@ struct PDForwarder: Sendable {
     private enum Outcome: Sendable {
         /// Both halves answered 2xx: the prefill in full, the decode with its head.
         case ready(prefill: UpstreamReply, decode: HTTPClientResponse)
-        /// `worker` is broken; another pair may do better (unless it timed out).
+        /// `worker` is broken or full; another pair may do better (unless it timed out).
         case failed(worker: Worker, error: APIError?, reply: UpstreamReply?, retryable: Bool)
         /// A half refused the request itself (4xx): the client's answer.
         case refused(UpstreamReply)
@@ -34,7 +35,7 @@ struct PDForwarder: Sendable {
     func forward(_ request: RoutedRequest, plan: PDRequestPlan) async throws -> Response {
         let retry = core.configuration.retry
         let deadline = ContinuousClock.now + .seconds(core.configuration.requestTimeoutSeconds)
-        var excluded = Set<String>()
+        var excluded = Set<String>(), full = Set<String>()
         var lastError: APIError?
         var lastReply: UpstreamReply?
         attempts: for attempt in 1...max(1, retry.maxAttempts) {
@@ -42,11 +43,11 @@ struct PDForwarder: Sendable {
                 core.metrics.retry(route: core.metrics.route(request.route))
                 try await Task.sleep(for: .seconds(retry.backoff(beforeAttempt: attempt)))
             }
-            guard let prefill = core.pick(.prefill, key: request.routingKey, excluding: excluded) else {
+            guard let prefill = core.pick(.prefill, key: request.routingKey, excluding: excluded, full: full) else {
                 if lastError == nil && lastReply == nil { throw core.noWorker(.prefill) }
                 break attempts
             }
-            guard let decode = core.pick(.decode, key: request.routingKey, excluding: excluded) else {
+            guard let decode = core.pick(.decode, key: request.routingKey, excluding: excluded, full: full) else {
                 if lastError == nil && lastReply == nil { throw core.noWorker(.decode) }
                 break attempts
             }
@@ -62,7 +63,7 @@ struct PDForwarder: Sendable {
                 return RouterCore.response(reply)
             case .failed(let worker, let error, let reply, let retryable):
                 decode.end()
-                excluded.insert(worker.url)
+                if reply?.isOverload == true { full.insert(worker.url) } else { excluded.insert(worker.url) }
                 (lastError, lastReply) = (error, reply)
                 if !retryable { break attempts }
                 continue
@@ -93,10 +94,10 @@ struct PDForwarder: Sendable {
                 }
                 decode.end()
                 core.recordStatus(decode, Int(response.status.code))
-                var reply = UpstreamReply(status: Int(response.status.code), contentType: response.headers.first(name: "content-type"), body: bytes)
+                var reply = UpstreamReply(response, body: bytes)
                 if !prefillLogprobs.isEmpty, let json = reply.json {
                     let merged = LogprobMerger.merge(response: json, prefill: prefillLogprobs)
-                    reply = UpstreamReply(status: reply.status, contentType: reply.contentType, body: ByteBuffer(bytes: JSON.encode(merged)))
+                    reply = reply.replacingBody(ByteBuffer(bytes: JSON.encode(merged)))
                 }
                 return RouterCore.response(reply)
             }
@@ -108,15 +109,23 @@ struct PDForwarder: Sendable {
     /// Runs both halves of one attempt and waits for whichever settles the outcome first.
     private func runAttempt(_ request: RoutedRequest, body: ByteBuffer, plan: PDRequestPlan, prefill: Worker, decode: Worker,
                          timeoutSeconds: Double) async -> Outcome {
+        let (outcome, orphan) = await runHalves(request, body: body, prefill: prefill, decode: decode, timeoutSeconds: timeoutSeconds)
+        if let orphan { await core.abortOrphan(orphan, rids: plan.rids) }
+        return outcome
+    }
+
+    /// Both halves of one attempt; the outcome, and the half left working when the other failed.
+    private func runHalves(_ request: RoutedRequest, body: ByteBuffer, prefill: Worker, decode: Worker,
+                           timeoutSeconds: Double) async -> (Outcome, orphan: Worker?) {
         let client = core.client, core = self.core
         let headers = request.headers
         let prefillURL = request.url(on: prefill), decodeURL = request.url(on: decode)
-        return await withTaskGroup(of: Half.self) { group -> Outcome in
+        return await withTaskGroup(of: Half.self) { group -> (Outcome, orphan: Worker?) in
             group.addTask {
                 do {
                     let response = try await client.send(.POST, prefillURL, headers: headers, body: body, timeoutSeconds: timeoutSeconds)
                     let bytes = try await client.collect(response, limit: 1 << 30, timeoutSeconds: timeoutSeconds)
-                    return .prefill(.success(UpstreamReply(status: Int(response.status.code), contentType: response.headers.first(name: "content-type"), body: bytes)))
+                    return .prefill(.success(UpstreamReply(response, body: bytes)))
                 } catch {
                     return .prefill(.failure(error))
                 }
@@ -130,11 +139,10 @@ struct PDForwarder: Sendable {
             }
             var prefillReply: UpstreamReply?
             var decodeResponse: HTTPClientResponse?
-            // Ends the attempt early: the half still working is told to abort and its call is dropped.
-            func settle(_ outcome: Outcome, orphan: Worker?) -> Outcome {
-                if let orphan { core.abortOrphan(orphan, rids: plan.rids) }
+            // Ends the attempt early: the call of the half still working is dropped (and it is told to abort).
+            func settle(_ outcome: Outcome, orphan: Worker?) -> (Outcome, orphan: Worker?) {
                 group.cancelAll()
-                return outcome
+                return (outcome, orphan)
             }
             while let half = await group.next() {
                 switch half {
@@ -143,8 +151,8 @@ struct PDForwarder: Sendable {
                     return settle(.failed(worker: prefill, error: RouterCore.gatewayError(error, worker: prefill), reply: nil, retryable: !Self.isTimeout(error)),
                                   orphan: decode)
                 case .prefill(.success(let reply)):
-                    core.recordStatus(prefill, reply.status)
-                    if reply.isServerError { return settle(.failed(worker: prefill, error: nil, reply: reply, retryable: true), orphan: decode) }
+                    core.recordReply(prefill, reply)
+                    if reply.isServerError || reply.isOverload { return settle(.failed(worker: prefill, error: nil, reply: reply, retryable: true), orphan: decode) }
                     if !reply.isSuccess { return settle(.refused(reply), orphan: decode) }
                     prefillReply = reply
                 case .decode(.failure(let error)):
@@ -155,16 +163,16 @@ struct PDForwarder: Sendable {
                     let status = Int(response.status.code)
                     guard status < 400 else {
                         let bytes = (try? await client.collect(response, limit: 16 << 20, timeoutSeconds: 30)) ?? ByteBuffer()
-                        core.recordStatus(decode, status)
-                        let reply = UpstreamReply(status: status, contentType: response.headers.first(name: "content-type"), body: bytes)
+                        let reply = UpstreamReply(response, body: bytes)
+                        core.recordReply(decode, reply)
                         let orphan = prefillReply == nil ? prefill : nil
-                        return status >= 500 ? settle(.failed(worker: decode, error: nil, reply: reply, retryable: true), orphan: orphan)
+                        return reply.isServerError || reply.isOverload ? settle(.failed(worker: decode, error: nil, reply: reply, retryable: true), orphan: orphan)
                             : settle(.refused(reply), orphan: orphan)
                     }
                     decodeResponse = response
                 }
             }
-            return .ready(prefill: prefillReply!, decode: decodeResponse!)
+            return (.ready(prefill: prefillReply!, decode: decodeResponse!), nil)
         }
     }
 

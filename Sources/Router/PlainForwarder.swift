@@ -5,15 +5,16 @@ import NIOCore
 import Server
 
 /// Plain load balancing: one worker per request, chosen by policy; on no
-/// connection or a 5xx the request goes to another worker (with backoff)
-/// until the attempts run out. Streams pass through chunk by chunk.
+/// connection, a 5xx or an overload answer the request goes to another worker
+/// (with backoff) until the attempts or the untried workers run out. Streams
+/// pass through chunk by chunk.
 struct PlainForwarder: Sendable {
     let core: RouterCore
 
     func forward(_ request: RoutedRequest) async throws -> Response {
         let retry = core.configuration.retry
         let timeout = core.configuration.requestTimeoutSeconds
-        var excluded = Set<String>()
+        var excluded = Set<String>(), full = Set<String>()
         var lastError: APIError?
         var lastReply: UpstreamReply?
         for attempt in 1...max(1, retry.maxAttempts) {
@@ -21,7 +22,7 @@ struct PlainForwarder: Sendable {
                 core.metrics.retry(route: core.metrics.route(request.route))
                 try await Task.sleep(for: .seconds(retry.backoff(beforeAttempt: attempt)))
             }
-            guard let worker = core.pick(.regular, key: request.routingKey, excluding: excluded) else {
+            guard let worker = core.pick(.regular, key: request.routingKey, excluding: excluded, full: full) else {
                 break
             }
             worker.begin()
@@ -63,10 +64,11 @@ struct PlainForwarder: Sendable {
                 continue
             }
             worker.end()
-            core.recordStatus(worker, status)
-            let reply = UpstreamReply(status: status, contentType: response.headers.first(name: "content-type"), body: body)
-            if status >= 500 {
-                excluded.insert(worker.url)
+            let reply = UpstreamReply(response, body: body)
+            core.recordReply(worker, reply)
+            // A broken worker (5xx) or a full one (overload): another worker may serve it.
+            if reply.isServerError || reply.isOverload {
+                if reply.isOverload { full.insert(worker.url) } else { excluded.insert(worker.url) }
                 lastReply = reply
                 lastError = nil
                 continue

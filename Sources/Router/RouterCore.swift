@@ -51,8 +51,8 @@ final class RouterCore: Sendable {
     }
 
     /// A worker of `role` for a request, by that role's policy; nil when none is available.
-    func pick(_ role: WorkerRole, key: String, excluding: Set<String>) -> Worker? {
-        let candidates = registry.available(role, excluding: excluding)
+    func pick(_ role: WorkerRole, key: String, excluding: Set<String>, full: Set<String> = []) -> Worker? {
+        let candidates = registry.available(role, excluding: excluding, full: full)
         guard !candidates.isEmpty else { return nil }
         return policies[role]!.select(candidates, key: key)
     }
@@ -95,26 +95,33 @@ final class RouterCore: Sendable {
         logger.warning("worker failed", metadata: ["worker": "\(worker.url)", "error": "\(detail)"])
     }
 
-    /// A worker answered `status`: 5xx counts against its circuit, anything else for it.
-    func recordStatus(_ worker: Worker, _ status: Int) {
-        worker.recordOutcome(failed: status >= 500, detail: status >= 500 ? "answered \(status)" : nil)
+    /// A worker answered `status`: 5xx counts against its circuit, anything else for it
+    /// — except an overload answer (`UpstreamReply.isOverload`), which says the
+    /// worker works but is full and so leaves the circuit as it is.
+    func recordStatus(_ worker: Worker, _ status: Int, retryAfter: String? = nil) {
+        if !UpstreamReply.isOverload(status: status, retryAfter: retryAfter) {
+            worker.recordOutcome(failed: status >= 500, detail: status >= 500 ? "answered \(status)" : nil)
+        }
         metrics.upstream(worker, status: status)
+    }
+
+    func recordReply(_ worker: Worker, _ reply: UpstreamReply) {
+        recordStatus(worker, reply.status, retryAfter: reply.retryAfter)
     }
 
     /// Tells the half of a failed pair that is still working to stop, so it
     /// does not hold a request (a decode waiting for KV that never comes).
-    /// Runs on its own: the retry does not wait for it.
-    func abortOrphan(_ worker: Worker, rids: [String]) {
+    /// The retry waits for it: the next attempt keeps the rid and may go to
+    /// the same worker, where a late abort would kill the new attempt instead.
+    func abortOrphan(_ worker: Worker, rids: [String]) async {
         metrics.orphanAbort(role: worker.role)
-        let client = self.client, logger = self.logger, timeout = configuration.health.timeoutSeconds
+        let timeout = configuration.health.timeoutSeconds
         logger.info("aborting orphaned half", metadata: ["worker": "\(worker.url)", "rid": "\(rids.joined(separator: ","))"])
-        Task {
-            for rid in rids {
-                do {
-                    _ = try await client.call(.POST, worker.url + "/abort_request", json: ["rid": rid], timeoutSeconds: timeout)
-                } catch {
-                    logger.debug("abort not delivered", metadata: ["worker": "\(worker.url)", "error": "\(UpstreamClient.describe(error))"])
-                }
+        for rid in rids {
+            do {
+                _ = try await client.call(.POST, worker.url + "/abort_request", json: ["rid": rid], timeoutSeconds: timeout)
+            } catch {
+                logger.debug("abort not delivered", metadata: ["worker": "\(worker.url)", "error": "\(UpstreamClient.describe(error))"])
             }
         }
     }
@@ -143,6 +150,7 @@ final class RouterCore: Sendable {
     static func response(_ reply: UpstreamReply) -> Response {
         var headers = HTTPFields()
         if let type = reply.contentType { headers[.contentType] = type }
+        if let retryAfter = reply.retryAfter { headers[.retryAfter] = retryAfter }
         return Response(status: .init(code: reply.status), headers: headers, body: .init(byteBuffer: reply.body))
     }
 

@@ -16,7 +16,7 @@ public struct RouterServer: Sendable {
     static let knownRoutes: Set<String> = [
         "/generate", "/v1/completions", "/v1/chat/completions", "/health", "/health_generate", "/v1/models",
         "/get_model_info", "/model_info", "/get_server_info", "/server_info", "/get_load", "/flush_cache",
-        "/abort_request", "/metrics", "/workers",
+        "/abort_request", "/metrics", "/workers", "/liveness", "/readiness",
     ]
 
     public init(configuration: RouterConfiguration, logger: Logger) {
@@ -34,6 +34,9 @@ public struct RouterServer: Sendable {
             router.post(RouterPath(path)) { try await inference.handle($0, context: $1) }
         }
         router.get("/health") { _, _ in Response(status: .ok) }
+        // Liveness: the process answers. Readiness: it can route a request now.
+        router.get("/liveness") { _, _ in JSON.response(["status": "alive"]) }
+        router.get("/readiness") { _, _ in info.readiness() }
         router.get("/health_generate") { request, _ in await info.healthGenerate(request) }
         for path in ["/v1/models", "/get_model_info", "/model_info", "/get_server_info", "/server_info"] {
             router.get(RouterPath(path)) { request, _ in try await info.forwardToOne(request) }
@@ -63,6 +66,7 @@ public struct RouterServer: Sendable {
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "pdserve-router"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
+                core.monitor.serverIsListening()
                 // Waiting here would hold up accepting connections (and /workers), so wait beside it.
                 Task {
                     let waiting = await core.monitor.waitUntilReady(timeoutSeconds: startup)

@@ -75,7 +75,7 @@ final class UpstreamClient: Sendable {
         return try await TimeLimit.run(seconds: timeoutSeconds) {
             let response = try await self.send(method, url, headers: sentHeaders, body: sentBody, timeoutSeconds: timeoutSeconds)
             let bytes = try await self.collect(response, limit: 64 << 20, timeoutSeconds: timeoutSeconds)
-            return UpstreamReply(status: Int(response.status.code), contentType: response.headers.first(name: "content-type"), body: bytes)
+            return UpstreamReply(response, body: bytes)
         }
     }
 

@@ -16,6 +16,9 @@ final class WorkerMonitor: Service, @unchecked Sendable {
     let logger: Logger
     private let lock = NSLock()
     private var lastChecked: [String: ContinuousClock.Instant] = [:]
+    /// Opened once the router's port is bound: a router that cannot bind
+    /// must exit before it has checked (and announced) any worker.
+    private let listening = AsyncStream<Void>.makeStream()
 
     init(registry: WorkerRegistry, client: UpstreamClient, settings: HealthSettings, pollsLoad: Bool, logger: Logger) {
         self.registry = registry
@@ -25,8 +28,16 @@ final class WorkerMonitor: Service, @unchecked Sendable {
         self.logger = logger
     }
 
+    /// Lets `run` start checking; called when the HTTP server is listening.
+    func serverIsListening() {
+        listening.continuation.yield()
+        listening.continuation.finish()
+    }
+
     func run() async throws {
         let tick = min(settings.notReadyIntervalSeconds, settings.intervalSeconds, 1.0)
+        // Cancelled (the server failed to start): the stream ends and so does the wait.
+        for await _ in listening.stream { break }
         await withGracefulShutdownHandler {
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 await checkDue()

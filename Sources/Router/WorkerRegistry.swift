@@ -44,8 +44,12 @@ public final class WorkerRegistry: @unchecked Sendable {
 
     /// Workers of `role` that may take a request now. Workers in `excluding`
     /// (those that just failed this request) are left out unless nothing else is left.
-    func available(_ role: WorkerRole, excluding: Set<String> = []) -> [Worker] {
-        let candidates = workers(role).filter(\.isAvailable)
+    /// Available workers of `role`, those in `excluding` only when nothing
+    /// else is left (a retry may go back to a worker that failed once), those
+    /// in `full` never (a worker that answered overloaded is not asked again
+    /// for this request).
+    func available(_ role: WorkerRole, excluding: Set<String> = [], full: Set<String> = []) -> [Worker] {
+        let candidates = workers(role).filter { $0.isAvailable && !full.contains($0.url) }
         let fresh = candidates.filter { !excluding.contains($0.url) }
         return fresh.isEmpty ? candidates : fresh
     }

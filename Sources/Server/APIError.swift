@@ -37,6 +37,14 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         return error
     }
 
+    /// A draining instance refuses new work; a router retries it elsewhere
+    /// (an overload answer: 503 with `Retry-After`, so no circuit opens).
+    public static var draining: APIError {
+        var error = APIError(.serviceUnavailable, type: "server_draining", "The server is draining: it finishes its running requests and takes no new ones.")
+        error.retryAfterSeconds = 1
+        return error
+    }
+
     public static func notFound(path: String) -> APIError {
         APIError(.notFound, type: "not_found", "No route for \(path).")
     }

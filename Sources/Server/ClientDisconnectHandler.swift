@@ -1,11 +1,35 @@
 import NIOCore
 
-/// Closes the connection as soon as the client shuts down its side.
-/// Hummingbird's channels allow half-closure, so without this a client that
-/// hangs up during a long non-streamed generation goes unnoticed until the
-/// answer is written; closing lets `channel.closeFuture` abort the request.
-final class ClientDisconnectHandler: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+/// One per connection: closes the connection as soon as the client shuts
+/// down its side, and then aborts the requests still running on it.
+/// Hummingbird's channels allow half-closure, so without the close a client
+/// that hangs up during a long non-streamed generation would go unnoticed
+/// until the answer is written.
+final class ClientDisconnectHandler: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
     typealias InboundIn = NIOAny
+
+    let watch: DisconnectWatch
+    private let counter: ConnectionCounter
+    private var counted = false
+
+    init(counter: ConnectionCounter) {
+        self.counter = counter
+        watch = DisconnectWatch(counter: counter)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        counted = true
+        counter.opened()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        connectionEnded()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        connectionEnded()
+    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event {
@@ -13,5 +37,13 @@ final class ClientDisconnectHandler: ChannelInboundHandler, RemovableChannelHand
             return
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Runs once, on the channel's event loop.
+    private func connectionEnded() {
+        guard counted else { return }
+        counted = false
+        counter.closed()
+        watch.connectionClosed()
     }
 }

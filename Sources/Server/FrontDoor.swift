@@ -1,14 +1,17 @@
 import Hummingbird
 
 /// What every PDServe HTTP service does before and after its routes: the
-/// API key check (every path but `/health`) and turning whatever a handler
+/// API key check (every path but the health probes) and turning whatever a handler
 /// throws into the JSON error clients and routers expect.
 public enum FrontDoor {
+    /// What orchestrators probe without credentials.
+    static let probePaths: Set<String> = ["/health", "/liveness", "/readiness"]
+
     public static func answer<Context: RequestContext>(
         _ request: Request, context: Context, apiKey: String?,
         next: (Request, Context) async throws -> Response
     ) async -> Response {
-        if let apiKey, request.uri.path != "/health", request.headers[.authorization] != "Bearer \(apiKey)" {
+        if let apiKey, !probePaths.contains(request.uri.path), request.headers[.authorization] != "Bearer \(apiKey)" {
             return APIError.unauthorized.response
         }
         do {

@@ -11,6 +11,8 @@ final class InferenceService: Sendable {
     let engine: Engine
     let configuration: ServerConfiguration
     let metrics: ServerMetrics
+    let lifecycle = InstanceLifecycle()
+    let connections = ConnectionCounter()
     private let inFlight = InFlightCounter()
     private let aliases = RequestAliases()
 
@@ -27,6 +29,10 @@ final class InferenceService: Sendable {
 
     /// Checks every input before any is started, so a batch is all or nothing.
     func admit(_ inputs: [GenerateInput]) throws(APIError) {
+        if lifecycle.isDraining {
+            metrics.rejected()
+            throw .draining
+        }
         for input in inputs {
             if let refusal = engine.refusal(for: input) { throw .invalid(refusal.message) }
         }
@@ -52,11 +58,18 @@ final class InferenceService: Sendable {
         let streams = inputs.map { engine.generate($0) }
         aliases.add(names: names, ids: inputs.map(\.id))
         let ids = inputs.map(\.id)
-        channel?.closeFuture.whenComplete { _ in
-            for id in ids { engine.abort(id: id, message: "client disconnected") }
-        }
+        let connections = self.connections
         let task = Task {
+            // Registered with the connection, and removed when these inputs end.
+            var watch: (DisconnectWatch, Int)?
+            if let channel {
+                let connection = await DisconnectWatch.of(channel, counter: connections)
+                if let key = connection.watch(abort: { for id in ids { engine.abort(id: id, message: "client disconnected") } }) {
+                    watch = (connection, key)
+                }
+            }
             defer {
+                if let (connection, key) = watch { connection.end(key) }
                 inFlight.add(-inputs.count)
                 aliases.remove(names: names, ids: inputs.map(\.id))
             }

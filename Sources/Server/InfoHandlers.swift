@@ -9,6 +9,25 @@ struct InfoHandlers: Sendable {
 
     var configuration: ServerConfiguration { service.configuration }
 
+    /// 200 while the instance takes requests; 503 once it drains, so routers
+    /// polling it stop sending here.
+    func health() -> Response {
+        service.lifecycle.isDraining ? APIError.draining.response : Response(status: .ok)
+    }
+
+    /// `/readiness`: the engine is loaded (it is before the server listens) and the instance is not draining.
+    func readiness() -> Response {
+        service.lifecycle.isDraining ? APIError.draining.response : JSON.response(["status": "ready"])
+    }
+
+    /// `POST /drain`: stop taking requests, finish the admitted ones.
+    func drain(context: ServerRequestContext) -> Response {
+        if service.lifecycle.drain() {
+            context.logger.info("draining: finishing in-flight requests, refusing new ones", metadata: ["in_flight": "\(service.inFlightCount)"])
+        }
+        return JSON.response(["status": "draining", "in_flight": service.inFlightCount])
+    }
+
     func models() -> Response {
         JSON.response([
             "object": "list",
@@ -97,7 +116,7 @@ struct InfoHandlers: Sendable {
     }
 
     func metrics() async -> Response {
-        let text = service.metrics.render(snapshot: await service.engine.snapshot())
+        let text = service.metrics.render(snapshot: await service.engine.snapshot(), connections: service.connections)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: text)))
     }

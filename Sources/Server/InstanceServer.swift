@@ -28,14 +28,17 @@ public struct InstanceServer: Sendable {
         let known: Set<String> = [
             "/v1/completions", "/v1/chat/completions", "/generate", "/v1/models", "/health", "/health_generate",
             "/get_server_info", "/server_info", "/get_model_info", "/model_info", "/get_load", "/flush_cache",
-            "/abort_request", "/metrics",
+            "/abort_request", "/metrics", "/liveness", "/readiness", "/drain",
         ]
         router.add(middleware: ServerMiddleware(apiKey: configuration.apiKey, metrics: metrics, knownPaths: known))
         router.post("/v1/completions") { try await completions.handle($0, context: $1) }
         router.post("/v1/chat/completions") { try await chat.handle($0, context: $1) }
         router.post("/generate") { try await generate.handle($0, context: $1) }
         router.get("/v1/models") { _, _ in info.models() }
-        router.get("/health") { _, _ in Response(status: .ok) }
+        router.get("/health") { _, _ in info.health() }
+        router.get("/liveness") { _, _ in JSON.response(["status": "alive"]) }
+        router.get("/readiness") { _, _ in info.readiness() }
+        router.post("/drain") { _, context in info.drain(context: context) }
         router.get("/health_generate") { _, context in await info.healthGenerate(context: context) }
         for path in ["/get_server_info", "/server_info"] { router.get(RouterPath(path)) { _, _ in await info.serverInfo() } }
         for path in ["/get_model_info", "/model_info"] { router.get(RouterPath(path)) { _, _ in info.modelInfo() } }
@@ -54,14 +57,14 @@ public struct InstanceServer: Sendable {
         let service = InferenceService(engine: engine, configuration: configuration, metrics: metrics)
         let app = Application(
             router: makeRouter(service: service),
-            server: .http1(configuration: .init(additionalChannelHandlers: [ClientDisconnectHandler()])),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ClientDisconnectHandler(counter: service.connections)])),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "pdserve"),
             onServerRunning: { channel in await onReady(channel.localAddress?.port ?? 0) },
             logger: logger
         )
         // Listed last, so it hears the shutdown signal first and starts the
         // deadline while the HTTP server drains.
-        let deadline = ShutdownDeadline(engine: engine, seconds: configuration.shutdownTimeout, logger: logger)
+        let deadline = ShutdownDeadline(engine: engine, lifecycle: service.lifecycle, seconds: configuration.shutdownTimeout, logger: logger)
         let group = ServiceGroup(configuration: .init(services: extraServices + [app, deadline], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         engine.shutdown()
@@ -72,11 +75,13 @@ public struct InstanceServer: Sendable {
 /// began, so a slow client cannot hold the process open.
 struct ShutdownDeadline: Service {
     let engine: Engine
+    let lifecycle: InstanceLifecycle
     let seconds: Double
     let logger: Logger
 
     func run() async throws {
         try? await gracefulShutdown()
+        lifecycle.drain()
         let engine = self.engine, logger = self.logger, seconds = self.seconds
         logger.info("shutting down: in-flight requests have \(seconds)s to finish")
         Task.detached {

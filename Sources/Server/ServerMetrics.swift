@@ -25,6 +25,8 @@ public final class ServerMetrics: Sendable {
         registry.gauge(p + "kv_pages_total", help: "KV pool size in pages.")
         registry.gauge(p + "kv_pages_free", help: "Free KV pages.")
         registry.gauge(p + "kv_pages_cached", help: "KV pages held only by the prefix cache (reclaimable).")
+        registry.gauge(p + "http_connections_open", help: "Open HTTP connections.")
+        registry.gauge(p + "http_requests_watched", help: "Requests watched for a client disconnect (never more than those running).")
     }
 
     func timeToFirstToken(_ seconds: Double) { registry.observe(p + "time_to_first_token_seconds", seconds) }
@@ -48,8 +50,10 @@ public final class ServerMetrics: Sendable {
         registry.increment(p + "http_requests_total", labels: [path, String(status)])
     }
 
-    /// Refreshes the gauges from the engine and renders everything.
-    func render(snapshot s: EngineSnapshot) -> String {
+    /// Refreshes the gauges from the engine and the connections, and renders everything.
+    func render(snapshot s: EngineSnapshot, connections: ConnectionCounter) -> String {
+        registry.set(p + "http_connections_open", Double(connections.openConnections))
+        registry.set(p + "http_requests_watched", Double(connections.watchedRequests))
         registry.set(p + "num_requests_running", Double(s.running))
         registry.set(p + "num_requests_waiting", Double(s.waiting))
         registry.set(p + "num_running_tokens", Double(s.runningTokens))

@@ -1,0 +1,264 @@
+"""What an operator meets in the first week (issue: hardening): overload that
+must not become an outage, keep-alive connections that must not grow, the
+probes orchestrators poll, a router that cannot bind, and draining an
+instance under load. Real instances and routers on 127.0.0.1; scripted fake
+workers only where a worker must answer something on demand. Every wait is
+bounded."""
+import concurrent.futures
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import BIN, FIXTURES, Server, stop_process
+from pd_helpers import free_port
+from router_helpers import FakeWorker, RouterProcess, metric
+
+MODEL = ["--model-path", str(FIXTURES / "qwen2-fp32"), "--served-model-name", "qwen-tiny"]
+SHORT = {"max_new_tokens": 4, "temperature": 0, "ignore_eos": True}
+
+
+@pytest.fixture
+def started():
+    things = []
+    yield things.append
+    for thing in reversed(things):
+        thing.stop()
+
+
+def overloaded_worker(status=503, retry_after="7"):
+    """A fake that is healthy but full; `fake.full = False` makes it serve."""
+    def script(handler, path, body):
+        if path == "/health":
+            handler.reply(200, {})
+        elif fake.full:
+            handler.send_response(status)
+            data = b'{"error": {"message": "full", "type": "server_overloaded", "code": %d}}' % status
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Retry-After", retry_after)
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        else:
+            handler.reply(200, {"text": "served", "meta_info": {"id": "x", "finish_reason": {"type": "length"}}})
+
+    fake = FakeWorker(script)
+    fake.full = True
+    return fake
+
+
+# 1. Overload is not a failure: no breaker opens, Retry-After reaches the client.
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_an_overloaded_worker_never_opens_its_circuit_and_its_retry_after_reaches_the_client(status, started):
+    fake = overloaded_worker(status)
+    started(fake)
+    router = RouterProcess("--worker-urls", fake.url, "--cb-failure-threshold", "2", "--cb-timeout-duration-secs", "60",
+                           "--retry-initial-backoff-ms", "1", "--health-check-interval-secs", "1")
+    started(router)
+    for i in range(6):
+        response = router.post("/generate", {"text": f"busy {i}"})
+        assert response.status_code == status, response.text
+        assert response.headers.get("Retry-After") == "7"
+        assert response.json()["error"]["type"] == "server_overloaded"
+    # Each request asked the full worker once: it is not retried on the worker that said it is full.
+    assert len(fake.received("/generate")) == 6
+    state = router.workers()[fake.url]
+    assert state["circuit_state"] == "closed" and state["consecutive_failures"] == 0, state
+    fake.full = False
+    assert router.post("/generate", {"text": "now"}).status_code == 200
+
+
+def test_an_overloaded_worker_sends_its_requests_to_one_with_capacity(started):
+    fake = overloaded_worker()
+    started(fake)
+    real = Server(*MODEL)
+    started(real)
+    router = RouterProcess("--worker-urls", fake.url, real.url, "--policy", "round_robin", "--cb-failure-threshold", "2",
+                           "--retry-initial-backoff-ms", "1")
+    started(router)
+    for i in range(6):
+        response = router.post("/generate", {"text": f"spill {i}", "sampling_params": SHORT})
+        assert response.status_code == 200, response.text
+    assert router.workers()[fake.url]["circuit_state"] == "closed"
+
+
+def burst(url, count, concurrency, body):
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        futures = [pool.submit(requests.post, url + "/generate", json=body, timeout=120) for _ in range(count)]
+        return [f.result() for f in futures]
+
+
+def assert_served_at_once_after_a_burst(router, worker_urls):
+    replies = burst(router.url, 60, 30, {"text": "burst", "sampling_params": {**SHORT, "max_new_tokens": 16}})
+    statuses = {r.status_code for r in replies}
+    assert statuses <= {200, 503}, statuses
+    assert 503 in statuses, "the burst should overflow capacity"
+    assert all(r.headers.get("Retry-After") for r in replies if r.status_code == 503)
+    assert all(r.json()["error"]["type"] == "server_overloaded" for r in replies if r.status_code == 503)
+    # The idle cluster serves the very next request (it was a 30 s outage when overload opened the breaker).
+    started_at = time.monotonic()
+    response = router.post("/generate", {"text": "after the burst", "sampling_params": SHORT})
+    assert response.status_code == 200, response.text
+    assert time.monotonic() - started_at < 5
+    workers = router.workers()
+    for url in worker_urls:
+        assert workers[url]["circuit_state"] == "closed", workers[url]
+
+
+def test_a_burst_beyond_capacity_is_not_an_outage(started):
+    server = Server(*MODEL, "--max-running-requests", "2", "--max-queued-requests", "2")
+    started(server)
+    router = RouterProcess("--worker-urls", server.url, "--cb-failure-threshold", "3", "--cb-timeout-duration-secs", "60",
+                           "--retry-initial-backoff-ms", "1")
+    started(router)
+    assert_served_at_once_after_a_burst(router, [server.url])
+    server.assert_pool_whole()
+
+
+def test_a_pd_burst_beyond_capacity_is_not_an_outage(started):
+    bootstrap_port = free_port()
+    prefill = Server(*MODEL, "--disaggregation-mode", "prefill", "--disaggregation-bootstrap-port", str(bootstrap_port),
+                     "--max-running-requests", "2", "--max-queued-requests", "2")
+    started(prefill)
+    decode = Server(*MODEL, "--disaggregation-mode", "decode", "--max-running-requests", "2", "--max-queued-requests", "2")
+    started(decode)
+    router = RouterProcess("--pd-disaggregation", "--prefill", prefill.url, str(bootstrap_port), "--decode", decode.url,
+                           "--cb-failure-threshold", "3", "--cb-timeout-duration-secs", "60", "--retry-initial-backoff-ms", "1")
+    started(router)
+    assert_served_at_once_after_a_burst(router, [prefill.url, decode.url])
+    for server in (prefill, decode):
+        server.assert_pool_whole()
+
+
+# 4. Keep-alive connections hold nothing per finished request.
+
+def test_a_keep_alive_connection_keeps_no_watch_of_finished_requests(started):
+    server = Server(*MODEL, "--context-length", "20000")
+    started(server)
+    with requests.Session() as session:
+        for i in range(200):
+            assert session.post(server.url + "/generate", json={"text": f"k{i}", "sampling_params": {"max_new_tokens": 1}},
+                                timeout=30).status_code == 200
+        text = session.get(server.url + "/metrics", timeout=30).text
+        assert "pdserve:http_requests_watched" in text and "pdserve:http_connections_open" in text
+        assert metric(text, "pdserve:http_requests_watched") == 0
+        assert metric(text, "pdserve:http_connections_open") >= 1
+        # A running request is watched, and a client that leaves aborts it.
+        holder = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        body = b'{"text": "hold", "sampling_params": {"max_new_tokens": 15000, "ignore_eos": true}}'
+        holder.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        deadline = time.monotonic() + 10
+        while metric(session.get(server.url + "/metrics", timeout=30).text, "pdserve:http_requests_watched") != 1:
+            assert time.monotonic() < deadline, "the running request is not watched"
+            time.sleep(0.02)
+        holder.close()
+        deadline = time.monotonic() + 10
+        while server.state("num_running_reqs") != 0 or metric(session.get(server.url + "/metrics", timeout=30).text, "pdserve:http_requests_watched") != 0:
+            assert time.monotonic() < deadline, "the disconnected request was not aborted"
+            time.sleep(0.02)
+    server.assert_pool_whole()
+
+
+# 5. Probes, and a router that binds before it announces anything.
+
+def test_instance_probes_answer_without_the_api_key(started):
+    server = Server(*MODEL, "--api-key", "sekret")
+    started(server)
+    assert server.get("/liveness").status_code == 200
+    ready = server.get("/readiness")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert server.get("/get_load").status_code == 401
+
+
+def test_router_readiness_needs_a_healthy_worker_of_every_role(started):
+    fake = FakeWorker(lambda h, path, body: h.reply(200, {}))
+    started(fake)
+    down = f"http://127.0.0.1:{free_port()}"
+    plain = RouterProcess("--worker-urls", down, "--worker-startup-timeout-secs", "1")
+    started(plain)
+    assert plain.get("/liveness").status_code == 200
+    refused = plain.get("/readiness")
+    assert refused.status_code == 503 and refused.json()["error"]["type"] == "not_ready"
+    assert plain.post("/workers", {"url": fake.url}).status_code in (200, 201)
+    plain.wait_for(lambda: plain.get("/readiness").status_code == 200, what="readiness with a healthy worker")
+
+    # PD: a healthy prefill (its bootstrap server answering) is not enough without a decode.
+    pd = RouterProcess("--pd-disaggregation", "--prefill", fake.url, str(fake.port), "--decode", down,
+                       "--worker-startup-timeout-secs", "1")
+    started(pd)
+    body = pd.get("/readiness")
+    assert body.status_code == 503 and "decode" in body.json()["error"]["message"], body.text
+
+
+def test_router_on_a_busy_port_exits_before_checking_any_worker(started):
+    fake = FakeWorker(lambda h, path, body: h.reply(200, {}))
+    started(fake)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        proc = subprocess.run([BIN, "router", "--port", str(busy.getsockname()[1]), "--worker-urls", fake.url],
+                              capture_output=True, text=True, timeout=30)
+    finally:
+        busy.close()
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert "worker ready" not in output and not fake.received("/health", method="GET"), output
+
+
+# 6. Draining a decode instance under load loses no request.
+
+def test_draining_one_of_two_decodes_under_load_fails_no_request(started):
+    bootstrap_port = free_port()
+    prefill = Server(*MODEL, "--disaggregation-mode", "prefill", "--disaggregation-bootstrap-port", str(bootstrap_port))
+    started(prefill)
+    decodes = [Server(*MODEL, "--disaggregation-mode", "decode") for _ in range(2)]
+    for decode in decodes:
+        started(decode)
+    router = RouterProcess("--pd-disaggregation", "--prefill", prefill.url, str(bootstrap_port),
+                           "--decode", decodes[0].url, "--decode", decodes[1].url, "--policy", "round_robin",
+                           "--health-check-interval-secs", "1", "--retry-initial-backoff-ms", "1")
+    started(router)
+    stop = threading.Event()
+    results = []
+
+    def client(index):
+        i = 0
+        while not stop.is_set():
+            response = requests.post(router.url + "/generate", json={"text": f"load {index} {i}", "sampling_params": {**SHORT, "max_new_tokens": 12}}, timeout=60)
+            results.append((response.status_code, response.text[:200]))
+            i += 1
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(2)
+        drained = decodes[0].post("/drain")
+        assert drained.status_code == 200 and drained.json()["status"] == "draining"
+        assert decodes[0].get("/readiness").status_code == 503 and decodes[0].get("/health").status_code == 503
+        assert decodes[0].get("/liveness").status_code == 200
+        router.wait_for(lambda: not router.workers()[decodes[0].url]["healthy"], timeout=15, what="the router to stop using the drained decode")
+        served_before = decodes[0].state("num_running_reqs")
+        count_then = len(results)
+        time.sleep(2)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+    failures = [r for r in results if r[0] != 200]
+    assert not failures, failures[:5]
+    assert len(results) > count_then > 0
+    # The drained decode finished what it had and took nothing new.
+    assert served_before == 0 or decodes[0].state("num_running_reqs") == 0
+    direct = decodes[0].post("/generate", {"text": "new", "sampling_params": SHORT, "bootstrap_host": "127.0.0.1",
+                                           "bootstrap_port": bootstrap_port, "bootstrap_room": 7})
+    assert direct.status_code == 503 and direct.headers.get("Retry-After")
+    for server in [prefill, *decodes]:
+        server.assert_pool_whole()
