@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "ByteExactJSON"),
         .target(name: "Tokenization", dependencies: ["ByteExactJSON"], swiftSettings: fastMath),
         .target(name: "ChatTemplates", dependencies: ["ByteExactJSON"]),
-        .target(name: "Models", dependencies: ["Kernels", "Tokenization"], swiftSettings: fastMath),
+        .target(name: "Models", dependencies: ["Kernels", "Tokenization", "ByteExactJSON"], swiftSettings: fastMath),
         .target(name: "Engine", dependencies: ["Models", "Kernels", "Tokenization"], swiftSettings: fastMath),
         .target(
             name: "Server",
@@ -52,7 +52,7 @@ let package = Package(
         .target(
             name: "Disaggregation",
             dependencies: [
-                "Engine", "Kernels", "Models", "NIXLShim", "MooncakeShim",
+                "Engine", "Kernels", "Models", "NIXLShim", "MooncakeShim", "ByteExactJSON",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -61,9 +61,8 @@ extension TemplateValue {
     }
 
     private static func fromNumber(_ n: NSNumber) -> TemplateValue {
-        // Booleans arrive as NSNumber too; their Objective-C type code is "c" (char).
+        if let bool = JSONScalar.bool(n) { return .bool(bool) }
         let code = String(cString: n.objCType)
-        if code == "c" || code == "B" { return .bool(n.boolValue) }
         if code == "d" || code == "f" { return .double(n.doubleValue) }
         return .int(Int(n.int64Value))
     }

@@ -1,3 +1,4 @@
+import ByteExactJSON
 import Foundation
 
 /// The architectures PDServe runs. All are Llama-shaped decoders; the
@@ -40,21 +41,25 @@ public struct ModelConfig: Sendable {
     /// The dtype the checkpoint declares (informational).
     public var declaredDType: String?
 
-    /// Reads `config.json` from a model folder.
+    /// Reads `config.json` from a model folder, and the end-of-sequence ids
+    /// of `generation_config.json` beside it: like vLLM and SGLang, EOS is
+    /// either file's ids (instruct checkpoints often list `<|eot_id|>` only there).
     public init(directory: URL) throws {
         let url = directory.appendingPathComponent("config.json")
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw ModelLoadError(file: url, "missing: every checkpoint folder needs a config.json")
         }
         try self.init(json: data, file: url.path)
+        let generationURL = directory.appendingPathComponent("generation_config.json")
+        if let generation = FileManager.default.contents(atPath: generationURL.path) {
+            let fields = try JSONFields(data: generation, file: generationURL.path)
+            for id in try fields.intList("eos_token_id") where !eosTokenIds.contains(id) { eosTokenIds.append(id) }
+        }
     }
 
     public init(json data: Data, file: String = "config.json") throws {
-        guard let obj = try? JSONSerialization.jsonObject(with: data), let json = obj as? [String: Any] else {
-            throw ModelLoadError(file: file, "corrupt: not a JSON object")
-        }
-        let reader = JSONFields(json: json, file: file)
-        let names = (json["architectures"] as? [String]) ?? []
+        let reader = try JSONFields(data: data, file: file)
+        let names = try reader.stringList("architectures")
         guard let name = names.first else {
             throw ModelLoadError(file: file, "no \"architectures\" entry; supported: \(Architecture.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -62,22 +67,26 @@ public struct ModelConfig: Sendable {
             throw ModelLoadError(file: file, "unsupported architecture \(name); supported: \(Architecture.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         architecture = arch
-        if let act = json["hidden_act"] as? String, act != "silu" {
+        if let act = try reader.optionalString("hidden_act"), act != "silu" {
             throw ModelLoadError(file: file, "unsupported hidden_act \(act); only silu is implemented")
         }
         hiddenSize = try reader.int("hidden_size")
         intermediateSize = try reader.int("intermediate_size")
         layerCount = try reader.int("num_hidden_layers")
         headCount = try reader.int("num_attention_heads")
-        kvHeadCount = reader.optionalInt("num_key_value_heads") ?? headCount
-        headDim = reader.optionalInt("head_dim") ?? hiddenSize / headCount
+        kvHeadCount = try reader.optionalInt("num_key_value_heads") ?? headCount
+        headDim = try reader.optionalInt("head_dim") ?? hiddenSize / max(1, headCount)
         vocabSize = try reader.int("vocab_size")
-        rmsNormEps = Float(reader.optionalDouble("rms_norm_eps") ?? 1e-6)
-        maxPositionEmbeddings = reader.optionalInt("max_position_embeddings") ?? 4096
-        tieWordEmbeddings = (json["tie_word_embeddings"] as? Bool) ?? false
-        bosTokenId = reader.optionalInt("bos_token_id")
-        eosTokenIds = reader.intList("eos_token_id")
-        declaredDType = (json["dtype"] as? String) ?? (json["torch_dtype"] as? String)
+        rmsNormEps = Float(try reader.optionalDouble("rms_norm_eps") ?? 1e-6)
+        maxPositionEmbeddings = try reader.optionalInt("max_position_embeddings") ?? 4096
+        tieWordEmbeddings = try reader.optionalBool("tie_word_embeddings") ?? false
+        bosTokenId = try reader.optionalInt("bos_token_id")
+        eosTokenIds = try reader.intList("eos_token_id")
+        declaredDType = try reader.optionalString("dtype") ?? reader.optionalString("torch_dtype")
+        for (key, value) in [("hidden_size", hiddenSize), ("intermediate_size", intermediateSize), ("num_hidden_layers", layerCount),
+                             ("vocab_size", vocabSize)] where value <= 0 {
+            throw ModelLoadError(file: file, "\"\(key)\" must be positive, not \(value)")
+        }
         guard headCount > 0, kvHeadCount > 0, headCount % kvHeadCount == 0 else {
             throw ModelLoadError(file: file, "num_attention_heads \(headCount) is not a multiple of num_key_value_heads \(kvHeadCount)")
         }
@@ -86,33 +95,33 @@ public struct ModelConfig: Sendable {
         }
 
         // Rotary parameters: transformers 5 nests them in rope_parameters.
-        let rope = (json["rope_parameters"] as? [String: Any]) ?? (json["rope_scaling"] as? [String: Any]) ?? [:]
-        ropeTheta = Float((rope["rope_theta"] as? NSNumber)?.doubleValue ?? reader.optionalDouble("rope_theta") ?? 10000)
-        let ropeType = (rope["rope_type"] as? String) ?? (rope["type"] as? String) ?? "default"
-        let factor = Float((rope["factor"] as? NSNumber)?.doubleValue ?? 1)
+        let rope = try reader.optionalObject("rope_parameters") ?? reader.optionalObject("rope_scaling") ?? JSONFields(file: file)
+        ropeTheta = Float(try rope.optionalDouble("rope_theta") ?? reader.optionalDouble("rope_theta") ?? 10000)
+        let ropeType = try rope.optionalString("rope_type") ?? rope.optionalString("type") ?? "default"
+        let factor = Float(try rope.optionalDouble("factor") ?? 1)
         switch ropeType {
         case "default":
             ropeScaling = .none
         case "linear":
             ropeScaling = .linear(factor: factor)
         case "llama3":
-            guard let low = (rope["low_freq_factor"] as? NSNumber)?.floatValue,
-                  let high = (rope["high_freq_factor"] as? NSNumber)?.floatValue,
-                  let original = (rope["original_max_position_embeddings"] as? NSNumber)?.intValue else {
+            guard let low = try rope.optionalDouble("low_freq_factor"),
+                  let high = try rope.optionalDouble("high_freq_factor"),
+                  let original = try rope.optionalInt("original_max_position_embeddings") else {
                 throw ModelLoadError(file: file, "llama3 rope scaling needs low_freq_factor, high_freq_factor and original_max_position_embeddings")
             }
-            ropeScaling = .llama3(factor: factor, lowFreqFactor: low, highFreqFactor: high, originalMaxPositions: original)
+            ropeScaling = .llama3(factor: factor, lowFreqFactor: Float(low), highFreqFactor: Float(high), originalMaxPositions: original)
         default:
             throw ModelLoadError(file: file, "unsupported rope type \(ropeType); supported: default, linear, llama3")
         }
 
         // Sliding windows: Mistral declares one; Qwen only uses one when use_sliding_window is set.
-        let window = reader.optionalInt("sliding_window")
+        let window = try reader.optionalInt("sliding_window")
         switch arch {
         case .mistral:
             slidingWindow = window
         case .qwen2, .qwen3:
-            if (json["use_sliding_window"] as? Bool) == true {
+            if try reader.optionalBool("use_sliding_window") == true {
                 throw ModelLoadError(file: file, "use_sliding_window=true (per-layer sliding windows) is not supported")
             }
             slidingWindow = nil
@@ -147,26 +156,93 @@ public struct ModelConfig: Sendable {
     }
 }
 
-/// Typed reads from a JSON object with errors that name the file and key.
+/// Typed reads from a JSON object, with errors that name the file and key.
+/// Numbers and booleans are distinct JSON types here (Foundation's
+/// `NSNumber` bridging reads 0, 1 and 1.0 as booleans on Linux), and a key
+/// that is present with the wrong type is an error, not a default.
 struct JSONFields {
-    let json: [String: Any]
+    let object: JSONValue
     let file: String
 
+    init(data: Data, file: String) throws {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(data)
+        } catch {
+            throw ModelLoadError(file: file, "corrupt: \(error)")
+        }
+        guard case .object = value else { throw ModelLoadError(file: file, "corrupt: not a JSON object") }
+        self.init(object: value, file: file)
+    }
+
+    init(object: JSONValue, file: String) {
+        self.object = object
+        self.file = file
+    }
+
+    /// An empty object (a missing optional section).
+    init(file: String) { self.init(object: .object(keys: [], values: []), file: file) }
+
+    /// The member, or nil when absent or JSON null.
+    private func member(_ key: String) -> JSONValue? {
+        guard let value = object[key], !value.isNull else { return nil }
+        return value
+    }
+
+    private func wrongType(_ key: String, _ expected: String) -> ModelLoadError {
+        ModelLoadError(file: file, "\"\(key)\" must be \(expected)")
+    }
+
     func int(_ key: String) throws -> Int {
-        guard let v = optionalInt(key) else { throw ModelLoadError(file: file, "missing or non-integer \"\(key)\"") }
+        guard let v = try optionalInt(key) else { throw ModelLoadError(file: file, "missing or non-integer \"\(key)\"") }
         return v
     }
 
-    func optionalInt(_ key: String) -> Int? {
-        guard let n = json[key] as? NSNumber, !(json[key] is Bool) else { return nil }
-        return n.intValue
+    func optionalInt(_ key: String) throws -> Int? {
+        guard let value = member(key) else { return nil }
+        guard let int = value.intValue else { throw wrongType(key, "an integer") }
+        return int
     }
 
-    func optionalDouble(_ key: String) -> Double? { (json[key] as? NSNumber)?.doubleValue }
+    func optionalDouble(_ key: String) throws -> Double? {
+        guard let value = member(key) else { return nil }
+        guard let double = value.doubleValue else { throw wrongType(key, "a number") }
+        return double
+    }
 
-    func intList(_ key: String) -> [Int] {
-        if let list = json[key] as? [NSNumber] { return list.map(\.intValue) }
-        if let one = optionalInt(key) { return [one] }
-        return []
+    func optionalBool(_ key: String) throws -> Bool? {
+        guard let value = member(key) else { return nil }
+        guard let bool = value.boolValue else { throw wrongType(key, "true or false") }
+        return bool
+    }
+
+    func optionalString(_ key: String) throws -> String? {
+        guard let value = member(key) else { return nil }
+        guard let string = value.stringValue else { throw wrongType(key, "a string") }
+        return string
+    }
+
+    func optionalObject(_ key: String) throws -> JSONFields? {
+        guard let value = member(key) else { return nil }
+        guard case .object = value else { throw wrongType(key, "an object") }
+        return JSONFields(object: value, file: file)
+    }
+
+    func stringList(_ key: String) throws -> [String] {
+        guard let value = member(key) else { return [] }
+        guard let list = value.arrayValue, let strings = Optional(list.compactMap(\.stringValue)), strings.count == list.count else {
+            throw wrongType(key, "a list of strings")
+        }
+        return strings
+    }
+
+    /// One integer or a list of them (`eos_token_id` takes both forms).
+    func intList(_ key: String) throws -> [Int] {
+        guard let value = member(key) else { return [] }
+        if let one = value.intValue { return [one] }
+        guard let list = value.arrayValue, let ints = Optional(list.compactMap(\.intValue)), ints.count == list.count else {
+            throw wrongType(key, "an integer or a list of integers")
+        }
+        return ints
     }
 }

@@ -34,7 +34,7 @@ struct WorkersEndpoint: Sendable {
         var port: Int?
         switch body["bootstrap_port"] {
         case nil, is NSNull: port = nil
-        case let number as NSNumber where String(cString: number.objCType) != "c": port = number.intValue
+        case let value? where JSONScalar.integer(value) != nil: port = JSONScalar.integer(value)
         default: throw APIError.invalid("'bootstrap_port' must be an integer or null.", param: "bootstrap_port")
         }
         let worker: Worker

@@ -1,3 +1,4 @@
+import ByteExactJSON
 import Engine
 import Foundation
 
@@ -55,14 +56,5 @@ enum BootstrapFields {
     }
 
     /// Rooms are random 63-bit integers: read them without a trip through Double.
-    private static func roomNumber(_ value: Any) -> UInt64? {
-        guard let n = value as? NSNumber, !JSONBody.isBool(value) else { return nil }
-        switch String(cString: n.objCType) {
-        case "d", "f":
-            let d = n.doubleValue
-            return d >= 0 && d.rounded() == d && d < 9.0e15 ? UInt64(d) : nil
-        default:
-            return n.int64Value >= 0 ? UInt64(n.int64Value) : (n.uint64Value > 0 ? n.uint64Value : nil)
-        }
-    }
+    private static func roomNumber(_ value: Any) -> UInt64? { JSONScalar.unsignedInteger(value) }
 }

@@ -46,17 +46,9 @@ struct JSONBody {
         .invalid("'\(path)\(key)' must be \(expected).", param: path + key)
     }
 
-    static func isBool(_ v: Any) -> Bool {
-        guard let n = v as? NSNumber else { return false }
-        return String(cString: n.objCType) == "c"
-    }
+    static func isBool(_ v: Any) -> Bool { JSONScalar.isBool(v) }
 
-    static func integer(_ v: Any) -> Int? {
-        guard let n = v as? NSNumber, !isBool(v) else { return nil }
-        let d = n.doubleValue
-        guard d.rounded() == d, abs(d) < 9.0e15 else { return nil }
-        return n.intValue
-    }
+    static func integer(_ v: Any) -> Int? { JSONScalar.integer(v) }
 
     func string(_ key: String) throws(APIError) -> String? {
         guard let v = raw(key) else { return nil }
@@ -66,7 +58,7 @@ struct JSONBody {
 
     func bool(_ key: String) throws(APIError) -> Bool? {
         guard let v = raw(key) else { return nil }
-        guard Self.isBool(v), let b = v as? Bool else { throw fail(key, "true or false") }
+        guard let b = JSONScalar.bool(v) else { throw fail(key, "true or false") }
         return b
     }
 

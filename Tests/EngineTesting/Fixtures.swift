@@ -38,6 +38,10 @@ public struct ModelReference: Decodable, Sendable {
     /// Logits at each prompt's last position.
     public let lastLogits: [[Float]]
     public let sharedPrefixGroup: SharedPrefixGroup
+    /// The end-of-sequence ids transformers' generate() stops at (its generation_config), when the fixture tests them.
+    public let eosTokenIds: [Int]?
+    /// generate() honouring `eosTokenIds`: each continuation ends at its first EOS (included) or after max_new_tokens.
+    public let greedyEOS: [[Int]]?
 
     public struct SharedPrefixGroup: Decodable, Sendable {
         public let prefixLen: Int
@@ -55,6 +59,8 @@ public struct ModelReference: Decodable, Sendable {
         case decisiveThreshold = "decisive_threshold"
         case lastLogits = "last_logits"
         case sharedPrefixGroup = "shared_prefix_group"
+        case eosTokenIds = "eos_token_ids"
+        case greedyEOS = "greedy_eos"
     }
 
     public static func load(_ name: String) throws -> ModelReference {
@@ -65,8 +71,8 @@ public struct ModelReference: Decodable, Sendable {
     /// Where `output` departs from the reference for prompt `index`, if it
     /// does so at a step the reference decided clearly (a real mismatch).
     /// A departure at a near-tie step ends the comparison without failing.
-    public func mismatch(prompt index: Int, output: [Int]) -> String? {
-        let expected = greedy[index]
+    public func mismatch(prompt index: Int, output: [Int], expected: [Int]? = nil) -> String? {
+        let expected = expected ?? greedy[index]
         for step in 0..<expected.count {
             guard step < output.count else { return "prompt \(index): only \(output.count) tokens, expected \(expected.count)" }
             if output[step] != expected[step] {

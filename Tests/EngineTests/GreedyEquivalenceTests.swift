@@ -61,6 +61,34 @@ struct GreedyEquivalenceTests {
         #expect(core.retractionCount > 0, "the pool was big enough that nothing was retracted")
     }
 
+    /// Fixtures whose reference also records generate() stopping at EOS.
+    static let eosFixtures = Fixtures.modelNames.filter { (try? ModelReference.load($0))?.greedyEOS != nil }
+
+    @Test(arguments: eosFixtures)
+    func stopsAtTheEndOfSequenceIdsTransformersStopsAt(fixture: String) throws {
+        let core = try EngineCore.fixture(fixture)
+        let reference = try ModelReference.load(fixture)
+        let expected = try #require(reference.greedyEOS)
+        #expect(Set(core.model.config.eosTokenIds) == Set(try #require(reference.eosTokenIds)))
+        for (i, prompt) in reference.prompts.enumerated() {
+            var params = SamplingParams.greedy(reference.maxNewTokens)
+            params.ignoreEOS = false
+            try core.add(GenerateInput(id: "p\(i)", promptTokens: prompt, params: params))
+        }
+        let results = core.runToCompletion()
+        var stoppedEarly = 0
+        for i in reference.prompts.indices {
+            let output = results["p\(i)"]?.tokens ?? []
+            let mismatch = reference.mismatch(prompt: i, output: output, expected: expected[i])
+            #expect(mismatch == nil, "\(fixture): \(mismatch ?? "")")
+            if expected[i].count < reference.maxNewTokens, mismatch == nil, output == expected[i] {
+                stoppedEarly += 1
+                #expect(results["p\(i)"]?.last.finish?.name == "stop")
+            }
+        }
+        #expect(stoppedEarly >= 2, "\(fixture): the reference stops early at EOS on at least two prompts")
+    }
+
     @Test(arguments: Fixtures.modelNames)
     func sharedPrefixesHitTheCache(fixture: String) throws {
         let core = try EngineCore.fixture(fixture)

@@ -120,6 +120,28 @@ func logitError(fixture: String, kvCache: DType, matmulPrecision: MatmulPrecisio
     #expect(qwen2.slidingWindow == nil, "Qwen2's sliding_window applies only with use_sliding_window")
 }
 
+@Test func numbersAreNotBooleans() throws {
+    // One KV head and EOS 1 (config.json) plus 0 (generation_config.json only): Foundation on Linux reads
+    // such NSNumbers as booleans, which made MQA checkpoints fail and dropped EOS 1.
+    let mqa = try ModelConfig(directory: Fixtures.modelDirectory("llama-mqa-eos-fp32"))
+    #expect(mqa.kvHeadCount == 1)
+    #expect(mqa.eosTokenIds == [1, 0])
+    let config = #"{"architectures": ["LlamaForCausalLM"], "hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1.0, "vocab_size": 4, "eos_token_id": [0, 1], "tie_word_embeddings": true}"#
+    let parsed = try ModelConfig(json: Data(config.utf8))
+    #expect(parsed.kvHeadCount == 1 && parsed.eosTokenIds == [0, 1] && parsed.tieWordEmbeddings)
+    // A present key of the wrong type is named, never replaced by a default.
+    for (key, bad) in [("num_key_value_heads", "true"), ("tie_word_embeddings", "1"), ("eos_token_id", "\"2\""), ("rms_norm_eps", "false")] {
+        // The first of repeated keys counts: put the bad one first.
+        let text = "{\"\(key)\": \(bad), " + config.dropFirst()
+        #expect(throws: ModelLoadError.self, "\(key): \(bad)") { try ModelConfig(json: Data(text.utf8)) }
+        do {
+            _ = try ModelConfig(json: Data(text.utf8))
+        } catch {
+            #expect("\(error)".contains(key), "\(error)")
+        }
+    }
+}
+
 /// Copies a fixture to a scratch folder so a test can damage it.
 func scratchCopy(of fixture: String) throws -> URL {
     let target = FileManager.default.temporaryDirectory.appendingPathComponent("pdserve-\(fixture)-\(UUID().uuidString)")

@@ -262,3 +262,21 @@ def test_draining_one_of_two_decodes_under_load_fails_no_request(started):
     assert direct.status_code == 503 and direct.headers.get("Retry-After")
     for server in [prefill, *decodes]:
         server.assert_pool_whole()
+
+
+# 7 (in part). The bootstrap server takes only ranks inside their group sizes.
+
+@pytest.mark.parametrize("ranks", [{"tp_rank": -1}, {"tp_rank": 2, "tp_size": 2}, {"tp_size": 2 ** 62}, {"dp_size": 0},
+                                   {"engine_rank": True}, {"pp_rank": 1.5, "pp_size": 2}])
+def test_bootstrap_registration_refuses_impossible_ranks(ranks, started):
+    bootstrap_port = free_port()
+    prefill = Server(*MODEL, "--disaggregation-mode", "prefill", "--disaggregation-bootstrap-port", str(bootstrap_port))
+    started(prefill)
+    url = f"http://127.0.0.1:{bootstrap_port}/route"
+    lookup = url + "?engine_rank=0&target_dp_group=0"
+    good = requests.get(lookup, timeout=10).json()
+    route = {"rank_ip": "127.0.0.1", "rank_port": 1, **{k: good[k] for k in ("page_size", "num_layers", "kv_width", "kv_dtype", "model", "transfer_backend")}}
+    refused = requests.put(url, json={**route, **ranks}, timeout=10)
+    assert refused.status_code == 400, refused.text
+    # The real rank 0 is untouched.
+    assert requests.get(lookup, timeout=10).json()["rank_port"] == good["rank_port"]

@@ -379,6 +379,13 @@ MODEL_SPECS = [
          tied=True, hidden=80, inter=152, layers=3, heads=4, kv=2, head_dim=None, w_std=0.25, emb_std=0.6,
          rope=dict(rope_type="default", rope_theta=10000.0), max_pos=512, eps=1e-5, template=None,
          eos=["<|endoftext|>"]),
+    # One KV head (MQA) and end-of-sequence ids 1 (config.json) and 0 (only in generation_config.json): JSON
+    # numbers a loader must not read as booleans. Vocabulary rows are swapped so that greedy decoding really
+    # emits both ids (see plant_eos), and reference.json gains `greedy_eos` from generate() honouring them.
+    dict(name="llama-mqa-eos-fp32", arch="LlamaForCausalLM", tok="gpt2", dtype="float32", form="classic",
+         tied=False, hidden=64, inter=136, layers=3, heads=4, kv=1, head_dim=None, w_std=0.2, emb_std=0.6,
+         rope=dict(rope_type="default", rope_theta=10000.0), max_pos=512, eps=1e-5, template=None,
+         eos=["<|endoftext|>"], eos_ids=[1], generation_eos_ids=[1, 0]),
 ]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -391,7 +398,7 @@ def padded_vocab(n):
 def make_config(spec, tok, meta):
     import transformers
     ids = lambda t: tok.token_to_id(t)  # noqa: E731
-    eos = [ids(t) for t in spec["eos"]]
+    eos = spec.get("eos_ids") or [ids(t) for t in spec["eos"]]
     kw = dict(vocab_size=padded_vocab(tok.get_vocab_size()), hidden_size=spec["hidden"],
               intermediate_size=spec["inter"], num_hidden_layers=spec["layers"],
               num_attention_heads=spec["heads"], num_key_value_heads=spec["kv"],
@@ -515,6 +522,27 @@ def make_prompts(tok, meta, spec):
     return prompts, texts
 
 
+def plant_eos(model, prompts, eos_ids, step=3):
+    """Relabels vocabulary rows so that greedy decoding emits each id of `eos_ids`: for prompt k, the token its
+    continuation produces at step `step + 2k` trades places with eos_ids[k] in the embedding and the LM head.
+    The model is the same up to that renaming; the references are then computed from the model as saved."""
+    used = set(eos_ids)
+    for k, eos in enumerate(eos_ids):
+        for index in range(1 + k, len(prompts)):
+            prompt = prompts[index]
+            out, _, _ = greedy(model, prompt, step + 2 * k + 1)
+            token = out[step + 2 * k]
+            if token in used or token in prompt or eos in prompt or any(t in used for t in out):
+                continue
+            with torch.no_grad():
+                for weight in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
+                    weight[[token, eos]] = weight[[eos, token]]
+            used.add(token)
+            break
+        else:
+            raise SystemExit(f"no prompt to plant EOS {eos} in")
+
+
 def greedy(model, ids, n):
     out, margins = [], []
     seq = list(ids)
@@ -554,10 +582,16 @@ def build_model(out: Path, spec, toks, seed):
     init_weights(model, spec, seed)
     if spec["tied"]:
         model.tie_weights()
+    generation_eos = spec.get("generation_eos_ids")
+    if generation_eos:
+        plant_eos(model.eval(), make_prompts(tok, meta, spec)[0], generation_eos)
     model = model.to(DTYPES[spec["dtype"]])
     model.save_pretrained(str(d), max_shard_size=spec.get("shard", "50MB"))
     if spec["form"] == "classic":
         to_classic_config(d / "config.json")
+    if generation_eos:
+        write_json(d / "generation_config.json", {"bos_token_id": config.bos_token_id, "eos_token_id": generation_eos,
+                                                  "transformers_version": "4.46.0"}, indent=2)
     save_tokenizer_files(d, out / "tokenizers" / spec["tok"], tok, spec["tok"], meta, spec)
     del model
 
@@ -588,6 +622,22 @@ def build_model(out: Path, spec, toks, seed):
         got = gen[0, len(prompts[k]):].tolist()
         if got != greedy_ids[k]:
             print(f"  WARNING {name}: generate() {got} != loop {greedy_ids[k]} on prompt {k}")
+    greedy_eos = None
+    if generation_eos:
+        # generate() stops at the ids of generation_config.json, as a serving engine must.
+        assert list(ref.generation_config.eos_token_id) == generation_eos, ref.generation_config.eos_token_id
+        greedy_eos = []
+        for p, full in zip(prompts, greedy_ids):
+            gen = ref.generate(torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
+                               max_new_tokens=12, do_sample=False, pad_token_id=generation_eos[0])
+            got = gen[0, len(p):].tolist()
+            stop = next((i for i, t in enumerate(full) if t in generation_eos), None)
+            if got != (full if stop is None else full[:stop + 1]):
+                raise SystemExit(f"{name}: generate() with EOS {got} is not the greedy loop {full} cut at EOS")
+            greedy_eos.append(got)
+        for eos in generation_eos:
+            if not any(g and g[-1] == eos and len(g) < 12 for g in greedy_eos):
+                raise SystemExit(f"{name}: no prompt stops early at EOS {eos}")
     allm = [x for m in margins for x in m]
     rope = getattr(cfg, "rope_parameters", None)
     summary = dict(architecture=spec["arch"], saved_dtype=spec["dtype"], config_form=spec["form"],
@@ -613,6 +663,8 @@ def build_model(out: Path, spec, toks, seed):
     refj = dict(prompts=prompts, texts=texts, max_new_tokens=12, add_bos=meta["add_bos"], greedy=greedy_ids,
                 margins=margins, decisive_threshold=DECISIVE, decisive_steps=decisive, shared_prefix_group=shared,
                 last_logits=last_logits, config_summary=summary)
+    if greedy_eos is not None:
+        refj.update(eos_token_ids=generation_eos, greedy_eos=greedy_eos)
     write_json(d / "reference.json", refj)
     print(f"model {name}: vocab {cfg.vocab_size} prompts {len(prompts)} "
           f"(lens {min(map(len, prompts))}..{max(map(len, prompts))}) margin min {summary['margin_min']} "

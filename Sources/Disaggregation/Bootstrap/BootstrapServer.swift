@@ -1,3 +1,4 @@
+import ByteExactJSON
 import Foundation
 import Hummingbird
 import Logging
@@ -31,7 +32,11 @@ public struct PrefillRoute: Sendable, Equatable {
     }
 
     init?(json: [String: Any]) {
-        func int(_ key: String) -> Int? { (json[key] as? NSNumber).flatMap { JSONSerializationIsBool($0) ? nil : $0.intValue } }
+        func int(_ key: String) -> Int? { json[key].flatMap(JSONScalar.integer) }
+        // Optional fields that are present must be integers too, not fall back to a default.
+        for key in ["engine_rank", "tp_rank", "tp_size", "dp_rank", "dp_size", "pp_rank", "pp_size"] where json[key] != nil {
+            guard int(key) != nil else { return nil }
+        }
         guard let ip = json["rank_ip"] as? String, !ip.isEmpty, let port = int("rank_port"), (1...65535).contains(port),
               let pageSize = int("page_size"), pageSize > 0, let layers = int("num_layers"), layers > 0,
               let width = int("kv_width"), width > 0, let dtype = json["kv_dtype"] as? String, ["float32", "bfloat16"].contains(dtype),
@@ -45,10 +50,16 @@ public struct PrefillRoute: Sendable, Equatable {
         dpSize = int("dp_size") ?? 1
         ppRank = int("pp_rank") ?? 0
         ppSize = int("pp_size") ?? 1
+        // A rank lies inside its group, and no group is larger than a real deployment's.
+        for (rank, size) in [(tpRank, tpSize), (dpRank, dpSize), (ppRank, ppSize)] {
+            guard (1...Self.maxGroupSize).contains(size), (0..<size).contains(rank) else { return nil }
+        }
     }
+
+    /// Largest tp, dp or pp size a registration may claim.
+    static let maxGroupSize = 4096
 }
 
-func JSONSerializationIsBool(_ n: NSNumber) -> Bool { String(cString: n.objCType) == "c" }
 
 /// The ranks registered with one prefill instance's bootstrap server.
 public final class BootstrapRegistry: @unchecked Sendable {
@@ -109,11 +120,11 @@ public struct BootstrapServer: Sendable {
         }
         router.put("/route") { request, _ -> Response in
             let body = try? await request.body.collect(upTo: 1 << 20)
-            guard let body, let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] else {
+            guard let body, let object = JSONParser.foundationObject(from: Data(body.readableBytesView)) as? [String: Any] else {
                 return Self.failure(.badRequest, "PUT /route needs a JSON object")
             }
             guard let route = PrefillRoute(json: object) else {
-                return Self.failure(.badRequest, "PUT /route needs rank_ip, rank_port, page_size, num_layers, kv_width, kv_dtype (float32|bfloat16), model and transfer_backend")
+                return Self.failure(.badRequest, "PUT /route needs rank_ip, rank_port, page_size, num_layers, kv_width, kv_dtype (float32|bfloat16), model and transfer_backend, and ranks inside their sizes (0 <= rank < size <= \(PrefillRoute.maxGroupSize))")
             }
             registry.register(route)
             return Self.json(["registered": true])
