@@ -113,21 +113,24 @@ public enum TransferCodec {
             message = .transferRequest(.init(room: room, pages: pages, promptLength: promptLength, decodePrefixLength: prefix))
         case .kvPages:
             let p = TransferMessage.KVPages(room: try r.u64(), firstIndex: try r.u32(), pageCount: try r.u32(), byteCount: try r.u64())
-            guard UInt64(kvPagesFixedSize) + p.byteCount == header.payloadLength else {
-                throw TransferProtocolError("kvPages frame announces \(p.byteCount) page bytes but its length says \(header.payloadLength - UInt64(kvPagesFixedSize))")
+            // Subtract from the checked length: a lying byte count near 2^64 must not overflow a sum.
+            guard header.payloadLength >= UInt64(kvPagesFixedSize), p.byteCount == header.payloadLength - UInt64(kvPagesFixedSize) else {
+                throw TransferProtocolError("kvPages frame announces \(p.byteCount) page bytes but its length is \(header.payloadLength)")
             }
             message = .kvPages(p)
         case .kvWritten:
             message = .kvWritten(room: try r.u64(), firstIndex: try r.u32(), pageCount: try r.u32())
         case .metadata:
-            let room = try r.u64(), token = try r.u32(), hasLogprob = try r.u8(), logprob = try r.f32()
+            let room = try r.u64(), token = try r.u32(), hasLogprob = try r.flag(), logprob = try r.f32()
+            // Absent is written as 0; other bits there are a damaged frame, not a value to drop.
+            guard hasLogprob || logprob.bitPattern == 0 else { throw TransferProtocolError("metadata without a logprob carries one") }
             let count = Int(try r.u32())
             guard count <= r.remaining / 8 else { throw TransferProtocolError("metadata lists \(count) top logprobs but carries fewer") }
             var top: [TransferMessage.TokenScore] = []
             for _ in 0..<count { top.append(.init(token: try r.u32(), logprob: try r.f32())) }
-            message = .metadata(.init(room: room, token: token, logprob: hasLogprob == 1 ? logprob : nil, top: top))
+            message = .metadata(.init(room: room, token: token, logprob: hasLogprob ? logprob : nil, top: top))
         case .status:
-            message = .status(room: try r.u64(), success: try r.u8() == 1, message: try r.string())
+            message = .status(room: try r.u64(), success: try r.flag(), message: try r.string())
         case .abort:
             message = .abort(room: try r.u64(), reason: try r.string())
         case .abortAck:
@@ -187,6 +190,14 @@ struct ByteReader {
     mutating func u32() throws(TransferProtocolError) -> UInt32 { try integer(UInt32.self) }
     mutating func u64() throws(TransferProtocolError) -> UInt64 { try integer(UInt64.self) }
     mutating func f32() throws(TransferProtocolError) -> Float { Float(bitPattern: try u32()) }
+    /// A boolean byte: 0 or 1, nothing else.
+    mutating func flag() throws(TransferProtocolError) -> Bool {
+        switch try u8() {
+        case 0: return false
+        case 1: return true
+        case let other: throw TransferProtocolError("flag byte \(other) is neither 0 nor 1")
+        }
+    }
     mutating func blob() throws(TransferProtocolError) -> [UInt8] {
         let n = Int(try u32())
         guard n <= bytes.count else { throw TransferProtocolError("field of \(n) bytes runs past the frame") }
