@@ -84,6 +84,9 @@ public final class EngineCore {
         if let bad = input.promptTokens.first(where: { $0 < 0 || $0 >= vocab }) {
             return InvalidRequest("token id \(bad) is outside the vocabulary (0..<\(vocab))")
         }
+        if let bad = input.params.logitBias.keys.first(where: { $0 >= vocab }) {
+            return InvalidRequest("logit_bias names token \(bad), outside the vocabulary (0..<\(vocab))")
+        }
         let total = input.promptTokens.count + input.params.maxNewTokens
         guard total <= contextLength else {
             return InvalidRequest("this model's context length is \(contextLength) tokens, but the request needs \(total) (\(input.promptTokens.count) prompt + \(input.params.maxNewTokens) max new tokens)")
@@ -215,7 +218,8 @@ public final class EngineCore {
             switch use {
             case .sample(let request):
                 let (token, logprob) = Sampler.sample(logits: slice, params: request.params, promptTokens: Array(request.promptTokens),
-                                                      outputTokens: Array(request.outputTokens), rng: &request.rng)
+                                                      outputTokens: Array(request.outputTokens), heldBack: output.heldBack(for: request),
+                                                      rng: &request.rng)
                 if request.isDisaggregated, request.outputCount == 0 {
                     hooks?.sampledFirstToken(id: request.id, token: token, logprob: logprob)
                 }

@@ -15,14 +15,17 @@ struct OutputProcessor {
         if request.outputCount == 1 { update.inputLogprobs = request.orderedInputLogprobs }
         if let logprob { update.newLogprobs = [logprob] }
 
-        if request.params.stopTokenIds.contains(token) || (!request.params.ignoreEOS && eosTokens.contains(Int32(token))) {
-            // The stop token's own text is not part of the output.
+        // Before min_new_tokens only the length limit ends a request (as SGLang's check_finished).
+        let mayStop = request.outputCount >= request.params.minNewTokens
+        if mayStop && stopTokens(for: request).contains(Int32(token)) {
+            // The stop token's own text is not part of the output, unless no_stop_trim keeps it.
             request.finish = .stop(matched: nil)
+            if request.params.noStopTrim { request.appendText(request.detokenizer.append(token)) }
             request.appendText(request.detokenizer.finish())
         } else {
             let delta = request.detokenizer.append(token)
             request.appendText(delta)
-            if let stop = cutAtStopString(request, newBytes: delta.utf8.count) {
+            if mayStop, let stop = cutAtStopString(request, newBytes: delta.utf8.count) {
                 request.finish = .stop(matched: stop)
             } else if request.outputCount >= request.params.maxNewTokens {
                 request.finish = .length
@@ -33,8 +36,22 @@ struct OutputProcessor {
         return update
     }
 
-    /// If a stop string occurs in the newest text, cuts the text before it and returns it.
-    /// Only the tail that overlaps the new bytes is searched.
+    /// The tokens that end `request`: its stop tokens, and EOS unless it ignores EOS.
+    func stopTokens(for request: Request) -> Set<Int32> {
+        var tokens = Set(request.params.stopTokenIds.map { Int32(truncatingIfNeeded: $0) })
+        if !request.params.ignoreEOS { tokens.formUnion(eosTokens) }
+        return tokens
+    }
+
+    /// The tokens the sampler must not draw for `request`'s next token: its
+    /// stop tokens while fewer than `min_new_tokens` are out.
+    func heldBack(for request: Request) -> Set<Int32> {
+        request.outputCount < request.params.minNewTokens ? stopTokens(for: request) : []
+    }
+
+    /// If a stop string occurs in the newest text, cuts the text before it
+    /// (or after it, with no_stop_trim) and returns it. Only the tail that
+    /// overlaps the new bytes is searched.
     private func cutAtStopString(_ request: Request, newBytes: Int) -> String? {
         guard newBytes > 0, !request.params.stopStrings.isEmpty else { return nil }
         let count = request.textBytes.count
@@ -43,7 +60,7 @@ struct OutputProcessor {
             let first = max(0, count - newBytes - s.count + 1)
             guard count >= s.count, first <= count - s.count else { continue }
             for start in first...(count - s.count) where request.textBytes[start..<start + s.count].elementsEqual(s) {
-                request.truncateText(to: start)
+                request.truncateText(to: request.params.noStopTrim ? start + s.count : start)
                 return stop
             }
         }

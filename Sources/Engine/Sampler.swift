@@ -17,17 +17,20 @@ public struct TokenLogprob: Sendable, Equatable {
     }
 }
 
-/// Turns one row of logits into a token: penalties, temperature, top-k,
-/// top-p, min-p, then greedy or seeded sampling. Logprobs are those of the
-/// model's own distribution (before penalties and temperature), as vLLM
-/// and SGLang report by default.
+/// Turns one row of logits into a token: penalties, logit bias, held-back
+/// tokens, temperature, top-k, top-p, min-p, then greedy or seeded sampling.
+/// Logprobs are those of the model's own distribution (before penalties and
+/// temperature), as vLLM and SGLang report by default.
 public enum Sampler {
+    /// `heldBack` tokens cannot be drawn (EOS and stop tokens before `min_new_tokens`).
     public static func sample(
         logits raw: ArraySlice<Float>, params: SamplingParams, promptTokens: [Int32], outputTokens: [Int32],
-        rng: inout RandomSource
+        heldBack: Set<Int32> = [], rng: inout RandomSource
     ) -> (token: Int, logprob: TokenLogprob?) {
         var logits = Array(raw)
         applyPenalties(&logits, params: params, promptTokens: promptTokens, outputTokens: outputTokens)
+        for (token, bias) in params.logitBias where token < logits.count { logits[token] += bias }
+        for token in heldBack where Int(token) < logits.count { logits[Int(token)] = -.infinity }
         let token = params.isGreedy ? argmax(logits) : draw(logits, params: params, rng: &rng)
         let logprob = params.returnLogprobs || params.topLogprobs > 0
             ? logprobs(of: raw, token: token, top: params.topLogprobs) : nil

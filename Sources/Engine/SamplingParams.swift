@@ -19,6 +19,14 @@ public struct SamplingParams: Sendable, Equatable {
     public var stopTokenIds: [Int] = []
     public var stopStrings: [String] = []
     public var ignoreEOS = false
+    /// Until this many tokens are out, EOS and stop tokens cannot be drawn and
+    /// stop strings do not end the request (SGLang's `min_new_tokens`, vLLM's `min_tokens`).
+    public var minNewTokens = 0
+    /// Added to these tokens' logits before sampling (OpenAI's `logit_bias`);
+    /// the reported logprobs stay the model's own.
+    public var logitBias: [Int: Float] = [:]
+    /// Keep the matched stop string, or the stop token's text, in the output (SGLang's `no_stop_trim`).
+    public var noStopTrim = false
     public var skipSpecialTokens = true
     /// Return the logprob of each chosen token.
     public var returnLogprobs = false
@@ -34,7 +42,13 @@ public struct SamplingParams: Sendable, Equatable {
     public static let maxStopStringLength = 256
     public static let maxTopLogprobs = 20
 
-    public var isGreedy: Bool { temperature == 0 || topK == 1 }
+    public static let maxLogitBiasEntries = 1024
+
+    /// Temperatures below this are greedy (as vLLM's sampling epsilon): dividing
+    /// by 1e-38 overflows the logits and would draw an arbitrary token.
+    public static let greedyTemperature: Float = 1e-5
+
+    public var isGreedy: Bool { temperature < Self.greedyTemperature || topK == 1 }
 
     /// Rejects values no sampler can honour, naming the field.
     public func validate() throws(InvalidRequest) {
@@ -52,6 +66,12 @@ public struct SamplingParams: Sendable, Equatable {
             throw fail("stop strings must be non-empty and at most \(Self.maxStopStringLength) bytes")
         }
         guard stopTokenIds.allSatisfy({ $0 >= 0 }) else { throw fail("stop_token_ids must be non-negative") }
+        guard minNewTokens >= 0 else { throw fail("min_new_tokens must be >= 0, got \(minNewTokens)") }
+        guard logitBias.count <= Self.maxLogitBiasEntries else { throw fail("logit_bias holds \(logitBias.count) entries; at most \(Self.maxLogitBiasEntries)") }
+        for (token, bias) in logitBias {
+            guard token >= 0 else { throw fail("logit_bias keys must be token ids >= 0, got \(token)") }
+            guard bias.isFinite, abs(bias) <= 100 else { throw fail("logit_bias values must be in [-100, 100], got \(bias) for token \(token)") }
+        }
         if let start = inputLogprobStart, start < 0 { throw fail("logprob_start_len must be >= 0, got \(start)") }
         guard topLogprobs >= 0, topLogprobs <= Self.maxTopLogprobs else { throw fail("top_logprobs must be in [0, \(Self.maxTopLogprobs)], got \(topLogprobs)") }
     }

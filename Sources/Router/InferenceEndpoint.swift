@@ -15,7 +15,7 @@ struct InferenceEndpoint: Sendable {
         do {
             buffer = try await request.body.collect(upTo: limit)
         } catch {
-            throw APIError(.contentTooLarge, type: "invalid_request_error", "The request body exceeds \(limit) bytes.")
+            throw APIError.bodyNotRead(error, limit: limit)
         }
         let route = request.uri.path
         let pd = core.configuration.pdDisaggregation

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Hummingbird
+import NIOCore
 
 /// An error answered as JSON in the shape OpenAI clients and the SGLang
 /// router understand: `{"error": {"message", "type", "param", "code"}}`,
@@ -43,6 +44,15 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         var error = APIError(.serviceUnavailable, type: "server_draining", "The server is draining: it finishes its running requests and takes no new ones.")
         error.retryAfterSeconds = 1
         return error
+    }
+
+    /// Why a request body could not be read: too large (413), or the client
+    /// went away before sending all of it (said so, not called too large).
+    public static func bodyNotRead(_ error: any Error, limit: Int) -> APIError {
+        if error is NIOTooManyBytesError {
+            return APIError(.contentTooLarge, type: "invalid_request_error", "The request body exceeds \(limit) bytes.")
+        }
+        return APIError(.badRequest, type: "client_disconnected", "The request body was not received in full: \(error).")
     }
 
     public static func notFound(path: String) -> APIError {

@@ -22,11 +22,13 @@ struct ChatCompletionsHandler: Sendable {
         do {
             buffer = try await request.body.collect(upTo: service.configuration.maxRequestBodyBytes)
         } catch {
-            throw APIError(.contentTooLarge, type: "invalid_request_error", "The request body exceeds \(service.configuration.maxRequestBodyBytes) bytes.")
+            throw APIError.bodyNotRead(error, limit: service.configuration.maxRequestBodyBytes)
         }
         let document = try JSONBody.document(Data(buffer.readableBytesView))
         let body = try JSONBody(document: document)
         try RequestReader.checkModel(body, configuration: service.configuration)
+        try SamplingParser.rejectUnsupported(body)
+        try body.rejectUnknown(allowed: SamplingParser.chatFields)
         // Key order matters for tool schemas rendered with tojson: the template values come
         // from the parsed document, which keeps it.
         let prompt = try renderer.render(TemplateValue(json: document), addGenerationPrompt: try body.bool("add_generation_prompt") ?? true)

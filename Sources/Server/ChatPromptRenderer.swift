@@ -30,12 +30,20 @@ public struct ChatPromptRenderer: Sendable {
         }
         var messages: [[String: TemplateValue]] = []
         for (i, raw) in rawMessages.enumerated() {
-            guard case .object(let fields) = raw, case .string? = fields["role"] else {
+            guard case .object(let fields) = raw, case .string(let role)? = fields["role"] else {
                 throw APIError.invalid("'messages[\(i)]' must be an object with a string 'role'.", param: "messages")
+            }
+            guard Self.roles.contains(role) else {
+                throw APIError.invalid("'messages[\(i)].role' is '\(role)'; it must be one of \(Self.roles.sorted().joined(separator: ", ")).", param: "messages")
             }
             var message: [String: TemplateValue] = [:]
             for (key, value) in fields.pairs { message[key] = value }
             message["content"] = try flattenContent(fields["content"], index: i)
+            // Only an assistant turn that calls tools may come without content.
+            let callsTools = role == "assistant" && fields["tool_calls"].map { $0 != .null } == true
+            if message["content"] == .null && !callsTools {
+                throw APIError.invalid("'messages[\(i)].content' is required for a \(role) message.", param: "messages")
+            }
             messages.append(message)
         }
         var variables: [String: TemplateValue] = [:]
@@ -51,6 +59,9 @@ public struct ChatPromptRenderer: Sendable {
             throw APIError.invalid("The chat template could not render these messages: \(error)", param: "messages")
         }
     }
+
+    /// The roles OpenAI's chat API defines.
+    static let roles: Set<String> = ["system", "developer", "user", "assistant", "tool"]
 
     /// OpenAI content parts → one string (text parts joined by newlines), as vLLM does.
     private func flattenContent(_ content: TemplateValue?, index: Int) throws(APIError) -> TemplateValue {

@@ -9,12 +9,14 @@ struct CompletionsHandler: Sendable {
     func handle(_ request: Request, context: ServerRequestContext) async throws -> Response {
         let body = try await RequestReader.json(request, context: context, limit: service.configuration.maxRequestBodyBytes)
         try RequestReader.checkModel(body, configuration: service.configuration)
+        try SamplingParser.rejectUnsupported(body)
+        try body.rejectUnknown(allowed: SamplingParser.completionsFields)
         guard let promptValue = body.fields["prompt"], !(promptValue is NSNull) else {
             throw APIError.invalid("'prompt' is required.", param: "prompt")
         }
         if try body.bool("echo") == true { throw APIError.invalid("'echo' is not supported by this server.", param: "echo") }
         if body.has("suffix") { throw APIError.invalid("'suffix' is not supported by this server.", param: "suffix") }
-        let (prompts, _) = try PromptParser.batch(promptValue, field: "prompt", tokenizer: service.tokenizer)
+        let (prompts, _) = try PromptParser.batch(promptValue, field: "prompt", form: .either, tokenizer: service.tokenizer)
         let (params, n) = try SamplingParser.openAI(body, defaultMaxTokens: 16, chat: false)
         if let bestOf = try body.int("best_of"), bestOf != n {
             throw APIError.invalid("'best_of' other than n is not supported.", param: "best_of")
@@ -79,10 +81,11 @@ enum RequestReader {
         do {
             buffer = try await request.body.collect(upTo: limit)
         } catch {
-            throw APIError(.contentTooLarge, type: "invalid_request_error", "The request body exceeds \(limit) bytes.")
+            throw APIError.bodyNotRead(error, limit: limit)
         }
         return try JSONBody(data: Data(buffer.readableBytesView))
     }
+
 
     /// Names `/abort_request` can use for OpenAI requests: the body's `rid`
     /// (a PD router sets one) names every input of the request, so aborting

@@ -17,7 +17,7 @@ public enum FrontDoor {
         do {
             return try await next(request, context)
         } catch let error as APIError {
-            context.logger.info("request refused", metadata: ["status": "\(error.status.code)", "error": "\(error.message)"])
+            context.logger.info("request refused", metadata: ["status": "\(error.status.code)", "type": "\(error.type)", "error": "\(error.message)"])
             return error.response
         } catch let error as HTTPError where error.status == .notFound {
             return APIError.notFound(path: request.uri.path).response

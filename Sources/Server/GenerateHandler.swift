@@ -16,18 +16,29 @@ struct GenerateHandler: Sendable {
         var returnTextInLogprobs = false
     }
 
+    /// The top-level fields of a /generate body (the rest are refused by name).
+    static let fields = SamplingParser.routingFields.union(SamplingParser.judgedFields).union([
+        "model", "text", "input_ids", "sampling_params", "stream", "return_logprob", "top_logprobs_num", "logprob_start_len",
+        "return_text_in_logprobs",
+    ])
+
     func handle(_ request: Request, context: ServerRequestContext) async throws -> Response {
         let body = try await RequestReader.json(request, context: context, limit: service.configuration.maxRequestBodyBytes)
         let tokenizer = service.tokenizer
+        try SamplingParser.rejectUnsupported(body)
+        try body.rejectUnknown(allowed: Self.fields)
+        try RequestReader.checkModel(body, configuration: service.configuration)
         let prompts: [[Int]], isBatch: Bool
-        if let ids = body.fields["input_ids"], !(ids is NSNull) {
-            (prompts, isBatch) = try PromptParser.batch(ids, field: "input_ids", tokenizer: tokenizer)
-        } else if let text = body.fields["text"], !(text is NSNull) {
-            (prompts, isBatch) = try PromptParser.batch(text, field: "text", tokenizer: tokenizer)
-        } else {
+        switch (body.has("text"), body.has("input_ids")) {
+        case (true, true):
+            throw APIError.invalid("Give either 'text' or 'input_ids', not both.", param: "input_ids")
+        case (false, true):
+            (prompts, isBatch) = try PromptParser.batch(body.fields["input_ids"]!, field: "input_ids", form: .ids, tokenizer: tokenizer)
+        case (true, false):
+            (prompts, isBatch) = try PromptParser.batch(body.fields["text"]!, field: "text", form: .text, tokenizer: tokenizer)
+        case (false, false):
             throw APIError.invalid("Either 'text' or 'input_ids' is required.", param: "text")
         }
-        try SamplingParser.rejectUnsupported(body)
         var options = Options()
         options.returnLogprob = try body.bool("return_logprob") ?? false
         options.topLogprobsNum = try body.int("top_logprobs_num") ?? 0

@@ -35,6 +35,14 @@ struct JSONBody {
         }
     }
 
+    /// A field not in `allowed` is a 400 that names it: a misspelled or
+    /// unknown option is never silently dropped.
+    func rejectUnknown(allowed: Set<String>) throws(APIError) {
+        if let unknown = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
+            throw .invalid("'\(path)\(unknown)' is not a field this endpoint knows.", param: path + unknown)
+        }
+    }
+
     func has(_ key: String) -> Bool { fields[key] != nil && !(fields[key] is NSNull) }
 
     private func raw(_ key: String) -> Any? {

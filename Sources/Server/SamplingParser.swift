@@ -1,19 +1,70 @@
+import ByteExactJSON
 import Engine
+import Foundation
 
 /// Reads sampling fields from request bodies into `SamplingParams`, with
 /// 400s that name the field. OpenAI and SGLang spell most fields alike.
 enum SamplingParser {
-    /// Fields whose feature PDServe does not have: refused, never ignored.
-    static let unsupported = ["json_schema", "regex", "ebnf", "structural_tag", "response_format", "guided_json", "guided_regex", "guided_grammar", "guided_choice", "tools", "tool_choice", "lora_path", "image_data", "audio_data"]
+    /// Fields of features PDServe does not have, each with the values that ask
+    /// for nothing — what a client or router such as smg fills in by default
+    /// (`null`, `false`, `{"type": "text"}`). Those pass; any other value is
+    /// refused by name, never ignored.
+    static let unsupported: [String: @Sendable (Any) -> Bool] = {
+        let off: @Sendable (Any) -> Bool = { value in
+            value is NSNull || JSONScalar.bool(value) == false || (value as? [Any])?.isEmpty == true
+                || (value as? [String: Any])?.isEmpty == true
+        }
+        var table: [String: @Sendable (Any) -> Bool] = [:]
+        for field in ["json_schema", "regex", "ebnf", "structural_tag", "stop_regex", "guided_json", "guided_regex",
+                      "guided_grammar", "guided_choice", "lora_path", "lora_id", "image_data", "audio_data", "video_data",
+                      "input_embeds", "custom_logit_processor", "custom_params", "return_hidden_states", "session_params",
+                      "token_ids_logprob", "stream_interval", "continue_final_message", "reasoning_effort", "modalities",
+                      "audio", "prediction", "functions", "function_call", "background", "return_bytes", "return_entropy"] {
+            table[field] = off
+        }
+        table["response_format"] = { value in off(value) || ((value as? [String: Any])?["type"] as? String) == "text" }
+        // SGLang's default; fast tokenizers ignore it as PDServe does.
+        table["spaces_between_special_tokens"] = { value in value is NSNull || JSONScalar.bool(value) == true }
+        return table
+    }()
+
+    /// Fields that change only logging or reasoning parsing, which PDServe has
+    /// none of: any boolean is accepted (smg sends them on every request).
+    static let noEffectFlags: Set<String> = ["log_metrics", "no_logs", "separate_reasoning", "stream_reasoning"]
 
     static func rejectUnsupported(_ body: JSONBody) throws(APIError) {
-        for field in unsupported where body.has(field) {
-            // response_format text is the default and harmless.
-            if field == "response_format", let format = body.fields[field] as? [String: Any], format["type"] as? String == "text" { continue }
-            if field == "tools" || field == "tool_choice" { continue } // handled by chat templates
-            throw .invalid("'\(body.path)\(field)' is not supported by this server.", param: body.path + field)
+        for (field, harmless) in unsupported.sorted(by: { $0.key < $1.key }) {
+            if let value = body.fields[field], !harmless(value) {
+                throw .invalid("'\(body.path)\(field)' is not supported by this server.", param: body.path + field)
+            }
+        }
+        for field in noEffectFlags.sorted() {
+            if let value = body.fields[field], !(value is NSNull), JSONScalar.bool(value) == nil {
+                throw .invalid("'\(body.path)\(field)' must be true or false.", param: body.path + field)
+            }
         }
     }
+
+    /// Every field `rejectUnsupported` judges.
+    static let judgedFields = Set(unsupported.keys).union(noEffectFlags)
+
+    /// Sampling fields OpenAI bodies and SGLang's `sampling_params` share.
+    static let commonFields: Set<String> = [
+        "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "frequency_penalty", "presence_penalty", "seed",
+        "stop", "stop_token_ids", "ignore_eos", "skip_special_tokens", "no_stop_trim", "logit_bias",
+    ]
+    /// SGLang's `sampling_params` object.
+    static let nativeFields = commonFields.union(["max_new_tokens", "min_new_tokens", "n"]).union(judgedFields)
+    /// What a PD router adds to any body.
+    static let routingFields: Set<String> = ["rid", "bootstrap_host", "bootstrap_port", "bootstrap_room"]
+    /// OpenAI completions and chat bodies alike (with vLLM's and SGLang's extensions).
+    static let openAIFields = commonFields.union(routingFields).union(judgedFields)
+        .union(["model", "max_tokens", "max_completion_tokens", "min_tokens", "n", "stream", "stream_options", "user"])
+    static let completionsFields = openAIFields.union(["prompt", "logprobs", "echo", "suffix", "best_of"])
+    static let chatFields = openAIFields.union([
+        "messages", "logprobs", "top_logprobs", "tools", "tool_choice", "parallel_tool_calls", "add_generation_prompt",
+        "chat_template_kwargs",
+    ])
 
     /// Fields shared by OpenAI bodies and SGLang's `sampling_params`.
     static func common(_ body: JSONBody, into p: inout SamplingParams) throws(APIError) {
@@ -29,6 +80,15 @@ enum SamplingParser {
         if let v = try body.integers("stop_token_ids") { p.stopTokenIds = v }
         if let v = try body.bool("ignore_eos") { p.ignoreEOS = v }
         if let v = try body.bool("skip_special_tokens") { p.skipSpecialTokens = v }
+        if let v = try body.bool("no_stop_trim") { p.noStopTrim = v }
+        if let bias = try body.object("logit_bias") {
+            for (key, value) in bias.fields {
+                guard let token = Int(key), let number = JSONScalar.number(value) else {
+                    throw .invalid("'\(body.path)logit_bias' maps token ids (as strings) to numbers; '\(key)' does not.", param: body.path + "logit_bias")
+                }
+                p.logitBias[token] = Float(number)
+            }
+        }
         try rejectUnsupported(body)
     }
 
@@ -42,7 +102,14 @@ enum SamplingParser {
         } else {
             p.maxNewTokens = defaultMaxTokens
         }
+        if let v = try body.int("min_tokens") { p.minNewTokens = v }
         try common(body, into: &p)
+        if let choice = body.fields["tool_choice"], !(choice is NSNull) {
+            // Without a tool-call parser no tool is ever called: "none" and "auto" are honoured as they are.
+            guard let mode = choice as? String, mode == "none" || mode == "auto" else {
+                throw .invalid("'tool_choice' may only be \"none\" or \"auto\": this server does not parse tool calls, so it cannot force one.", param: "tool_choice")
+            }
+        }
         if chat {
             if try body.bool("logprobs") == true {
                 p.returnLogprobs = true
@@ -64,7 +131,9 @@ enum SamplingParser {
     static func native(_ body: JSONBody?) throws(APIError) -> (SamplingParams, Int) {
         var p = SamplingParams()
         guard let body else { return (p, 1) }
+        try body.rejectUnknown(allowed: nativeFields)
         if let v = try body.int("max_new_tokens") { p.maxNewTokens = v }
+        if let v = try body.int("min_new_tokens") { p.minNewTokens = v }
         try common(body, into: &p)
         let n = try body.int("n") ?? 1
         guard (1...64).contains(n) else { throw .invalid("'sampling_params.n' must be between 1 and 64, got \(n).", param: "sampling_params.n") }
@@ -74,6 +143,10 @@ enum SamplingParser {
 
     static func validate(_ p: SamplingParams) throws(APIError) {
         do { try p.validate() } catch { throw .invalid(error.message) }
+        // Checked here, not by the engine: a PD prefill lowers max_new_tokens to 1 for its half.
+        guard p.minNewTokens <= p.maxNewTokens else {
+            throw .invalid("min_new_tokens (\(p.minNewTokens)) must not exceed max_new_tokens (\(p.maxNewTokens)).")
+        }
     }
 
     /// Copies of `params` for `n` samples; seeded requests get distinct, reproducible seeds.

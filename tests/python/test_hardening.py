@@ -5,6 +5,7 @@ instance under load. Real instances and routers on 127.0.0.1; scripted fake
 workers only where a worker must answer something on demand. Every wait is
 bounded."""
 import concurrent.futures
+import json
 import os
 import signal
 import socket
@@ -280,3 +281,142 @@ def test_bootstrap_registration_refuses_impossible_ranks(ranks, started):
     assert refused.status_code == 400, refused.text
     # The real rank 0 is untouched.
     assert requests.get(lookup, timeout=10).json()["rank_port"] == good["rank_port"]
+
+
+# 11. Bodies that are wrong get a 400 naming the field; sampling fields are implemented or refused.
+
+@pytest.fixture(scope="module")
+def eos_server():
+    # One KV head; EOS 1 (config.json) and 0 (generation_config.json only).
+    server = Server("--model-path", str(FIXTURES / "llama-mqa-eos-fp32"), "--served-model-name", "mqa")
+    yield server
+    server.stop()
+
+
+WRONG_BODIES = [
+    ("/generate", {"input_ids": "abc"}, "input_ids"),
+    ("/generate", {"input_ids": ["abc"]}, "input_ids"),
+    ("/generate", {"text": [1, 2]}, "text"),
+    ("/generate", {"text": ["a", [1]]}, "text"),
+    ("/generate", {"text": "a", "input_ids": [1, 2]}, "input_ids"),
+    ("/generate", {"text": "a", "sampling_params": {"min_new_tokens": -1}}, "min_new_tokens"),
+    ("/generate", {"text": "a", "sampling_params": {"min_new_tokens": 5, "max_new_tokens": 2}}, "min_new_tokens"),
+    ("/generate", {"text": "a", "sampling_params": {"bogus": 1}}, "sampling_params.bogus"),
+    ("/generate", {"text": "a", "sampling_params": {"stream_interval": 2}}, "stream_interval"),
+    ("/generate", {"text": "a", "stream_interval": 2}, "stream_interval"),
+    ("/generate", {"text": "a", "bogus": 1}, "bogus"),
+    ("/generate", {"text": "a", "return_hidden_states": True}, "return_hidden_states"),
+    ("/generate", {"text": "a", "log_metrics": "yes"}, "log_metrics"),
+    ("/generate", {"text": "a", "sampling_params": {"logit_bias": {"abc": 1}}}, "logit_bias"),
+    ("/generate", {"text": "a", "sampling_params": {"logit_bias": {"5": 1000}}}, "logit_bias"),
+    ("/generate", {"text": "a", "sampling_params": {"logit_bias": {"999999": 1}}}, "logit_bias"),
+    ("/v1/completions", {"model": "mqa", "prompt": "a", "bogus": 1}, "bogus"),
+    ("/v1/completions", {"model": "mqa", "prompt": "a", "min_tokens": -1}, "min_new_tokens"),
+    ("/v1/chat/completions", {"model": "mqa", "messages": [{"role": "wizard", "content": "hi"}]}, "role"),
+    ("/v1/chat/completions", {"model": "mqa", "messages": [{"role": "user"}]}, "content"),
+    ("/v1/chat/completions", {"model": "mqa", "messages": [{"role": "user", "content": None}]}, "content"),
+    ("/v1/chat/completions", {"model": "mqa", "messages": [{"role": "user", "content": "x"}], "tool_choice": "required"}, "tool_choice"),
+    ("/v1/chat/completions", {"model": "mqa", "messages": [{"role": "user", "content": "x"}], "bogus": True}, "bogus"),
+]
+
+
+@pytest.mark.parametrize("path,body,named", WRONG_BODIES, ids=[f"{p}-{n}-{i}" for i, (p, _, n) in enumerate(WRONG_BODIES)])
+def test_a_wrong_body_is_a_400_that_names_the_field(request, path, body, named):
+    # The MQA fixture has no chat template; chat bodies go to the Qwen fixture, which has one.
+    server = request.getfixturevalue("qwen_server" if "chat" in path else "eos_server")
+    if "chat" in path:
+        body = {**body, "model": "qwen-tiny"}
+    response = server.post(path, body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert named in error["message"] or named in (error["param"] or ""), error
+    server.assert_pool_whole()
+
+
+def test_fields_filled_in_with_their_defaults_are_accepted(qwen_server):
+    # What smg (sglang-router) sends on every request: features off, logging flags on.
+    smg = {"model": None, "return_text_in_logprobs": False, "stream": False, "log_metrics": True, "return_hidden_states": False,
+           "background": False, "no_logs": False, "return_bytes": False, "return_entropy": False}
+    assert qwen_server.post("/generate", {"text": "a", "sampling_params": {"max_new_tokens": 2}, **smg}).status_code == 200
+    chat = {"messages": [{"role": "user", "content": "hi"}], "model": "qwen-tiny", "logprobs": False, "max_completion_tokens": 2,
+            "no_stop_trim": False, "ignore_eos": False, "continue_final_message": False, "skip_special_tokens": True,
+            "separate_reasoning": True, "stream_reasoning": True, "return_hidden_states": False, "response_format": {"type": "text"},
+            "tool_choice": "none", "parallel_tool_calls": True, "user": "u-1"}
+    assert qwen_server.post("/v1/chat/completions", chat).status_code == 200
+    completions = {"model": "qwen-tiny", "prompt": ["a", "b"], "max_tokens": 2, "echo": False, "no_stop_trim": False,
+                   "return_hidden_states": False, "stream_options": None}
+    assert qwen_server.post("/v1/completions", completions).status_code == 200
+
+
+def generate_ids(server, prompt, **sampling):
+    response = server.post("/generate", {"input_ids": prompt, "sampling_params": {"temperature": 0, "max_new_tokens": 12, **sampling}})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_tiny_temperature_is_greedy(eos_server):
+    prompt = reference_prompt(2)
+    greedy = generate_ids(eos_server, prompt, ignore_eos=True)["output_ids"]
+    for temperature in (1e-38, 1e-6):
+        assert generate_ids(eos_server, prompt, ignore_eos=True, temperature=temperature)["output_ids"] == greedy
+
+
+def json_reference():
+    return json.loads((FIXTURES / "llama-mqa-eos-fp32" / "reference.json").read_text())
+
+
+def reference_prompt(index):
+    return json_reference()["prompts"][index]
+
+
+def test_eos_from_generation_config_and_min_new_tokens(eos_server):
+    reference = json_reference()
+    for index in (1, 2):  # stops at EOS 1 and at EOS 0 (listed only in generation_config.json)
+        expected = reference["greedy_eos"][index]
+        reply = generate_ids(eos_server, reference["prompts"][index])
+        assert reply["output_ids"] == expected and reply["meta_info"]["finish_reason"]["type"] == "stop"
+        # min_new_tokens holds EOS back: at least that many tokens, none of them an EOS before the minimum.
+        held = generate_ids(eos_server, reference["prompts"][index], min_new_tokens=len(expected) + 3)["output_ids"]
+        assert len(held) >= len(expected) + 3
+        assert not set(held[:len(expected) + 3]) & {0, 1}
+        assert held[:len(expected) - 1] == expected[:-1]
+    # min_tokens is the OpenAI-style spelling.
+    completion = eos_server.post("/v1/completions", {"model": "mqa", "prompt": reference["prompts"][1], "max_tokens": 12,
+                                                     "temperature": 0, "min_tokens": 6}).json()
+    assert completion["usage"]["completion_tokens"] >= 6
+
+
+def test_logit_bias_steers_sampling_but_not_the_reported_logprobs(eos_server):
+    prompt = reference_prompt(3)
+    reply = eos_server.post("/generate", {"input_ids": prompt, "return_logprob": True, "sampling_params": {
+        "temperature": 0, "max_new_tokens": 4, "ignore_eos": True, "logit_bias": {"77": 100}}}).json()
+    assert reply["output_ids"] == [77, 77, 77, 77]
+    plain = eos_server.post("/generate", {"input_ids": prompt, "return_logprob": True, "sampling_params": {
+        "temperature": 0, "max_new_tokens": 1, "ignore_eos": True, "logit_bias": {"77": -100}}}).json()
+    assert plain["output_ids"] != [77]
+    # Logprobs are the model's: a forced token is not reported as certain.
+    assert reply["meta_info"]["output_token_logprobs"][0][0] < -0.01
+
+
+def test_no_stop_trim_keeps_the_stop_string(qwen_server):
+    body = {"text": "The capital of France is", "sampling_params": {"temperature": 0, "max_new_tokens": 16, "ignore_eos": True}}
+    full = qwen_server.post("/generate", body).json()["text"]
+    # A three-character stop string whose first occurrence is well inside the text.
+    at = next(k for k in range(3, len(full) - 3) if full.index(full[k:k + 3]) == k and full[k:k + 3].strip())
+    stop = full[at:at + 3]
+    trimmed = qwen_server.post("/generate", {**body, "sampling_params": {**body["sampling_params"], "stop": stop}}).json()
+    kept = qwen_server.post("/generate", {**body, "sampling_params": {**body["sampling_params"], "stop": stop, "no_stop_trim": True}}).json()
+    assert trimmed["text"] == full[:at]
+    assert kept["text"] == full[:at + 3]
+    assert trimmed["meta_info"]["finish_reason"] == kept["meta_info"]["finish_reason"] == {"type": "stop", "matched": stop}
+
+
+def test_a_client_that_leaves_mid_body_is_logged_as_gone_not_as_too_large(qwen_server):
+    sock = socket.create_connection(("127.0.0.1", qwen_server.port), timeout=10)
+    sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"text\": ")
+    sock.close()
+    deadline = time.monotonic() + 10
+    while "client_disconnected" not in qwen_server.output():
+        assert time.monotonic() < deadline, qwen_server.output()[-2000:]
+        time.sleep(0.05)
+    assert "exceeds" not in qwen_server.output()
