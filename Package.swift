@@ -4,7 +4,12 @@ import PackageDescription
 // Hot loops are SIMD code: without a target CPU, `SIMD16<Float>` FMAs become
 // libm calls. haswell (= x86-64-v3: AVX2, FMA, F16C) is portable across current x86 servers
 // and as fast as AVX-512 for the memory-bound kernels.
-let fastMath: [SwiftSetting] = [
+let targetCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+// Only the kernels' loops drop bounds, overflow and precondition checks in
+// release builds; everything that parses what peers and clients send (Server,
+// Disaggregation, Engine, Tokenization, ...) keeps them. Serving speed is the
+// same either way (docs/benchmarks/safe-build.md).
+let kernelSettings: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release)),
     .unsafeFlags(["-target-cpu", "haswell"], .when(configuration: .debug)),
 ]
@@ -28,17 +33,17 @@ let package = Package(
             cSettings: [.unsafeFlags(["-O3", "-march=x86-64-v3"])],
             linkerSettings: [.linkedLibrary("openblas")]
         ),
-        .target(name: "Kernels", dependencies: ["KernelsC"], swiftSettings: fastMath),
+        .target(name: "Kernels", dependencies: ["KernelsC"], swiftSettings: kernelSettings),
         // NIXL's C API, loaded with dlopen at run time (the wheel ships no header).
         .target(name: "NIXLShim", cSettings: [.unsafeFlags(["-O2"])]),
         // Mooncake's transfer engine through the C++ methods its wheel exports, loaded with dlopen at run time.
         .target(name: "MooncakeShim", cxxSettings: [.unsafeFlags(["-O2", "-std=c++17"])]),
         // Byte-exact JSON: keys and strings exactly as sent (tokenizer files, request bodies).
         .target(name: "ByteExactJSON"),
-        .target(name: "Tokenization", dependencies: ["ByteExactJSON"], swiftSettings: fastMath),
+        .target(name: "Tokenization", dependencies: ["ByteExactJSON"], swiftSettings: targetCPU),
         .target(name: "ChatTemplates", dependencies: ["ByteExactJSON"]),
-        .target(name: "Models", dependencies: ["Kernels", "Tokenization", "ByteExactJSON"], swiftSettings: fastMath),
-        .target(name: "Engine", dependencies: ["Models", "Kernels", "Tokenization"], swiftSettings: fastMath),
+        .target(name: "Models", dependencies: ["Kernels", "Tokenization", "ByteExactJSON"], swiftSettings: targetCPU),
+        .target(name: "Engine", dependencies: ["Models", "Kernels", "Tokenization"], swiftSettings: targetCPU),
         .target(
             name: "Server",
             dependencies: [
@@ -47,7 +52,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: fastMath
+            swiftSettings: targetCPU
         ),
         .target(
             name: "Disaggregation",
@@ -57,7 +62,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: fastMath
+            swiftSettings: targetCPU
         ),
         .target(
             name: "Bench",
@@ -65,7 +70,7 @@ let package = Package(
                 "Disaggregation", "Kernels", "Tokenization",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
-            swiftSettings: fastMath
+            swiftSettings: targetCPU
         ),
         .target(
             name: "Router",
@@ -84,20 +89,20 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: fastMath
+            swiftSettings: targetCPU
         ),
         // Helpers shared by test targets: fixture discovery and engine drivers.
         .target(name: "EngineTesting", dependencies: ["Engine", "Models", "Tokenization"], path: "Tests/EngineTesting"),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: fastMath),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: targetCPU),
         .testTarget(name: "ByteExactJSONTests", dependencies: ["ByteExactJSON"]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ByteExactJSON"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "EngineTesting"], swiftSettings: fastMath),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "EngineTesting"], swiftSettings: fastMath),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "EngineTesting"], swiftSettings: targetCPU),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "EngineTesting"], swiftSettings: targetCPU),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"]),
         .testTarget(name: "DisaggregationTests", dependencies: [
             "Disaggregation", "Engine", "EngineTesting",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ], swiftSettings: fastMath),
+        ], swiftSettings: targetCPU),
         .testTarget(name: "BenchTests", dependencies: ["Bench"]),
         .testTarget(name: "RouterTests", dependencies: ["Router", .product(name: "Hummingbird", package: "hummingbird")]),
     ]

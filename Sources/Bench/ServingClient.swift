@@ -13,9 +13,13 @@ public final class ServingClient: Sendable {
     private let model: String?
     private let stream: Bool
     private let timeoutSeconds: Double
+    /// Merged into every request body's top level (`--extra-request-body`), as sglang.bench_serving does.
+    private nonisolated(unsafe) let extraBody: [String: Any]
     private let clock = ContinuousClock()
 
-    public init(baseURL: String, backend: ServingBackend, model: String?, stream: Bool, timeoutSeconds: Double) {
+    public init(baseURL: String, backend: ServingBackend, model: String?, stream: Bool, timeoutSeconds: Double,
+                extraBody: [String: Any] = [:]) {
+        self.extraBody = extraBody
         var configuration = HTTPClient.Configuration(
             timeout: .init(connect: .seconds(10)),
             connectionPool: .init(idleTimeout: .seconds(120), concurrentHTTP1ConnectionsPerHostSoftLimit: 4096)
@@ -54,7 +58,8 @@ public final class ServingClient: Sendable {
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         do {
-            let body = try JSONSerialization.data(withJSONObject: backend.body(for: prompt, model: model, stream: stream))
+            let fields = backend.body(for: prompt, model: model, stream: stream).merging(extraBody) { $1 }
+            let body = try JSONSerialization.data(withJSONObject: fields)
             request.body = .bytes(ByteBuffer(bytes: body))
         } catch {
             outcome.error = "cannot encode the request: \(error)"

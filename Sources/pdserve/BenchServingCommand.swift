@@ -71,6 +71,10 @@ struct BenchServingCommand: AsyncParsableCommand {
     @Option(name: .customLong("request-timeout"), help: "Seconds one request may take.")
     var requestTimeout = 600.0
 
+    @Option(name: .customLong("extra-request-body"),
+            help: "A JSON object merged into every request body's top level, e.g. '{\"temperature\": 0.8, \"top_p\": 0.95}' for sampled OpenAI requests (as sglang.bench_serving; for --backend sglang it replaces top-level fields such as sampling_params).")
+    var extraRequestBody: String?
+
     @Option(name: .customLong("output-file"), help: "Append the results as one JSON line (sglang's keys) to this file.")
     var outputFile: String?
     @Flag(name: .customLong("output-details"), help: "Also write per-request lists (ttfts, itls, lengths, classes, errors) to the JSON line.")
@@ -193,7 +197,16 @@ struct BenchServingCommand: AsyncParsableCommand {
         options.maxConcurrency = maxConcurrency
         options.progressInterval = disableProgress ? .infinity : progressInterval
         options.objectives = objectives
-        let client = ServingClient(baseURL: url, backend: backend, model: modelName, stream: !disableStream, timeoutSeconds: requestTimeout)
+        var extraBody: [String: Any] = [:]
+        if let extraRequestBody {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(extraRequestBody.utf8)) as? [String: Any] else {
+                throw ValidationError("--extra-request-body must be a JSON object, got: \(extraRequestBody)")
+            }
+            extraBody = object
+            settings["extra_request_body"] = object
+        }
+        let client = ServingClient(baseURL: url, backend: backend, model: modelName, stream: !disableStream, timeoutSeconds: requestTimeout,
+                                   extraBody: extraBody)
         let result: ServingRunResult
         do {
             let bench = ServingBenchmark(client: client, options: options)

@@ -137,6 +137,15 @@ def reference(name):
     return json.loads((FIXTURES / name / "reference.json").read_text())
 
 
+@pytest.fixture
+def started():
+    """Collects what a test starts (servers, routers, fakes) and stops it afterwards, the last started first."""
+    things = []
+    yield things.append
+    for thing in reversed(things):
+        thing.stop()
+
+
 @pytest.fixture(scope="module")
 def qwen_server():
     # A long context lets tests hold requests running long enough to abort them.

@@ -6,8 +6,6 @@ workers only where a worker must answer something on demand. Every wait is
 bounded."""
 import concurrent.futures
 import json
-import os
-import signal
 import socket
 import subprocess
 import threading
@@ -16,20 +14,12 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, FIXTURES, Server, stop_process
+from conftest import BIN, FIXTURES, Server
 from pd_helpers import free_port
 from router_helpers import FakeWorker, RouterProcess, metric
 
 MODEL = ["--model-path", str(FIXTURES / "qwen2-fp32"), "--served-model-name", "qwen-tiny"]
 SHORT = {"max_new_tokens": 4, "temperature": 0, "ignore_eos": True}
-
-
-@pytest.fixture
-def started():
-    things = []
-    yield things.append
-    for thing in reversed(things):
-        thing.stop()
 
 
 def overloaded_worker(status=503, retry_after="7"):

@@ -59,14 +59,6 @@ def pd():
     pair.stop()
 
 
-@pytest.fixture
-def started():
-    things = []
-    yield things.append
-    for thing in reversed(things):
-        thing.stop()
-
-
 def new_room():
     return random.getrandbits(62)
 

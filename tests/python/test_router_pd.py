@@ -71,14 +71,6 @@ def decode():
     server.stop()
 
 
-@pytest.fixture
-def started():
-    things = []
-    yield things.append
-    for thing in things:
-        thing.stop()
-
-
 def pd_router(prefill_url, bootstrap_port, decode_url, *extra):
     return RouterProcess("--pd-disaggregation", "--prefill", prefill_url, str(bootstrap_port), "--decode", decode_url,
                          "--policy", "round_robin", "--retry-initial-backoff-ms", "1", *extra)
