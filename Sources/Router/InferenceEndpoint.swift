@@ -11,12 +11,7 @@ struct InferenceEndpoint: Sendable {
 
     func handle(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let limit = core.configuration.maxPayloadBytes
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: limit)
-        } catch {
-            throw APIError.bodyNotRead(error, limit: limit)
-        }
+        let buffer = try await core.configuration.httpLimits.body(of: request, limit: limit)
         let route = request.uri.path
         let pd = core.configuration.pdDisaggregation
         // Plain mode only reads the body when a policy wants the prompt; PD mode always, to add fields.

@@ -1,3 +1,4 @@
+import Server
 /// Everything `pdserve router` is started with.
 public struct RouterConfiguration: Sendable {
     public var host = "127.0.0.1"
@@ -18,6 +19,8 @@ public struct RouterConfiguration: Sendable {
     public var requestTimeoutSeconds = 1800.0
     /// Largest request body accepted (413 above).
     public var maxPayloadBytes = 512 << 20
+    /// Connection count, idle and body-read bounds of the router's own HTTP server.
+    public var httpLimits = HTTPLimits()
     public var retry = RetrySettings()
     public var circuitBreaker = CircuitBreakerSettings()
     public var health = HealthSettings()

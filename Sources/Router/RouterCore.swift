@@ -15,6 +15,8 @@ final class RouterCore: Sendable {
     let metrics: RouterMetrics
     let monitor: WorkerMonitor
     let logger: Logger
+    /// The router's own client connections (bounded by `httpLimits`).
+    let connections = ConnectionCounter()
     private let policies: [WorkerRole: any RoutingPolicy]
     /// Whether some policy looks at the prompt (only `cache_aware` does).
     let needsRoutingKey: Bool

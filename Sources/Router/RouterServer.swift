@@ -63,6 +63,7 @@ public struct RouterServer: Sendable {
         let logger = self.logger, startup = configuration.health.startupTimeoutSeconds
         let app = Application(
             router: makeRouter(core: core),
+            server: configuration.httpLimits.server(counter: core.connections),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "pdserve-router"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0

@@ -18,12 +18,7 @@ struct ChatCompletionsHandler: Sendable {
     }
 
     func handle(_ request: Request, context: ServerRequestContext) async throws -> Response {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: service.configuration.maxRequestBodyBytes)
-        } catch {
-            throw APIError.bodyNotRead(error, limit: service.configuration.maxRequestBodyBytes)
-        }
+        let buffer = try await service.configuration.httpLimits.body(of: request, limit: service.configuration.maxRequestBodyBytes)
         let document = try JSONBody.document(Data(buffer.readableBytesView))
         let body = try JSONBody(document: document)
         try RequestReader.checkModel(body, configuration: service.configuration)

@@ -1,7 +1,8 @@
 import NIOCore
 
 /// One per connection: closes the connection as soon as the client shuts
-/// down its side, and then aborts the requests still running on it.
+/// down its side, and then aborts the requests still running on it
+/// (counting connections is `ConnectionLimitHandler`'s job).
 /// Hummingbird's channels allow half-closure, so without the close a client
 /// that hangs up during a long non-streamed generation would go unnoticed
 /// until the answer is written.
@@ -9,17 +10,10 @@ final class ClientDisconnectHandler: ChannelInboundHandler, RemovableChannelHand
     typealias InboundIn = NIOAny
 
     let watch: DisconnectWatch
-    private let counter: ConnectionCounter
-    private var counted = false
+    private var ended = false
 
     init(counter: ConnectionCounter) {
-        self.counter = counter
         watch = DisconnectWatch(counter: counter)
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        counted = true
-        counter.opened()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -41,9 +35,8 @@ final class ClientDisconnectHandler: ChannelInboundHandler, RemovableChannelHand
 
     /// Runs once, on the channel's event loop.
     private func connectionEnded() {
-        guard counted else { return }
-        counted = false
-        counter.closed()
+        guard !ended else { return }
+        ended = true
         watch.connectionClosed()
     }
 }

@@ -7,7 +7,7 @@ struct CompletionsHandler: Sendable {
     let service: InferenceService
 
     func handle(_ request: Request, context: ServerRequestContext) async throws -> Response {
-        let body = try await RequestReader.json(request, context: context, limit: service.configuration.maxRequestBodyBytes)
+        let body = try await RequestReader.json(request, configuration: service.configuration)
         try RequestReader.checkModel(body, configuration: service.configuration)
         try SamplingParser.rejectUnsupported(body)
         try body.rejectUnknown(allowed: SamplingParser.completionsFields)
@@ -76,13 +76,8 @@ struct CompletionsHandler: Sendable {
 
 /// Reading request bodies into `JSONBody`, and the checks every generation endpoint makes.
 enum RequestReader {
-    static func json(_ request: Request, context: ServerRequestContext, limit: Int) async throws -> JSONBody {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: limit)
-        } catch {
-            throw APIError.bodyNotRead(error, limit: limit)
-        }
+    static func json(_ request: Request, configuration: ServerConfiguration, limit: Int? = nil) async throws -> JSONBody {
+        let buffer = try await configuration.httpLimits.body(of: request, limit: limit ?? configuration.maxRequestBodyBytes)
         return try JSONBody(data: Data(buffer.readableBytesView))
     }
 

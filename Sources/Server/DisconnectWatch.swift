@@ -62,18 +62,27 @@ final class DisconnectWatch: @unchecked Sendable {
     }
 }
 
-/// Open connections and watched requests across an instance, for /metrics
-/// (a watch count that stays above the running requests is a leak).
-final class ConnectionCounter: @unchecked Sendable {
+/// Open connections and watched requests across a server, for its limit and
+/// /metrics (a watch count that stays above the running requests is a leak).
+public final class ConnectionCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var connections = 0
     private var watches = 0
 
-    func opened() { lock.withLock { connections += 1 } }
+    public init() {}
+
+    /// Counts a new connection; false when it is beyond `limit` (it is counted all the same until it closes).
+    func open(limit: Int) -> Bool {
+        lock.withLock {
+            connections += 1
+            return connections <= limit
+        }
+    }
+
     func closed() { lock.withLock { connections -= 1 } }
     func watchStarted() { lock.withLock { watches += 1 } }
     func watchEnded() { lock.withLock { watches -= 1 } }
 
-    var openConnections: Int { lock.withLock { connections } }
+    public var openConnections: Int { lock.withLock { connections } }
     var watchedRequests: Int { lock.withLock { watches } }
 }

@@ -23,7 +23,7 @@ struct GenerateHandler: Sendable {
     ])
 
     func handle(_ request: Request, context: ServerRequestContext) async throws -> Response {
-        let body = try await RequestReader.json(request, context: context, limit: service.configuration.maxRequestBodyBytes)
+        let body = try await RequestReader.json(request, configuration: service.configuration)
         let tokenizer = service.tokenizer
         try SamplingParser.rejectUnsupported(body)
         try body.rejectUnknown(allowed: Self.fields)

@@ -86,7 +86,7 @@ struct InfoHandlers: Sendable {
     }
 
     func abort(_ request: Request, context: ServerRequestContext) async throws -> Response {
-        let body = try await RequestReader.json(request, context: context, limit: 1 << 20)
+        let body = try await RequestReader.json(request, configuration: configuration, limit: 1 << 20)
         let all = try body.bool("abort_all") ?? false
         let rid = try body.string("rid")
         guard all || rid != nil else { throw APIError.invalid("Give 'rid' (the request's id) or 'abort_all': true.", param: "rid") }

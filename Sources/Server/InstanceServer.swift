@@ -57,7 +57,7 @@ public struct InstanceServer: Sendable {
         let service = InferenceService(engine: engine, configuration: configuration, metrics: metrics)
         let app = Application(
             router: makeRouter(service: service),
-            server: .http1(configuration: .init(additionalChannelHandlers: [ClientDisconnectHandler(counter: service.connections)])),
+            server: configuration.httpLimits.server(counter: service.connections) { [ClientDisconnectHandler(counter: service.connections)] },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "pdserve"),
             onServerRunning: { channel in await onReady(channel.localAddress?.port ?? 0) },
             logger: logger

@@ -22,6 +22,8 @@ public struct ServerConfiguration: Sendable {
     public var extraInfo: [String: String] = [:]
     /// Largest request body accepted.
     public var maxRequestBodyBytes = 64 << 20
+    /// Connection count, idle and body-read bounds.
+    public var httpLimits = HTTPLimits()
 
     public init(servedModelName: String, modelPath: String) {
         self.servedModelName = servedModelName

@@ -61,6 +61,7 @@ struct RouterCommand: AsyncParsableCommand {
     var requestTimeoutSecs = 1800.0
     @Option(name: .customLong("max-payload-size"), help: "Largest request body in bytes (413 above).")
     var maxPayloadSize = 512 << 20
+    @OptionGroup var httpLimits: HTTPLimitFlags
 
     @Option(name: [.customLong("retry-max-retries"), .customLong("max-retries")],
             help: "Attempts per request in all, the first included (sglang-router's meaning: 1 = no retry). A retry goes to other workers (a new pair in PD mode).")
@@ -149,6 +150,7 @@ struct RouterCommand: AsyncParsableCommand {
         c.apiKey = apiKey
         c.requestTimeoutSeconds = requestTimeoutSecs
         c.maxPayloadBytes = maxPayloadSize
+        c.httpLimits = httpLimits.limits
         c.retry.maxAttempts = disableRetries ? 1 : retryMaxRetries
         c.retry.initialBackoffMilliseconds = retryInitialBackoffMs
         c.retry.maxBackoffMilliseconds = retryMaxBackoffMs

@@ -16,6 +16,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var engine: EngineFlags
     @OptionGroup var server: ServerFlags
     @OptionGroup var compatibility: CompatibilityFlags
+    @OptionGroup var httpLimits: HTTPLimitFlags
 
     func run() async throws {
         LoggingSetup.bootstrap(level: server.logLevel)
@@ -57,6 +58,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.maxRunningRequests = options.maxRunningRequests
         configuration.maxQueuedRequests = server.maxQueuedRequests
         configuration.shutdownTimeout = server.shutdownTimeout
+        configuration.httpLimits = httpLimits.limits
         configuration.disaggregationMode = compatibility.disaggregationMode
         configuration.extraInfo = attached?.info ?? [:]
         if let path = server.chatTemplate {

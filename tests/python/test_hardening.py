@@ -410,3 +410,87 @@ def test_a_client_that_leaves_mid_body_is_logged_as_gone_not_as_too_large(qwen_s
         assert time.monotonic() < deadline, qwen_server.output()[-2000:]
         time.sleep(0.05)
     assert "exceeds" not in qwen_server.output()
+
+
+# 2. Connections are bounded: idle and half-sent ones are closed, stalled bodies time out, a cap refuses cleanly.
+
+def closed_within(sock, seconds):
+    """True when the server closes `sock` (or answers and closes) within `seconds`."""
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(4096):
+            pass
+        return True
+    except socket.timeout:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def read_response(sock, seconds=10):
+    sock.settimeout(seconds)
+    data = b""
+    try:
+        while chunk := sock.recv(4096):
+            data += chunk
+    except socket.timeout:
+        pass
+    return data
+
+
+@pytest.mark.parametrize("command", ["serve", "router"])
+def test_idle_and_half_sent_requests_are_closed_and_stalled_bodies_time_out(command, started):
+    limits = ["--http-idle-timeout", "3", "--http-body-timeout", "1"]
+    if command == "serve":
+        target = Server(*MODEL, *limits)
+    else:
+        worker = FakeWorker(lambda h, path, body: h.reply(200, {}))
+        started(worker)
+        target = RouterProcess("--worker-urls", worker.url, *limits)
+    started(target)
+    idle = socket.create_connection(("127.0.0.1", target.port))
+    half = socket.create_connection(("127.0.0.1", target.port))
+    half.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-")
+    assert closed_within(idle, 8) and closed_within(half, 8)
+    for stalled in [b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"text\": ",
+                    b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n7fffffff\r\n{\"te"]:
+        sock = socket.create_connection(("127.0.0.1", target.port))
+        sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\n" + stalled)
+        started_at = time.monotonic()
+        answer = read_response(sock)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+        assert b'"request_timeout"' in answer and time.monotonic() - started_at < 8
+        sock.close()
+    # A chunk size past 2^64 is a protocol error, not a wait.
+    sock = socket.create_connection(("127.0.0.1", target.port))
+    sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nabc")
+    assert closed_within(sock, 8)
+    assert target.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize("command", ["serve", "router"])
+def test_connections_beyond_the_limit_get_a_clean_503(command, started):
+    if command == "serve":
+        target = Server(*MODEL, "--max-connections", "4")
+    else:
+        worker = FakeWorker(lambda h, path, body: h.reply(200, {}))
+        started(worker)
+        target = RouterProcess("--worker-urls", worker.url, "--max-connections", "4")
+    started(target)
+    held = [socket.create_connection(("127.0.0.1", target.port)) for _ in range(4)]
+    time.sleep(0.3)
+    extra = socket.create_connection(("127.0.0.1", target.port))
+    extra.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = read_response(extra, 5)
+    assert answer.startswith(b"HTTP/1.1 503") and b"too_many_connections" in answer and b"Retry-After: 1" in answer, answer[:300]
+    for sock in held:
+        sock.close()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if requests.get(target.url + "/health", timeout=5).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline, "the server did not accept again once connections closed"
+        time.sleep(0.1)

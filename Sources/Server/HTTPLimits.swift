@@ -1,0 +1,107 @@
+import Hummingbird
+import HummingbirdCore
+import NIOCore
+import NIOHTTPTypes
+
+/// Bounds on what HTTP clients may hold: open connections
+/// (`--max-connections`), a connection idle or half-way through its request
+/// head (`--http-idle-timeout`), and a request body that stops coming
+/// (`--http-body-timeout`). Without them 19,000 half-sent requests were all
+/// held for a minute and more, and the server stopped accepting — or
+/// crashed — at the file-descriptor limit.
+public struct HTTPLimits: Sendable {
+    public var maxConnections = 4096
+    /// Hummingbird's idle timer: between requests and while a request is
+    /// being read (never while a read request is being answered, however long).
+    public var idleTimeoutSeconds = 60.0
+    /// Below the idle timeout, so a stalled body is answered 408 before the connection is dropped.
+    public var bodyTimeoutSeconds = 30.0
+
+    public init() {}
+
+    /// Hummingbird's HTTP/1 server with these bounds; `extra` handlers follow the limit's.
+    public func server(counter: ConnectionCounter, extra: @escaping @Sendable () -> [any RemovableChannelHandler] = { [] })
+        -> HTTPServerBuilder {
+        let limit = maxConnections
+        return .http1(configuration: .init(
+            additionalChannelHandlers: [ConnectionLimitHandler(counter: counter, limit: limit)] + extra(),
+            idleTimeout: .milliseconds(Int64(idleTimeoutSeconds * 1000))
+        ))
+    }
+
+    /// The whole body of `request`, refused as too large past `limit` bytes
+    /// and as timed out (408) when it has not all come after `bodyTimeoutSeconds`.
+    public func body(of request: Request, limit: Int) async throws(APIError) -> ByteBuffer {
+        let seconds = bodyTimeoutSeconds
+        do {
+            return try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+                group.addTask { try await request.body.collect(upTo: limit) }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(seconds))
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let body = first else {
+                    throw APIError(.requestTimeout, type: "request_timeout", "The request body did not arrive in full within \(seconds) s.")
+                }
+                return body
+            }
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw APIError.bodyNotRead(error, limit: limit)
+        }
+    }
+}
+
+/// One per connection: counts it, and past the limit answers its first
+/// request with a 503 (`Retry-After`) and closes it — a clean refusal
+/// instead of file-descriptor exhaustion.
+public final class ConnectionLimitHandler: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
+    public typealias InboundIn = HTTPRequestPart
+    public typealias OutboundIn = HTTPResponsePart
+    public typealias OutboundOut = HTTPResponsePart
+
+    private let counter: ConnectionCounter
+    private let limit: Int
+    private var counted = false
+    private var refused = false
+
+    public init(counter: ConnectionCounter, limit: Int) {
+        self.counter = counter
+        self.limit = limit
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        counted = true
+        refused = !counter.open(limit: limit)
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) { release() }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        release()
+        context.fireChannelInactive()
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard refused else { return context.fireChannelRead(data) }
+        guard case .head = unwrapInboundIn(data) else { return }
+        var error = APIError(.serviceUnavailable, type: "too_many_connections",
+                             "The server holds its limit of \(limit) connections; retry shortly.")
+        error.retryAfterSeconds = 1
+        let body = ByteBuffer(bytes: JSON.encode(error.body))
+        let head = HTTPResponse(status: .serviceUnavailable, headerFields: [
+            .contentType: "application/json", .retryAfter: "1", .contentLength: String(body.readableBytes), .connection: "close",
+        ])
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+    }
+
+    private func release() {
+        guard counted else { return }
+        counted = false
+        counter.closed()
+    }
+}
