@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         // HTTPRequestPart/HTTPResponsePart for the connection-limit handler (Hummingbird's own pipeline types).
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.0"),
+        // HMAC-SHA256 for the PD channels' shared key (--disaggregation-auth-key).
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         .target(
@@ -61,6 +63,7 @@ let package = Package(
             name: "Disaggregation",
             dependencies: [
                 "Engine", "Kernels", "Models", "NIXLShim", "MooncakeShim", "ByteExactJSON",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -34,8 +34,12 @@ public enum DisaggregationSetup {
     }
 
     public static func attach(mode: Mode, core: EngineCore, backend name: String, settings: DisaggregationEnvironment,
-                              host: String, bootstrapPort: Int, ibDevice: String? = nil, logger: Logger) throws -> Attached {
+                              host: String, bootstrapPort: Int, ibDevice: String? = nil, authKey: ChannelKey? = nil,
+                              logger: Logger) throws -> Attached {
         let layout = layout(of: core)
+        if authKey == nil {
+            logger.info("PD channels are not authenticated: any process that reaches this instance's ports can take part (set --disaggregation-auth-key)")
+        }
         switch mode {
         case .prefill:
             // Fail start-up, with the flag's name, before anything says it is serving.
@@ -46,7 +50,8 @@ public enum DisaggregationSetup {
             }
             let backend = try TransferBackends.make(name, context: .init(side: .prefill, storage: core.storage, layout: layout,
                                                                         settings: settings, ibDevice: ibDevice, host: host))
-            let sideCar = try PrefillSideCar(storage: core.storage, layout: layout, backend: backend, settings: settings, host: host, logger: logger)
+            let sideCar = try PrefillSideCar(storage: core.storage, layout: layout, backend: backend, settings: settings, host: host,
+                                             authKey: authKey, logger: logger)
             core.hooks = sideCar
             let advertised = AdvertisedAddress(bindHost: host, override: settings.hostIP)
             let registry = BootstrapRegistry()
@@ -56,7 +61,7 @@ public enum DisaggregationSetup {
             case .perLookup: rankIP = ""
             }
             registry.register(PrefillRoute(rankIP: rankIP, rankPort: sideCar.transferPort, layout: layout, backend: backend.name))
-            let bootstrap = BootstrapServer(registry: registry, host: host, port: bootstrapPort, logger: logger,
+            let bootstrap = BootstrapServer(registry: registry, host: host, port: bootstrapPort, logger: logger, key: authKey,
                                             drained: { [weak sideCar] in sideCar?.isDrained(session: $0) })
             let shown = rankIP.isEmpty ? "the address each decode reaches it by" : rankIP
             logger.info("prefill side-car: KV transfer on port \(sideCar.transferPort) (\(backend.name)), advertised as \(shown); bootstrap server on \(host):\(bootstrapPort)")
@@ -69,7 +74,7 @@ public enum DisaggregationSetup {
             let backend = try TransferBackends.make(name, context: .init(side: .decode, storage: core.storage, layout: layout,
                                                                         settings: settings, ibDevice: ibDevice, host: host))
             let sideCar = DecodeSideCar(storage: core.storage, layout: layout, backend: backend, settings: settings,
-                                        vocabSize: core.model.config.vocabSize, logger: logger)
+                                        vocabSize: core.model.config.vocabSize, authKey: authKey, logger: logger)
             core.hooks = sideCar
             logger.info("decode side-car: receiving KV over \(backend.name)\(core.storage.sharedMemoryPath.map { " into \($0)" } ?? "")")
             return Attached(services: [SideCarStopper(stop: sideCar.stop)], info: ["disaggregation_transfer_backend": backend.name],

@@ -25,9 +25,11 @@ struct ServeCommand: AsyncParsableCommand {
         let mode = DisaggregationSetup.Mode(rawValue: compatibility.disaggregationMode)
         let backend = compatibility.transferBackend ?? "tcp"
         let settings: DisaggregationEnvironment
+        let authKey: ChannelKey?
         do {
             try TransferBackends.check(backend)
             settings = try DisaggregationEnvironment.load()
+            authKey = try compatibility.channelKey()
         } catch {
             throw StartupError("\(error)")
         }
@@ -44,7 +46,8 @@ struct ServeCommand: AsyncParsableCommand {
         if let mode {
             do {
                 attached = try DisaggregationSetup.attach(mode: mode, core: core, backend: backend, settings: settings, host: server.host,
-                                                          bootstrapPort: compatibility.bootstrapPort ?? 8998, ibDevice: compatibility.ibDevice, logger: logger)
+                                                          bootstrapPort: compatibility.bootstrapPort ?? 8998, ibDevice: compatibility.ibDevice,
+                                                          authKey: authKey, logger: logger)
             } catch {
                 throw StartupError("\(error)")
             }
@@ -114,6 +117,10 @@ struct CompatibilityFlags: ParsableArguments {
     var bootstrapPort: Int?
     @Option(name: .customLong("disaggregation-ib-device"), help: "RDMA device(s) for transfer backends that use them.")
     var ibDevice: String?
+    @Option(name: .customLong("disaggregation-auth-key"), help: ArgumentHelp(
+        "Shared secret (16+ bytes) of one PD deployment: transfer connections, every transfer frame, bootstrap registrations and answers are authenticated with it (HMAC-SHA256).",
+        discussion: "PDServe's own flag (SGLang has none). Prefer \(ChannelKey.environmentName), which ps does not show. Default: none; pdserve up makes one."))
+    var authKey: String?
     @Option(name: .customLong("disaggregation-decode-tp"), help: "Decode instances' tensor-parallel size (prefill side).")
     var decodeTP: Int?
     @Option(name: .customLong("disaggregation-decode-dp"), help: "Decode instances' data-parallel size (prefill side).")
@@ -138,6 +145,12 @@ struct CompatibilityFlags: ParsableArguments {
     var nodeRank = 0
     @Flag(name: .customLong("trust-remote-code"), help: "Accepted for compatibility: PDServe never runs code from a checkpoint.")
     var trustRemoteCode = false
+
+    /// The flag, else the environment variable; nil when neither is set.
+    func channelKey(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ChannelKey? {
+        guard let secret = authKey ?? environment[ChannelKey.environmentName], !secret.isEmpty else { return nil }
+        return try ChannelKey(secret: secret)
+    }
 
     func check(logger: Logger) throws {
         func refuse(_ flag: String, _ why: String) -> StartupError { StartupError("\(flag): \(why)") }

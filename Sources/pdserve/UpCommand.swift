@@ -54,7 +54,10 @@ struct UpCommand: ParsableCommand {
         let binary = Self.executablePath()
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let threads = threadsPerInstance ?? max(1, cores / (prefill + decode))
-        let cluster = Cluster(log: say)
+        // The instances authenticate each other with a key of their own (one the caller exported is kept).
+        var environment = ProcessInfo.processInfo.environment
+        if (environment[ChannelKey.environmentName] ?? "").isEmpty { environment[ChannelKey.environmentName] = ChannelKey.randomSecret() }
+        let cluster = Cluster(log: say, environment: environment)
         defer { cluster.stopAll() }
         Cluster.installSignalHandlers(cluster)
 
@@ -128,13 +131,19 @@ final class Cluster: @unchecked Sendable {
     private let exited = DispatchSemaphore(value: 0)
     private var exitCode: Int32 = 0
     let log: (String) -> Void
+    /// Every member's environment (it carries the PD auth key, which ps would show on a command line).
+    let environment: [String: String]
 
-    init(log: @escaping (String) -> Void) { self.log = log }
+    init(log: @escaping (String) -> Void, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.log = log
+        self.environment = environment
+    }
 
     func start(name: String, binary: String, arguments: [String], healthURL: (String, Int)) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
+        process.environment = environment
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe

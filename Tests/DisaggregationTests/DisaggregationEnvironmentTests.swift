@@ -38,6 +38,8 @@ struct TransferCodecTests {
     static let messages: [TransferMessage] = [
         .hello(.init(role: "decode", instance: "d-1", layout: layout, backend: "shm", descriptor: [0, 1, 2, 255])),
         .hello(.init(role: "prefill", instance: "p", layout: layout, backend: "tcp")),
+        .hello(.init(role: "decode", instance: "d", layout: layout, backend: "tcp", nonce: Array(0..<16), proof: Array(repeating: 7, count: 32))),
+        .challenge(nonce: Array(100..<116)),
         .transferRequest(.init(room: .max >> 1, pages: [3, 4, 5, 9], promptLength: 50, decodePrefixLength: 0)),
         .kvPages(.init(room: 7, firstIndex: 2, pageCount: 3, byteCount: 4096)),
         .kvWritten(room: 7, firstIndex: 0, pageCount: 2),

@@ -27,7 +27,8 @@ final class PDHarness {
     private var poisoned: [Int32] = []
     static let poison: UInt8 = 0xA5
 
-    init(backend: String, decodeMaxRunning: Int = 64, settings overrides: (inout DisaggregationEnvironment) -> Void = { _ in }) async throws {
+    init(backend: String, decodeMaxRunning: Int = 64, prefillKey: ChannelKey? = nil, decodeKey: ChannelKey? = nil,
+         settings overrides: (inout DisaggregationEnvironment) -> Void = { _ in }) async throws {
         backendName = backend
         reference = try ModelReference.load(Self.model)
         var options = EngineOptions()
@@ -54,13 +55,13 @@ final class PDHarness {
             inner: try TransferBackends.make(backend, context: .init(side: .prefill, storage: prefillCore.storage, layout: layout)),
             faults: faults, storage: prefillCore.storage)
         prefill = try PrefillSideCar(storage: prefillCore.storage, layout: layout, backend: prefillBackend, settings: settings,
-                                     host: "127.0.0.1", clock: clock, logger: logger)
+                                     host: "127.0.0.1", authKey: prefillKey, clock: clock, logger: logger)
         prefillCore.hooks = prefill
         let registry = BootstrapRegistry()
         registry.register(PrefillRoute(rankIP: "127.0.0.1", rankPort: prefill.transferPort, layout: layout, backend: backend))
         let (ports, sink) = AsyncStream<Int>.makeStream()
         let sideCar = prefill
-        let app = BootstrapServer(registry: registry, host: "127.0.0.1", port: 0, logger: logger,
+        let app = BootstrapServer(registry: registry, host: "127.0.0.1", port: 0, logger: logger, key: prefillKey,
                                   drained: { sideCar.isDrained(session: $0) }).makeApplication { sink.yield($0) }
         // Stopped through graceful shutdown: cancelling a running Hummingbird app can trap in NIO.
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
@@ -71,7 +72,7 @@ final class PDHarness {
         bootstrapPort = port
         let decodeBackend = try TransferBackends.make(backend, context: .init(side: .decode, storage: decodeCore.storage, layout: layout))
         decode = DecodeSideCar(storage: decodeCore.storage, layout: layout, backend: decodeBackend, settings: settings,
-                               vocabSize: decodeCore.model.config.vocabSize, clock: clock, logger: logger)
+                               vocabSize: decodeCore.model.config.vocabSize, authKey: decodeKey, clock: clock, logger: logger)
         decodeCore.hooks = decode
     }
 

@@ -256,8 +256,9 @@ enum TransferEngines {
 }
 
 /// Runs `body` with a fresh harness and always shuts it down (the bootstrap server gracefully).
-func withHarness(backend: String, decodeMaxRunning: Int = 64, _ body: (PDHarness) async throws -> Void) async throws {
-    let pd = try await PDHarness(backend: backend, decodeMaxRunning: decodeMaxRunning)
+func withHarness(backend: String, decodeMaxRunning: Int = 64, prefillKey: ChannelKey? = nil, decodeKey: ChannelKey? = nil,
+                 _ body: (PDHarness) async throws -> Void) async throws {
+    let pd = try await PDHarness(backend: backend, decodeMaxRunning: decodeMaxRunning, prefillKey: prefillKey, decodeKey: decodeKey)
     do {
         try await body(pd)
     } catch {

@@ -5,8 +5,11 @@ instance under load. Real instances and routers on 127.0.0.1; scripted fake
 workers only where a worker must answer something on demand. Every wait is
 bounded."""
 import concurrent.futures
+import hashlib
+import hmac
 import json
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -14,8 +17,8 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, FIXTURES, Server
-from pd_helpers import free_port
+from conftest import BIN, FIXTURES, Server, reference, wait_until
+from pd_helpers import PDPair, free_port
 from router_helpers import FakeWorker, RouterProcess, metric
 
 MODEL = ["--model-path", str(FIXTURES / "qwen2-fp32"), "--served-model-name", "qwen-tiny"]
@@ -271,6 +274,177 @@ def test_bootstrap_registration_refuses_impossible_ranks(ranks, started):
     assert refused.status_code == 400, refused.text
     # The real rank 0 is untouched.
     assert requests.get(lookup, timeout=10).json()["rank_port"] == good["rank_port"]
+
+
+# 7. The shared PD key: only instances that hold it exchange KV, register ranks or answer lookups.
+
+KEY = "test deployment secret, 32 bytes!"
+OTHER_KEY = "another deployment's secret key.."
+
+
+def tag(key, purpose, *parts):
+    """ChannelKey.tag: HMAC-SHA256 over the purpose and each part, every one prefixed by its u64 length."""
+    mac = hmac.new(key.encode(), digestmod=hashlib.sha256)
+    for part in (purpose.encode(), *parts):
+        mac.update(struct.pack("<Q", len(part)) + part)
+    return mac.hexdigest()
+
+
+def keyed(key):
+    return {"PDSERVE_DISAGGREGATION_AUTH_KEY": key} if key else {}
+
+
+def pd_generate(pd, prompt, room=None, decode_url=None):
+    body = {"input_ids": prompt, "sampling_params": {"max_new_tokens": 12, "temperature": 0, "ignore_eos": True}}
+    body = pd.bootstrap(body)
+    if room is not None:
+        body["bootstrap_room"] = room
+    return pd.post("/generate", body) if decode_url is None else (requests.post(decode_url + "/generate", json=body, timeout=60), None)
+
+
+def test_a_keyed_pair_serves_and_its_bootstrap_server_signs_and_checks(started):
+    pd = PDPair(env=keyed(KEY))
+    started(pd)
+    ref = reference("qwen2-fp32")
+    decode, prefill = pd_generate(pd, ref["prompts"][13])
+    assert decode.status_code == 200 and prefill.status_code == 200, decode.text
+    assert decode.json()["output_ids"] == ref["greedy"][13][:12]
+    base = f"http://127.0.0.1:{pd.bootstrap_port}"
+    # A lookup with a nonce is answered with a tag over the nonce, target, status and body.
+    nonce = bytes(range(16))
+    target = "/route?engine_rank=0&target_dp_group=0"
+    answer = requests.get(base + target, headers={"X-PDServe-Nonce": nonce.hex()}, timeout=10)
+    assert answer.status_code == 200
+    assert answer.headers["X-PDServe-Signature"] == tag(KEY, "bootstrap reply", nonce, target.encode(), b"200", answer.content)
+    # Registrations need a fresh tag under the key.
+    route = {"rank_ip": "127.0.0.1", "rank_port": 1, **{k: answer.json()[k] for k in ("page_size", "num_layers", "kv_width", "kv_dtype", "model", "transfer_backend")}}
+    body = json.dumps(route).encode()
+    now = str(int(time.time()))
+    for signature, why in [(None, "needs"), (now + "." + tag(OTHER_KEY, "bootstrap registration", now.encode(), body), "does not match"),
+                           (str(int(time.time()) - 3600) + "." + tag(KEY, "bootstrap registration", str(int(time.time()) - 3600).encode(), body), "old")]:
+        headers = {"Content-Type": "application/json", **({"X-PDServe-Signature": signature} if signature else {})}
+        refused = requests.put(base + "/route", data=body, headers=headers, timeout=10)
+        assert refused.status_code == 401 and why in refused.json()["error"]["message"], refused.text
+    # Rank 0 still points at the real transfer port: the next request is served.
+    assert requests.get(base + target, timeout=10).json()["rank_port"] != 1
+    decode, _ = pd_generate(pd, ref["prompts"][2])
+    assert decode.json()["output_ids"] == ref["greedy"][2][:12]
+    signature = now + "." + tag(KEY, "bootstrap registration", now.encode(), body)
+    accepted = requests.put(base + "/route", data=body, headers={"Content-Type": "application/json", "X-PDServe-Signature": signature}, timeout=10)
+    assert accepted.status_code == 200, accepted.text
+    pd.assert_pools_whole()
+
+
+@pytest.mark.parametrize("prefill_key,decode_key", [(KEY, None), (None, KEY), (KEY, OTHER_KEY)],
+                         ids=["prefill-only", "decode-only", "different"])
+def test_instances_whose_keys_differ_never_exchange_kv(prefill_key, decode_key, started):
+    bootstrap_port = free_port()
+    timeouts = {"PDSERVE_DISAGGREGATION_BOOTSTRAP_TIMEOUT": "2", "PDSERVE_DISAGGREGATION_WAITING_TIMEOUT": "10"}
+    prefill = Server(*MODEL, "--disaggregation-mode", "prefill", "--disaggregation-bootstrap-port", str(bootstrap_port),
+                     env=timeouts | keyed(prefill_key))
+    started(prefill)
+    decode = Server(*MODEL, "--disaggregation-mode", "decode", env=timeouts | keyed(decode_key))
+    started(decode)
+    body = {"input_ids": [5] * 40, "sampling_params": SHORT, "bootstrap_host": "127.0.0.1", "bootstrap_port": bootstrap_port,
+            "bootstrap_room": 12345}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        prefill_half = pool.submit(requests.post, prefill.url + "/generate", json=body, timeout=60)
+        decode_half = requests.post(decode.url + "/generate", json=body, timeout=60)
+    assert decode_half.status_code == 502, decode_half.text
+    assert "--disaggregation-auth-key" in decode_half.json()["error"]["message"]
+    assert prefill_half.result().status_code == 504
+    prefill.assert_pool_whole()
+    decode.assert_pool_whole()
+
+
+def test_a_keyed_decode_loads_nothing_from_a_listener_that_lacks_the_key(started):
+    """bootstrap_host/port of any listener: a plain HTTP server, or a prefill without the key."""
+    decode = Server(*MODEL, "--disaggregation-mode", "decode", env=keyed(KEY))
+    started(decode)
+    stranger = PDPair()
+    started(stranger)
+    for port in [stranger.prefill.port, stranger.bootstrap_port]:
+        body = {"input_ids": [5] * 40, "sampling_params": SHORT, "bootstrap_host": "127.0.0.1", "bootstrap_port": port, "bootstrap_room": 7}
+        answer = requests.post(decode.url + "/generate", json=body, timeout=60)
+        assert answer.status_code == 502, answer.text
+        assert "--disaggregation-auth-key" in answer.json()["error"]["message"] or "not a prefill bootstrap server" in answer.json()["error"]["message"]
+    decode.assert_pool_whole()
+
+
+# 3. The prefill's transfer port: a bounded number of connections, each with a bounded handshake.
+
+def transfer_frame(kind, payload):
+    return b"PDKV" + struct.pack("<HHQ", 3, kind, len(payload)) + payload
+
+
+def read_transfer_frame(sock):
+    header = recv_exact(sock, 16)
+    assert header[:4] == b"PDKV", header
+    _, kind, length = struct.unpack("<HHQ", header[4:])
+    return kind, recv_exact(sock, length)
+
+
+def recv_exact(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+def threads_of(server):
+    status = open(f"/proc/{server.proc.pid}/status").read()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
+
+
+def test_the_transfer_port_bounds_connections_handshakes_and_unknown_rooms(started):
+    pd = PDPair()
+    started(pd)
+    port = int(pd.prefill.get("/get_server_info").json()["disaggregation_transfer_port"])
+    baseline = threads_of(pd.prefill)
+    sockets = []
+    try:
+        for _ in range(300):
+            sockets.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        kinds = []
+        for sock in sockets:
+            kind, payload = read_transfer_frame(sock)
+            kinds.append(kind)
+        # 256 connections get the challenge (type 11); the rest an error (type 10) and a close.
+        assert kinds.count(11) == 256 and kinds.count(10) == 44, kinds
+        assert threads_of(pd.prefill) <= baseline + 256 + 8
+        # None of them says hello: each is closed when its handshake time runs out.
+        for sock in sockets:
+            sock.settimeout(20)
+            assert sock.recv(1) == b""
+        wait_until(lambda: threads_of(pd.prefill) <= baseline + 8, timeout=10, what="the link threads to end")
+    finally:
+        for sock in sockets:
+            sock.close()
+    # A paired decode that lists more pages than the pool has for a room not here yet is refused at once.
+    route = requests.get(f"http://127.0.0.1:{pd.bootstrap_port}/route?engine_rank=0&target_dp_group=0", timeout=10).json()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        kind, _ = read_transfer_frame(sock)
+        assert kind == 11
+        model = route["model"].encode()
+        hello = b"".join([struct.pack("<I", 6) + b"decode", struct.pack("<I", 4) + b"test",
+                          struct.pack("<IIIB", route["num_layers"], route["page_size"], route["kv_width"], 0),
+                          struct.pack("<I", len(model)) + model, struct.pack("<I", 3) + b"tcp", struct.pack("<I", 0), struct.pack("<Q", 0),
+                          struct.pack("<I", 16) + bytes(16), struct.pack("<I", 0)])
+        sock.sendall(transfer_frame(1, hello))
+        kind, _ = read_transfer_frame(sock)
+        assert kind == 1
+        pages = 1_000_000
+        sock.sendall(transfer_frame(2, struct.pack("<QIII", 99, 16 * pages, 0, pages) + bytes(4 * pages)))
+        kind, payload = read_transfer_frame(sock)
+        assert kind == 6 and payload[8] == 0 and b"more than any prompt" in payload, payload
+    # Real requests are unaffected.
+    ref = reference("qwen2-fp32")
+    decode, _ = pd_generate(pd, ref["prompts"][9])
+    assert decode.json()["output_ids"] == ref["greedy"][9][:12]
+    pd.assert_pools_whole()
 
 
 # 11. Bodies that are wrong get a 400 naming the field; sampling fields are implemented or refused.

@@ -221,7 +221,7 @@ def test_layout_mismatch_is_refused():
 
 # --- protocol robustness -----------------------------------------------------
 
-def frame(kind, payload, version=2, length=None):
+def frame(kind, payload, version=3, length=None):
     return b"PDKV" + struct.pack("<HHQ", version, kind, len(payload) if length is None else length) + payload
 
 
@@ -230,7 +230,8 @@ def hello(pair_info):
     model = layout["model"].encode()
     body = b"".join([struct.pack("<I", 6) + b"decode", struct.pack("<I", 4) + b"test",
                      struct.pack("<IIIB", layout["layers"], layout["page_size"], layout["width"], 0),
-                     struct.pack("<I", len(model)) + model, struct.pack("<I", 3) + b"tcp", struct.pack("<I", 0), struct.pack("<Q", 0)])
+                     struct.pack("<I", len(model)) + model, struct.pack("<I", 3) + b"tcp", struct.pack("<I", 0), struct.pack("<Q", 0),
+                     struct.pack("<I", 16) + bytes(16), struct.pack("<I", 0)])  # nonce, no proof
     return frame(1, body)
 
 
@@ -260,7 +261,7 @@ def test_malformed_frames_do_not_disturb_other_rooms(pair, unified):
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(hello(layout))
         header = s.recv(16)
-        assert header[:4] == b"PDKV"
+        assert header[:4] == b"PDKV" and struct.unpack("<H", header[6:8])[0] == 11  # the challenge
         # A well-formed session that then sends an unknown frame type and a wrong-room abort.
         s.sendall(frame(42, b"whatever") + frame(7, struct.pack("<Q", 999) + struct.pack("<I", 3) + b"bye"))
     # Real requests are unaffected.

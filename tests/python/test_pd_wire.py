@@ -21,7 +21,7 @@ MODEL_ID = "Qwen2ForCausalLM/3x72/6:3x12/v616"
 
 
 def frame(kind, payload, extra=0):
-    return b"PDKV" + struct.pack("<HHQ", 2, kind, len(payload) + extra) + payload
+    return b"PDKV" + struct.pack("<HHQ", 3, kind, len(payload) + extra) + payload
 
 
 def string(s):
@@ -31,7 +31,11 @@ def string(s):
 
 def hello():
     return frame(1, string("prefill") + string("scripted") + struct.pack("<IIIB", LAYERS, PAGE, WIDTH, 0) + string(MODEL_ID)
-                 + string("tcp") + struct.pack("<I", 0) + struct.pack("<Q", 77))
+                 + string("tcp") + struct.pack("<I", 0) + struct.pack("<Q", 77) + struct.pack("<I", 0) + struct.pack("<I", 0))
+
+
+def challenge():
+    return frame(11, struct.pack("<I", 16) + bytes(range(16)))
 
 
 def kv_pages(room, first, count, claimed_count=None):
@@ -97,6 +101,7 @@ class ScriptedPrefill:
     def serve(self):
         conn, _ = self.listener.accept()
         conn.settimeout(30)
+        conn.sendall(challenge())
         kind, _ = read_frame(conn)
         assert kind == 1
         conn.sendall(hello())

@@ -1,5 +1,6 @@
 import ByteExactJSON
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
@@ -88,77 +89,107 @@ public struct BootstrapServer: Sendable {
     public let logger: Logger
     /// Answers `GET /drained?session=`: whether a lost transfer session's jobs have all run (nil: unknown session).
     public let drained: @Sendable (UInt64) -> Bool?
+    /// With a key, registrations must be signed and answers to lookups carrying a nonce are (`BootstrapAuth`).
+    public let key: ChannelKey?
 
-    public init(registry: BootstrapRegistry, host: String, port: Int, logger: Logger, drained: @escaping @Sendable (UInt64) -> Bool? = { _ in nil }) {
+    public init(registry: BootstrapRegistry, host: String, port: Int, logger: Logger, key: ChannelKey? = nil,
+                drained: @escaping @Sendable (UInt64) -> Bool? = { _ in nil }) {
         self.registry = registry
         self.host = host
         self.port = port
         self.logger = logger
+        self.key = key
         self.drained = drained
     }
 
-    static func json(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
-    }
+    /// A JSON answer (signed when the lookup asked with a nonce and there is a key).
+    struct Answer {
+        var status: HTTPResponse.Status
+        var body: Data
 
-    static func failure(_ status: HTTPResponse.Status, _ message: String) -> Response {
-        json(["error": ["message": message, "type": "bootstrap_error", "code": Int(status.code)] as [String: Any]], status: status)
+        static func json(_ object: Any, status: HTTPResponse.Status = .ok) -> Answer {
+            Answer(status: status, body: (try? JSONSerialization.data(withJSONObject: object)) ?? Data("{}".utf8))
+        }
+
+        static func failure(_ status: HTTPResponse.Status, _ message: String) -> Answer {
+            json(["error": ["message": message, "type": "bootstrap_error", "code": Int(status.code)] as [String: Any]], status: status)
+        }
+
+        func response(to request: Request, key: ChannelKey?) -> Response {
+            var headers: HTTPFields = [.contentType: "application/json"]
+            if let key, let name = HTTPField.Name(BootstrapAuth.nonceHeader), let text = request.headers[name], let nonce = Hex.bytes(text),
+               let signature = HTTPField.Name(BootstrapAuth.signatureHeader) {
+                let tag = BootstrapAuth.replyTag(key, nonce: nonce, target: request.uri.string, status: Int(status.code), body: Array(body))
+                headers[signature] = Hex.text(tag)
+            }
+            return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
     }
 
     func makeRouter() -> Router<BootstrapRequestContext> {
         let router = Router(context: BootstrapRequestContext.self)
-        let registry = self.registry
-        router.get("/health") { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "OK"))) }
+        let registry = self.registry, key = self.key
+        router.get("/health") { request, _ in Answer(status: .ok, body: Data("OK".utf8)).response(to: request, key: key) }
         let drained = self.drained
         router.get("/drained") { request, _ -> Response in
             guard let text = request.uri.queryParameters["session"], let session = UInt64(String(text)) else {
-                return Self.failure(.badRequest, "GET /drained needs ?session=<transfer session number>")
+                return Answer.failure(.badRequest, "GET /drained needs ?session=<transfer session number>").response(to: request, key: key)
             }
-            guard let answer = drained(session) else { return Self.failure(.notFound, "unknown transfer session \(session)") }
-            return Self.json(["drained": answer])
+            guard let answer = drained(session) else { return Answer.failure(.notFound, "unknown transfer session \(session)").response(to: request, key: key) }
+            return Answer.json(["drained": answer]).response(to: request, key: key)
         }
         router.put("/route") { request, _ -> Response in
             let body = try? await request.body.collect(upTo: 1 << 20)
+            if let key {
+                let signature = HTTPField.Name(BootstrapAuth.signatureHeader).flatMap { request.headers[$0] }
+                if let refusal = BootstrapAuth.refusal(ofRegistration: signature, body: body.map { Array($0.readableBytesView) } ?? [], key: key) {
+                    return Answer.failure(.unauthorized, refusal).response(to: request, key: nil)
+                }
+            }
             guard let body, let object = JSONParser.foundationObject(from: Data(body.readableBytesView)) as? [String: Any] else {
-                return Self.failure(.badRequest, "PUT /route needs a JSON object")
+                return Answer.failure(.badRequest, "PUT /route needs a JSON object").response(to: request, key: key)
             }
             guard let route = PrefillRoute(json: object) else {
-                return Self.failure(.badRequest, "PUT /route needs rank_ip, rank_port, page_size, num_layers, kv_width, kv_dtype (float32|bfloat16), model and transfer_backend, and ranks inside their sizes (0 <= rank < size <= \(PrefillRoute.maxGroupSize))")
+                return Answer.failure(.badRequest, "PUT /route needs rank_ip, rank_port, page_size, num_layers, kv_width, kv_dtype (float32|bfloat16), model and transfer_backend, and ranks inside their sizes (0 <= rank < size <= \(PrefillRoute.maxGroupSize))").response(to: request, key: key)
             }
             registry.register(route)
-            return Self.json(["registered": true])
+            return Answer.json(["registered": true]).response(to: request, key: key)
         }
         router.get("/route") { request, context -> Response in
-            let query = request.uri.queryParameters
-            func rank(_ names: [String]) -> Int? {
-                for name in names { if let v = query[Substring(name)] { return Int(String(v)) } }
-                return nil
-            }
-            let tp = rank(["target_tp_rank", "engine_rank"]) ?? -1
-            let dp = rank(["target_dp_rank", "target_dp_group"]) ?? -1
-            guard registry.isComplete, let first = registry.all.first else {
-                return Self.failure(.serviceUnavailable, "prefill ranks have not all registered yet")
-            }
-            if tp == -1 && dp == -1 {
-                return Self.json([
-                    "prefill_tp_size": first.tpSize, "prefill_dp_size": first.dpSize, "prefill_pp_size": first.ppSize,
-                    "page_size": Int(first.layout.pageSize), "kv_dtype": first.layout.dtype == 0 ? "float32" : "bfloat16",
-                    "transfer_backend": first.backend, "model": first.layout.model,
-                ])
-            }
-            guard var route = registry.all.first(where: { $0.tpRank == max(tp, 0) && $0.dpRank == max(dp, 0) }) else {
-                return Self.failure(.notFound, "no prefill rank tp=\(tp) dp=\(dp)")
-            }
-            if route.rankIP.isEmpty {
-                guard let local = AdvertisedAddress.perLookup.resolve(localAddress: context.localAddress) else {
-                    return Self.failure(.internalServerError, "cannot tell which local address this lookup arrived on")
-                }
-                route.rankIP = local
-            }
-            return Self.json(route.json)
+            lookUp(request, context).response(to: request, key: key)
         }
         return router
+    }
+
+    /// `GET /route`: the instance's shape, or one rank's address.
+    private func lookUp(_ request: Request, _ context: BootstrapRequestContext) -> Answer {
+        let query = request.uri.queryParameters
+        func rank(_ names: [String]) -> Int? {
+            for name in names { if let v = query[Substring(name)] { return Int(String(v)) } }
+            return nil
+        }
+        let tp = rank(["target_tp_rank", "engine_rank"]) ?? -1
+        let dp = rank(["target_dp_rank", "target_dp_group"]) ?? -1
+        guard registry.isComplete, let first = registry.all.first else {
+            return Answer.failure(.serviceUnavailable, "prefill ranks have not all registered yet")
+        }
+        if tp == -1 && dp == -1 {
+            return Answer.json([
+                "prefill_tp_size": first.tpSize, "prefill_dp_size": first.dpSize, "prefill_pp_size": first.ppSize,
+                "page_size": Int(first.layout.pageSize), "kv_dtype": first.layout.dtype == 0 ? "float32" : "bfloat16",
+                "transfer_backend": first.backend, "model": first.layout.model,
+            ])
+        }
+        guard var route = registry.all.first(where: { $0.tpRank == max(tp, 0) && $0.dpRank == max(dp, 0) }) else {
+            return Answer.failure(.notFound, "no prefill rank tp=\(tp) dp=\(dp)")
+        }
+        if route.rankIP.isEmpty {
+            guard let local = AdvertisedAddress.perLookup.resolve(localAddress: context.localAddress) else {
+                return Answer.failure(.internalServerError, "cannot tell which local address this lookup arrived on")
+            }
+            route.rankIP = local
+        }
+        return Answer.json(route.json)
     }
 
     /// Serves until the surrounding service group shuts down.

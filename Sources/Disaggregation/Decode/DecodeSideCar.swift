@@ -26,6 +26,8 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
     let clock: any MonotonicClock
     let vocabSize: Int
     let logger: Logger
+    /// With a key, KV lands only from prefills that prove it, and bootstrap answers must be signed with it.
+    let authKey: ChannelKey?
     /// Wakes the engine thread when a room made progress.
     public var wake: @Sendable () -> Void = {}
 
@@ -39,8 +41,9 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
     private var stopped = false
 
     public init(storage: PagedKVStorage, layout: KVLayout, backend: any TransferBackend, settings: DisaggregationEnvironment,
-                vocabSize: Int, clock: any MonotonicClock = SystemMonotonicClock(), logger: Logger) {
+                vocabSize: Int, authKey: ChannelKey? = nil, clock: any MonotonicClock = SystemMonotonicClock(), logger: Logger) {
         self.storage = storage
+        self.authKey = authKey
         self.layout = layout
         self.backend = backend
         self.settings = settings
@@ -233,13 +236,23 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
         let session: UInt64
         do {
             connection.setReceiveTimeout(10)
-            try connection.send(.hello(.init(role: "decode", instance: "decode", layout: layout, backend: backend.name, descriptor: backend.localDescriptor)))
+            let challenge: [UInt8]
+            do { challenge = try TransferHandshake.readChallenge(connection) } catch let error as TransferProtocolError {
+                throw RequestFailure(.invalidPeerData, "prefill at \(key) \(error)")
+            }
+            let mine = TransferHandshake.decodeHello(.init(role: "decode", instance: "decode", layout: layout, backend: backend.name, descriptor: backend.localDescriptor),
+                                                     challenge: challenge, key: authKey)
+            try connection.send(.hello(mine))
             let (header, payload) = try connection.readFrame()
             switch try TransferCodec.decode(header, payload: payload) {
             case .hello(let hello) where hello.role == "prefill":
+                if let refusal = TransferHandshake.refusal(ofPrefill: hello, challenge: challenge, decodeNonce: mine.nonce, key: authKey) {
+                    throw RequestFailure(.invalidPeerData, "prefill at \(key): \(refusal)")
+                }
                 if let mismatch = layout.mismatch(with: hello.layout) { throw RequestFailure(.invalidPeerData, "prefill at \(key): \(mismatch)") }
                 lander = try backend.makeLander(peerDescriptor: hello.descriptor, connection: connection)
                 session = hello.session
+                TransferHandshake.seal(connection, key: authKey, challenge: challenge, decodeNonce: mine.nonce, side: .decode)
             case .error(let message):
                 throw RequestFailure(.invalidPeerData, "prefill at \(key) refused the connection: \(message)")
             default:
@@ -278,7 +291,9 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
     private func lookUpRoute(host: String, port: Int) throws -> PrefillRoute {
         let reply: SimpleHTTP.Reply
         do {
-            reply = try SimpleHTTP.get(host: host, port: port, path: "/route?engine_rank=0&target_dp_group=0", timeout: 10)
+            reply = try BootstrapAuth.get(host: host, port: port, path: "/route?engine_rank=0&target_dp_group=0", timeout: 10, key: authKey)
+        } catch let refused as BootstrapAuth.Refused {
+            throw RequestFailure(.invalidPeerData, refused.description)
         } catch {
             throw RequestFailure(.peerLost, "prefill bootstrap server \(host):\(port) is unreachable: \(error)")
         }
@@ -414,7 +429,9 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
     private func awaitDrain(_ link: PrefillLink) {
         let interval = min(settings.heartbeatInterval, 0.2)
         while lock.withLock({ !stopped && link.rooms.values.contains { !$0.peerDone } }), link.lander.peerMayStillWrite() {
-            if let reply = try? SimpleHTTP.get(host: link.bootstrapHost, port: link.bootstrapPort, path: "/drained?session=\(link.session)", timeout: 2),
+            // Signed with a key: a forged "drained" would free pages the prefill may still write.
+            if let reply = try? BootstrapAuth.get(host: link.bootstrapHost, port: link.bootstrapPort, path: "/drained?session=\(link.session)",
+                                                  timeout: 2, key: authKey),
                reply.status == 200, let answer = try? JSONSerialization.jsonObject(with: reply.body) as? [String: Any],
                answer["drained"] as? Bool == true {
                 lock.withLock { for room in link.rooms.values { room.peerDone = true } }

@@ -12,6 +12,8 @@ public final class FrameConnection: @unchecked Sendable {
     private let closeLock = NSLock()
     private var closed = false
     public let peer: String
+    /// Set once, when the handshake proved a shared key; before any other thread sends or reads.
+    var seal: FrameSeal?
 
     init(fd: Int32, peer: String) {
         self.fd = fd
@@ -22,8 +24,7 @@ public final class FrameConnection: @unchecked Sendable {
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer, socklen_t(MemoryLayout<Int32>.size))
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer, socklen_t(MemoryLayout<Int32>.size))
         // A peer that stops reading must not block a sender forever.
-        var timeout = timeval(tv_sec: 60, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setSendTimeout(60)
     }
 
     deinit { Glibc.close(fd) }
@@ -61,8 +62,9 @@ public final class FrameConnection: @unchecked Sendable {
     public func send(_ message: TransferMessage, raw: [UnsafeRawBufferPointer] = []) throws {
         let header = TransferCodec.encode(message)
         try sendLock.withLock {
+            let tag = seal?.tagNext(header) ?? []
             try header.withUnsafeBytes { head in
-                try writeAll([head] + raw)
+                try tag.withUnsafeBytes { tag in try writeAll([head, tag] + raw) }
             }
         }
     }
@@ -104,10 +106,15 @@ public final class FrameConnection: @unchecked Sendable {
         try sendLock.withLock { try writeAll(parts) }
     }
 
-    /// Bounds every blocking read.
-    func setReceiveTimeout(_ seconds: Double) {
+    /// Bounds every blocking read (0: no bound).
+    func setReceiveTimeout(_ seconds: Double) { setTimeout(SO_RCVTIMEO, seconds) }
+
+    /// Bounds every blocking send (0: no bound).
+    func setSendTimeout(_ seconds: Double) { setTimeout(SO_SNDTIMEO, seconds) }
+
+    private func setTimeout(_ option: Int32, _ seconds: Double) {
         var limit = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - floor(seconds)) * 1e6))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, option, &limit, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// Reads what is available (at least one byte, or 0 at end of stream).
@@ -158,10 +165,17 @@ public final class FrameConnection: @unchecked Sendable {
     }
 
     /// Reads the next frame: its header and buffered payload (for kvPages the fixed part; the page bytes stay in the socket).
+    /// On a sealed connection the frame's tag is checked too, and an unknown type is an error (it cannot be checked).
     public func readFrame() throws -> (TransferCodec.Header, [UInt8]) {
-        let header = try TransferCodec.decodeHeader(try readBytes(TransferCodec.headerSize))
-        if !TransferCodec.isKnown(header.type) { return (header, []) }
-        return (header, try readBytes(try TransferCodec.bufferedPayloadLength(header)))
+        let head = try readBytes(TransferCodec.headerSize)
+        let header = try TransferCodec.decodeHeader(head)
+        guard TransferCodec.isKnown(header.type) else {
+            if seal != nil { throw TransferProtocolError("unknown frame type \(header.type) on an authenticated connection") }
+            return (header, [])
+        }
+        let payload = try readBytes(try TransferCodec.bufferedPayloadLength(header))
+        if let seal { try seal.checkNext(head + payload, tag: try readBytes(FrameSeal.tagSize)) }
+        return (header, payload)
     }
 
     /// Unblocks any reader and refuses further sends; the descriptor closes on deinit.

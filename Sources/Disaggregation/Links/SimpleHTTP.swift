@@ -10,23 +10,26 @@ public enum SimpleHTTP {
     public struct Reply: Sendable {
         public var status: Int
         public var body: Data
+        /// Header values by lower-cased name.
+        public var headers: [String: String] = [:]
     }
 
-    public static func get(host: String, port: Int, path: String, timeout: Double) throws -> Reply {
-        try request("GET", host: host, port: port, path: path, body: nil, timeout: timeout)
+    public static func get(host: String, port: Int, path: String, timeout: Double, headers: [String: String] = [:]) throws -> Reply {
+        try request("GET", host: host, port: port, path: path, body: nil, timeout: timeout, headers: headers)
     }
 
     /// POSTs a JSON body.
     public static func post(host: String, port: Int, path: String, json: Data, timeout: Double) throws -> Reply {
-        try request("POST", host: host, port: port, path: path, body: json, timeout: timeout)
+        try request("POST", host: host, port: port, path: path, body: json, timeout: timeout, headers: [:])
     }
 
-    static func request(_ method: String, host: String, port: Int, path: String, body: Data?, timeout: Double) throws -> Reply {
+    static func request(_ method: String, host: String, port: Int, path: String, body: Data?, timeout: Double, headers: [String: String]) throws -> Reply {
         let connection = try FrameConnection.connect(host: host, port: port, timeout: timeout)
         defer { connection.close() }
         connection.setReceiveTimeout(timeout)
         let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         var head = "\(method) \(path) HTTP/1.1\r\nHost: \(authority)\r\nConnection: close\r\nAccept: application/json\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
         if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
         let bytes = Array((head + "\r\n").utf8) + Array(body ?? Data())
         try bytes.withUnsafeBytes { try connection.sendRaw([$0]) }
@@ -53,18 +56,23 @@ public enum SimpleHTTP {
         let body = data[split.upperBound...]
         var length: Int?
         var chunked = false
+        var headers: [String: String] = [:]
         for line in lines.dropFirst() {
+            if let colon = line.firstIndex(of: ":") {
+                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
             let lower = line.lowercased()
             if lower.hasPrefix("content-length:") { length = Int(lower.dropFirst(15).trimmingCharacters(in: .whitespaces)) }
             if lower.hasPrefix("transfer-encoding:") && lower.contains("chunked") { chunked = true }
         }
         if let length {
-            return body.count >= length ? Reply(status: status, body: Data(body.prefix(length))) : nil
+            return body.count >= length ? Reply(status: status, body: Data(body.prefix(length)), headers: headers) : nil
         }
         if chunked {
-            return complete ? Reply(status: status, body: dechunk(Data(body))) : (body.suffix(5) == Data("0\r\n\r\n".utf8) ? Reply(status: status, body: dechunk(Data(body))) : nil)
+            let ended = complete || body.suffix(5) == Data("0\r\n\r\n".utf8)
+            return ended ? Reply(status: status, body: dechunk(Data(body)), headers: headers) : nil
         }
-        return complete ? Reply(status: status, body: Data(body)) : nil
+        return complete ? Reply(status: status, body: Data(body), headers: headers) : nil
     }
 
     private static func dechunk(_ data: Data) -> Data {

@@ -27,6 +27,8 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
     let clock: any MonotonicClock
     let logger: Logger
     let listener: FrameListener
+    /// With a key, only decodes that prove it are served (`TransferHandshake`).
+    let authKey: ChannelKey?
     private let queues: TransferWorkers
     /// Wakes the engine thread when a transfer job finished.
     public var wake: @Sendable () -> Void = {}
@@ -45,13 +47,26 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
     private var nextExpiry = Double.infinity
     /// Sessions of lost links whose last transfer job has run, and when.
     private var drainedSessions: [UInt64: Double] = [:]
+    /// Pages listed by all early destinations together.
+    private var earlyPages = 0
     static let maxEarlyDestinations = 4096
     static let maxEndedRooms = 16384
+    /// Open transfer connections (one per decode instance in a deployment);
+    /// each holds a reader thread, so beyond this a new one is refused at once.
+    static let maxLinks = 256
+    /// Seconds a new connection has to complete its hello.
+    static let handshakeTimeout = 10.0
+    /// An early destination waits for its request this long at most: the
+    /// router sends both halves at once, so a request that is this late is
+    /// not coming (the bootstrap timeout, when shorter, wins).
+    static let earlyDestinationTimeout = 30.0
 
     /// Listens for decode instances on `host:transferPort` (0: any free port).
     public init(storage: PagedKVStorage, layout: KVLayout, backend: any TransferBackend, settings: DisaggregationEnvironment,
-                host: String, transferPort: Int = 0, clock: any MonotonicClock = SystemMonotonicClock(), logger: Logger) throws {
+                host: String, transferPort: Int = 0, authKey: ChannelKey? = nil, clock: any MonotonicClock = SystemMonotonicClock(),
+                logger: Logger) throws {
         self.storage = storage
+        self.authKey = authKey
         self.layout = layout
         self.backend = backend
         self.settings = settings
@@ -89,7 +104,7 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
                 return
             }
             roomIDs[target.room] = input.id
-            if let destination = earlyDestinations.removeValue(forKey: target.room) { bind(room, to: destination) }
+            if let destination = takeEarlyDestination(target.room) { bind(room, to: destination) }
         }
         return .prefill
     }
@@ -184,13 +199,14 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
             }
             // Not a pass over both tables every step: only once something is due.
             if now - nextExpiry > 0 {
-                for (number, destination) in earlyDestinations where now - destination.arrived > settings.bootstrapTimeout {
-                    earlyDestinations[number] = nil
-                    refuse(number, on: destination.link, "the prefill instance received no request for room \(number) within the \(secondsText(settings.bootstrapTimeout)) bootstrap timeout")
+                let early = earlyWait
+                for (number, destination) in earlyDestinations where now - destination.arrived > early {
+                    _ = takeEarlyDestination(number)
+                    refuse(number, on: destination.link, "the prefill instance received no request for room \(number) within \(secondsText(early)) of its destination")
                 }
                 endedRooms = endedRooms.filter { now - $0.value.at <= settings.bootstrapTimeout }
-                let starts = earlyDestinations.values.map(\.arrived) + endedRooms.values.map(\.at)
-                nextExpiry = (starts.min() ?? .infinity) + settings.bootstrapTimeout
+                nextExpiry = min((earlyDestinations.values.map(\.arrived).min() ?? .infinity) + early,
+                                 (endedRooms.values.map(\.at).min() ?? .infinity) + settings.bootstrapTimeout)
             }
         }
         for (id, failure) in finish { core.finishInflight(id: id, failure: failure) }
@@ -207,6 +223,30 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
     }
 
     // MARK: bookkeeping (call with `lock` held)
+
+    private var earlyWait: Double { min(settings.bootstrapTimeout, Self.earlyDestinationTimeout) }
+
+    private func takeEarlyDestination(_ number: UInt64) -> PrefillDestination? {
+        guard let destination = earlyDestinations.removeValue(forKey: number) else { return nil }
+        earlyPages -= destination.pages.count
+        return destination
+    }
+
+    /// Why a destination for a room that is not here yet cannot be held, or nil (and it is held).
+    private func holdEarly(_ destination: PrefillDestination, room: UInt64) -> String? {
+        if earlyDestinations[room] != nil { return "room \(room) already has a destination waiting on the prefill instance" }
+        // No prompt this instance could prefill needs more pages than its pool has.
+        guard destination.pages.count <= storage.pageCount else {
+            return "the destination for room \(room) lists \(destination.pages.count) pages, more than any prompt here can fill (\(storage.pageCount))"
+        }
+        guard earlyDestinations.count < Self.maxEarlyDestinations, earlyPages + destination.pages.count <= 4 * storage.pageCount else {
+            return "the prefill instance cannot hold another destination for room \(room) before its request arrives"
+        }
+        earlyDestinations[room] = destination
+        earlyPages += destination.pages.count
+        nextExpiry = min(nextExpiry, destination.arrived + earlyWait)
+        return nil
+    }
 
     private func remember(_ room: PrefillRoom, why: String) {
         if endedRooms.count >= Self.maxEndedRooms, let oldest = endedRooms.min(by: { $0.value.at < $1.value.at }) {
@@ -259,11 +299,19 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
 
     private func acceptLoop() {
         while let connection = listener.accept() {
-            let link = lock.withLock { () -> DecodeLink in
+            let link = lock.withLock { () -> DecodeLink? in
+                guard links.count < Self.maxLinks else { return nil }
                 nextLinkID += 1
                 let link = DecodeLink(id: nextLinkID, connection: connection)
                 links[link.id] = link
                 return link
+            }
+            guard let link else {
+                logger.warning("refused a transfer connection from \(connection.peer): \(Self.maxLinks) are open")
+                connection.setSendTimeout(1)
+                try? connection.send(.error(message: "the prefill instance has \(Self.maxLinks) transfer connections open; try again later"))
+                connection.close()
+                continue
             }
             let thread = Thread { [weak self] in self?.serve(link) }
             thread.name = "pdserve-kv-link-\(link.id)"
@@ -295,9 +343,15 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
     }
 
     private func handshake(_ link: DecodeLink) throws {
+        link.connection.setReceiveTimeout(Self.handshakeTimeout)
+        let challenge = try TransferHandshake.challenge(link.connection)
         let (header, payload) = try link.connection.readFrame()
         guard case .hello(let hello) = try TransferCodec.decode(header, payload: payload), hello.role == "decode" else {
             throw TransferProtocolError("the first frame must be a decode's hello")
+        }
+        if let refusal = TransferHandshake.refusal(of: hello, challenge: challenge, key: authKey) {
+            try? link.connection.send(.error(message: "cannot pair: \(refusal)"))
+            throw TransferProtocolError("refused decode instance \(hello.instance): \(refusal)")
         }
         if let mismatch = layout.mismatch(with: hello.layout) ?? (hello.backend == backend.name ? nil : "transfer backend differs: \(backend.name) here, \(hello.backend) there") {
             try? link.connection.send(.error(message: "cannot pair: \(mismatch)"))
@@ -309,8 +363,12 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
             try? link.connection.send(.error(message: "cannot reach the decode's KV pool: \(error)"))
             throw error
         }
-        try link.connection.send(.hello(.init(role: "prefill", instance: "prefill", layout: layout, backend: backend.name,
-                                              descriptor: backend.localDescriptor, session: link.session)))
+        let reply = TransferMessage.Hello(role: "prefill", instance: "prefill", layout: layout, backend: backend.name,
+                                          descriptor: backend.localDescriptor, session: link.session)
+        try link.connection.send(.hello(TransferHandshake.prefillHello(reply, challenge: challenge, decodeNonce: hello.nonce, key: authKey)))
+        TransferHandshake.seal(link.connection, key: authKey, challenge: challenge, decodeNonce: hello.nonce, side: .prefill)
+        // A paired decode may stay quiet for as long as it has nothing to ask.
+        link.connection.setReceiveTimeout(0)
     }
 
     private func handle(_ message: TransferMessage, from link: DecodeLink) {
@@ -327,17 +385,14 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
                     bind(room, to: destination)
                 } else if let ended = endedRooms[request.room] {
                     refuse(request.room, on: link, "room \(request.room) already ended on the prefill instance: \(ended.why)")
-                } else if earlyDestinations[request.room] != nil || earlyDestinations.count >= Self.maxEarlyDestinations {
-                    refuse(request.room, on: link, "the prefill instance cannot hold another destination for room \(request.room)")
-                } else {
-                    earlyDestinations[request.room] = destination
-                    nextExpiry = min(nextExpiry, destination.arrived + settings.bootstrapTimeout)
+                } else if let refusal = holdEarly(destination, room: request.room) {
+                    refuse(request.room, on: link, refusal)
                 }
             }
             wake()
         case let .abort(number, reason):
             lock.withLock {
-                if earlyDestinations[number]?.link === link { earlyDestinations[number] = nil }
+                if earlyDestinations[number]?.link === link { _ = takeEarlyDestination(number) }
                 if let id = roomIDs[number], let room = rooms[id], room.destination?.link === link {
                     room.peerKnowsFailure = true
                     room.fail(RequestFailure(.transfer, "decode side aborted room \(number): \(reason)"))
@@ -365,7 +420,7 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
                 room.peerKnowsFailure = true
                 room.fail(RequestFailure(.peerLost, "KV transfer failed: \(reason)"))
             }
-            earlyDestinations = earlyDestinations.filter { $0.value.link !== link }
+            for (number, destination) in earlyDestinations where destination.link === link { _ = takeEarlyDestination(number) }
             return true
         }
         if wasAlive {

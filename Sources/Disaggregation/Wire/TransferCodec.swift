@@ -4,7 +4,8 @@
 /// payload length but the codec only handles the fixed part before them.
 public enum TransferCodec {
     public static let magic: [UInt8] = Array("PDKV".utf8)
-    public static let version: UInt16 = 2
+    /// 3: connections open with a challenge; hellos carry a nonce and a proof.
+    public static let version: UInt16 = 3
     public static let headerSize = 16
     /// Largest payload of a frame other than kvPages.
     public static let maxControlPayload = 16 << 20
@@ -12,7 +13,7 @@ public enum TransferCodec {
     public static let kvPagesFixedSize = 24
 
     enum Kind: UInt16 {
-        case hello = 1, transferRequest, kvPages, kvWritten, metadata, status, abort, abortAck, heartbeat, error
+        case hello = 1, transferRequest, kvPages, kvWritten, metadata, status, abort, abortAck, heartbeat, error, challenge
     }
 
     public struct Header: Sendable, Equatable {
@@ -26,11 +27,14 @@ public enum TransferCodec {
         let kind: Kind
         var extra: UInt64 = 0
         switch message {
+        case .challenge(let nonce):
+            kind = .challenge
+            w.blob(nonce)
         case .hello(let h):
             kind = .hello
             w.string(h.role); w.string(h.instance)
             w.u32(h.layout.layers); w.u32(h.layout.pageSize); w.u32(h.layout.width); w.u8(h.layout.dtype); w.string(h.layout.model)
-            w.string(h.backend); w.blob(h.descriptor); w.u64(h.session)
+            w.string(h.backend); w.blob(h.descriptor); w.u64(h.session); w.blob(h.nonce); w.blob(h.proof)
         case .transferRequest(let r):
             kind = .transferRequest
             w.u64(r.room); w.u32(r.promptLength); w.u32(r.decodePrefixLength)
@@ -98,11 +102,14 @@ public enum TransferCodec {
         var r = ByteReader(payload[...])
         let message: TransferMessage
         switch kind {
+        case .challenge:
+            message = .challenge(nonce: try r.blob())
         case .hello:
             let role = try r.string(), instance = try r.string()
             let layout = KVLayout(layers: try r.u32(), pageSize: try r.u32(), width: try r.u32(), dtype: try r.u8(), model: try r.string())
-            let backend = try r.string(), descriptor = try r.blob(), session = try r.u64()
-            message = .hello(.init(role: role, instance: instance, layout: layout, backend: backend, descriptor: descriptor, session: session))
+            let backend = try r.string(), descriptor = try r.blob(), session = try r.u64(), nonce = try r.blob(), proof = try r.blob()
+            message = .hello(.init(role: role, instance: instance, layout: layout, backend: backend, descriptor: descriptor, session: session,
+                                   nonce: nonce, proof: proof))
         case .transferRequest:
             let room = try r.u64(), promptLength = try r.u32(), prefix = try r.u32()
             let count = Int(try r.u32())

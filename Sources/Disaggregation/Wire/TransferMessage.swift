@@ -1,7 +1,10 @@
 /// Everything that crosses a transfer connection, as one typed enum.
 /// `TransferCodec` is the only place that knows the bytes.
 public enum TransferMessage: Sendable, Equatable {
-    /// First frame each way: who is talking and what its KV pool looks like.
+    /// Prefill → decode, the first frame of every connection: a fresh nonce
+    /// the decode's hello proof must cover (`TransferHandshake`).
+    case challenge(nonce: [UInt8])
+    /// Then one each way: who is talking and what its KV pool looks like.
     case hello(Hello)
     /// Decode → prefill: where room `room`'s KV goes.
     case transferRequest(TransferRequest)
@@ -37,14 +40,22 @@ public enum TransferMessage: Sendable, Equatable {
         /// server whether the session's transfer jobs have all run
         /// (`GET /drained?session=`) before it reuses pages the prefill could write.
         public var session: UInt64
+        /// Decode → prefill: a fresh nonce the prefill's proof must cover.
+        public var nonce: [UInt8]
+        /// With a shared auth key: the HMAC that shows the sender holds it
+        /// (empty without one).
+        public var proof: [UInt8]
 
-        public init(role: String, instance: String, layout: KVLayout, backend: String, descriptor: [UInt8] = [], session: UInt64 = 0) {
+        public init(role: String, instance: String, layout: KVLayout, backend: String, descriptor: [UInt8] = [], session: UInt64 = 0,
+                    nonce: [UInt8] = [], proof: [UInt8] = []) {
             self.role = role
             self.instance = instance
             self.layout = layout
             self.backend = backend
             self.descriptor = descriptor
             self.session = session
+            self.nonce = nonce
+            self.proof = proof
         }
     }
 
@@ -110,7 +121,7 @@ public enum TransferMessage: Sendable, Equatable {
         case .kvPages(let p): p.room
         case .kvWritten(let room, _, _), .status(let room, _, _), .abort(let room, _), .abortAck(let room): room
         case .metadata(let m): m.room
-        case .hello, .heartbeat, .error: nil
+        case .challenge, .hello, .heartbeat, .error: nil
         }
     }
 }
