@@ -71,17 +71,19 @@ def wait_ready(url, proc, timeout=120):
 
 
 class Cluster:
-    def __init__(self, binary, model, log_dir):
+    def __init__(self, binary, model, log_dir, pool_tokens, tree_bytes):
         self.procs = {}
         env = {**os.environ, "PDSERVE_DISAGGREGATION_AUTH_KEY": "soak-test-deployment-secret-0123456789"}
         bootstrap = free_port()
         self.ports = {name: free_port() for name in ("prefill", "decode", "router")}
-        common = ["serve", "--model-path", str(model), "--threads", "1", "--log-level", "warning", "--host", "127.0.0.1"]
+        common = ["serve", "--model-path", str(model), "--threads", "1", "--log-level", "warning", "--host", "127.0.0.1",
+                  "--max-total-tokens", str(pool_tokens)]
         commands = {
             "prefill": common + ["--port", str(self.ports["prefill"]), "--disaggregation-mode", "prefill",
                                  "--disaggregation-bootstrap-port", str(bootstrap)],
             "decode": common + ["--port", str(self.ports["decode"]), "--disaggregation-mode", "decode"],
             "router": ["router", "--pd-disaggregation", "--host", "127.0.0.1", "--port", str(self.ports["router"]), "--log-level", "warning",
+                       "--max-tree-size", str(tree_bytes),
                        "--prefill", f"http://127.0.0.1:{self.ports['prefill']}", str(bootstrap),
                        "--decode", f"http://127.0.0.1:{self.ports['decode']}"],
         }
@@ -273,12 +275,18 @@ def main():
     parser.add_argument("--capacity-seconds", type=float, default=60)
     parser.add_argument("--sample-seconds", type=float, default=10)
     parser.add_argument("--window-seconds", type=float, default=60)
+    parser.add_argument("--pool-tokens", type=int, default=131072,
+                        help="--max-total-tokens of each instance: a pool small enough that its pages are all touched "
+                             "(and counted in RSS) in the first minutes, so later growth is not the pool filling")
+    parser.add_argument("--tree-bytes", type=int, default=4 << 20,
+                        help="the router's --max-tree-size: its cache_aware index fills to this cap early in the run "
+                             "(the default, 64 MiB of prompt bytes per worker, takes longer than the run to fill at this rate)")
     parser.add_argument("--out", default=str(REPO / "docs/benchmarks/soak"))
     args = parser.parse_args()
     out = Path(args.out)
     vocab = json.loads((Path(args.model) / "config.json").read_text())["vocab_size"]
     before = loadavg()
-    cluster = Cluster(args.binary, args.model, Path("/tmp"))
+    cluster = Cluster(args.binary, args.model, Path("/tmp"), args.pool_tokens, args.tree_bytes)
     try:
         print(f"[soak] measuring capacity: {args.concurrency} closed-loop clients for {args.capacity_seconds:.0f} s", flush=True)
         capacity = closed_loop(cluster.url, args.capacity_seconds, args.concurrency, vocab)
@@ -304,7 +312,10 @@ def main():
         "# Soak: a PD cluster at 80 % load",
         "",
         f"`bench/soak.py` (run by `scripts/soak`): router + prefill + decode (`{Path(args.model).name}`, one compute thread each,",
-        "the shared auth key on), release build, keep-alive clients through the router. Capacity measured first with",
+        f"`--max-total-tokens {args.pool_tokens}` so the KV pool's pages are all touched early — with the default pool of",
+        "this model (2.1 GB) RSS climbs for the whole run as the prefix cache touches pages for the first time, which is",
+        f"not a leak — and the router's `--max-tree-size {args.tree_bytes}`, so its cache_aware prefix index reaches its cap",
+        "early too; the shared auth key on), release build, keep-alive clients through the router. Capacity measured first with",
         f"{args.concurrency} closed-loop clients: **{capacity:.1f} req/s**; then Poisson arrivals at **{rate:.1f} req/s**",
         f"({args.load:.0%}) for {args.minutes:g} minutes: half greedy, half sampled (T 0.8, top-p 0.95, top-k 50); half",
         "`/generate`, half `/v1/completions`; a quarter streamed; 16–128 prompt tokens, 16–48 new tokens.",

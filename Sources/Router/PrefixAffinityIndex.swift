@@ -63,15 +63,15 @@ final class PrefixAffinityIndex: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         clock &+= 1
-        var known = entries[url] ?? [:]
-        for hash in key.hashes { known[hash] = clock }
-        if known.count > maxEntriesPerWorker {
+        let now = clock
+        // In place: a copy taken out of `entries` and stored back would copy the whole table on every insert.
+        entries[url, default: [:]].merge(key.hashes.lazy.map { ($0, now) }) { _, new in new }
+        if let count = entries[url]?.count, count > maxEntriesPerWorker {
             // Evict the older half in one go so insertion stays amortised O(1).
             let keep = maxEntriesPerWorker / 2
-            let cutoff = known.values.sorted(by: >)[keep - 1]
-            known = known.filter { $0.value >= cutoff }
+            let cutoff = entries[url]!.values.sorted(by: >)[keep - 1]
+            entries[url] = entries[url]!.filter { $0.value >= cutoff }
         }
-        entries[url] = known
     }
 
     func forget(url: String) {

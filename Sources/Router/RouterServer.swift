@@ -38,7 +38,7 @@ public struct RouterServer: Sendable {
         router.get("/liveness") { _, _ in JSON.response(["status": "alive"]) }
         router.get("/readiness") { _, _ in info.readiness() }
         router.get("/health_generate") { request, _ in await info.healthGenerate(request) }
-        for path in ["/v1/models", "/get_model_info", "/model_info", "/get_server_info", "/server_info"] {
+        for path in ["/v1/models", "/v1/models/**", "/get_model_info", "/model_info", "/get_server_info", "/server_info"] {
             router.get(RouterPath(path)) { request, _ in try await info.forwardToOne(request) }
         }
         router.get("/get_load") { request, _ in await info.load(request) }

@@ -38,6 +38,7 @@ struct ChatCompletionsHandler: Sendable {
         let id = OpenAIFormat.newID("chatcmpl")
         let model = service.configuration.servedModelName
         let created = OpenAIFormat.now
+        let tools = toolParsing(body)
 
         if try body.bool("stream") == true {
             let includeUsage = try body.object("stream_options")?.bool("include_usage") ?? false
@@ -51,12 +52,22 @@ struct ChatCompletionsHandler: Sendable {
                     try await send(chunk([["index": index, "delta": ["role": "assistant", "content": ""], "logprobs": NSNull(), "finish_reason": NSNull()]]))
                 }
                 var totals = Array(repeating: Generation(), count: inputs.count)
+                var splitters = inputs.map { _ in tools.map { ToolCallStream(format: $0.format, declared: $0.declared) } }
                 while let (index, update) = try await updates.next() {
                     totals[index].absorb(update)
-                    guard !update.textDelta.isEmpty || update.finish != nil || !update.newLogprobs.isEmpty else { continue }
-                    let delta: [String: Any] = update.textDelta.isEmpty ? [:] : ["content": update.textDelta]
+                    var text = splitters[index]?.feed(update.textDelta) ?? update.textDelta
+                    var calls: [ToolCall] = []
+                    if update.finish != nil, let rest = splitters[index]?.finish() {
+                        text += rest.content
+                        calls = rest.calls
+                    }
+                    guard !text.isEmpty || update.finish != nil || !update.newLogprobs.isEmpty else { continue }
+                    var delta: [String: Any] = text.isEmpty ? [:] : ["content": text]
+                    if !calls.isEmpty {
+                        delta["tool_calls"] = calls.enumerated().map { $1.openAI(id: ToolCall.newID(), index: $0) }
+                    }
                     var choice: [String: Any] = ["index": index, "delta": delta, "logprobs": NSNull(),
-                                                 "finish_reason": OpenAIFormat.finishReason(update.finish)]
+                                                 "finish_reason": Self.finishReason(update.finish, calls: calls)]
                     if params.returnLogprobs { choice["logprobs"] = ["content": OpenAIFormat.chatLogprobs(update.newLogprobs, tokenizer: tokenizer)] }
                     try await send(chunk([choice]))
                 }
@@ -71,10 +82,13 @@ struct ChatCompletionsHandler: Sendable {
 
         let results = try await service.collect(inputs, names: try RequestReader.names(body, for: inputs), channel: context.channel, logger: context.logger)
         let choices = results.enumerated().map { index, result -> [String: Any] in
-            [
-                "index": index, "message": ["role": "assistant", "content": result.text],
+            let reply = tools.map { $0.format.extract(result.text, declared: $0.declared) } ?? ToolCallExtraction(content: result.text, calls: [])
+            var message: [String: Any] = ["role": "assistant", "content": reply.calls.isEmpty || !reply.content.isEmpty ? reply.content : NSNull()]
+            if !reply.calls.isEmpty { message["tool_calls"] = reply.calls.map { $0.openAI(id: ToolCall.newID()) } }
+            return [
+                "index": index, "message": message,
                 "logprobs": params.returnLogprobs ? ["content": OpenAIFormat.chatLogprobs(result.logprobs, tokenizer: tokenizer)] : NSNull(),
-                "finish_reason": OpenAIFormat.finishReason(result.finish),
+                "finish_reason": Self.finishReason(result.finish, calls: reply.calls),
             ]
         }
         return JSON.response([
@@ -82,5 +96,19 @@ struct ChatCompletionsHandler: Sendable {
             "usage": OpenAIFormat.usage(prompt: tokens.count, completion: results.map(\.completionTokens).reduce(0, +),
                                         cached: results.map(\.cachedTokens).reduce(0, +)),
         ])
+    }
+
+    /// The parser and the declared function names, when this reply may call tools.
+    private func toolParsing(_ body: JSONBody) -> (format: ToolCallFormat, declared: Set<String>)? {
+        guard let format = service.configuration.toolCallParser, (body.fields["tool_choice"] as? String) != "none",
+              let tools = body.fields["tools"] as? [Any], !tools.isEmpty else { return nil }
+        let names = tools.compactMap { (($0 as? [String: Any])?["function"] as? [String: Any])?["name"] as? String }
+        return (format, Set(names))
+    }
+
+    /// OpenAI's "tool_calls" when a reply that ended by itself called tools.
+    static func finishReason(_ finish: FinishReason?, calls: [ToolCall]) -> Any {
+        if !calls.isEmpty, case .stop? = finish { return "tool_calls" }
+        return OpenAIFormat.finishReason(finish)
     }
 }

@@ -1,6 +1,7 @@
 import Hummingbird
 import HummingbirdCore
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 
 /// Bounds on what HTTP clients may hold: open connections
@@ -24,7 +25,7 @@ public struct HTTPLimits: Sendable {
         -> HTTPServerBuilder {
         let limit = maxConnections
         return .http1(configuration: .init(
-            additionalChannelHandlers: [ConnectionLimitHandler(counter: counter, limit: limit)] + extra(),
+            additionalChannelHandlers: [ConnectionLimitHandler(counter: counter, limit: limit), ProtocolErrorResponder()] + extra(),
             idleTimeout: .milliseconds(Int64(idleTimeoutSeconds * 1000))
         ))
     }
@@ -56,7 +57,9 @@ public struct HTTPLimits: Sendable {
 
 /// One per connection: counts it, and past the limit answers its first
 /// request with a 503 (`Retry-After`) and closes it — a clean refusal
-/// instead of file-descriptor exhaustion.
+/// instead of file-descriptor exhaustion. A refused connection that sends
+/// nothing is closed after `refusalGrace`, so idle ones past the limit do
+/// not hold descriptors until the idle timeout.
 public final class ConnectionLimitHandler: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
     public typealias InboundIn = HTTPRequestPart
     public typealias OutboundIn = HTTPResponsePart
@@ -66,6 +69,8 @@ public final class ConnectionLimitHandler: ChannelDuplexHandler, RemovableChanne
     private let limit: Int
     private var counted = false
     private var refused = false
+    private var closer: Scheduled<Void>?
+    static let refusalGrace = TimeAmount.seconds(1)
 
     public init(counter: ConnectionCounter, limit: Int) {
         self.counter = counter
@@ -75,6 +80,10 @@ public final class ConnectionLimitHandler: ChannelDuplexHandler, RemovableChanne
     public func handlerAdded(context: ChannelHandlerContext) {
         counted = true
         refused = !counter.open(limit: limit)
+        if refused {
+            let channel = context.channel
+            closer = context.eventLoop.scheduleTask(in: Self.refusalGrace) { channel.close(promise: nil) }
+        }
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) { release() }
@@ -90,18 +99,60 @@ public final class ConnectionLimitHandler: ChannelDuplexHandler, RemovableChanne
         var error = APIError(.serviceUnavailable, type: "too_many_connections",
                              "The server holds its limit of \(limit) connections; retry shortly.")
         error.retryAfterSeconds = 1
-        let body = ByteBuffer(bytes: JSON.encode(error.body))
-        let head = HTTPResponse(status: .serviceUnavailable, headerFields: [
-            .contentType: "application/json", .retryAfter: "1", .contentLength: String(body.readableBytes), .connection: "close",
-        ])
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(body)), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        ClosingAnswer.send(error, on: context)
     }
 
     private func release() {
+        closer?.cancel()
+        closer = nil
         guard counted else { return }
         counted = false
         counter.closed()
+    }
+}
+
+/// A request the HTTP parser could not read (bad request line, header or
+/// chunk syntax) gets a JSON 400 saying why, like every other error, rather
+/// than Hummingbird's empty one; then the connection closes. Only between
+/// answers: while one is being written the error goes on to Hummingbird.
+public final class ProtocolErrorResponder: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
+    public typealias InboundIn = HTTPRequestPart
+    public typealias InboundOut = HTTPRequestPart
+    public typealias OutboundIn = HTTPResponsePart
+    public typealias OutboundOut = HTTPResponsePart
+
+    /// Request heads read minus responses finished.
+    private var unanswered = 0
+    private var answered = false
+
+    public init() {}
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head = unwrapInboundIn(data) { unanswered += 1 }
+        context.fireChannelRead(data)
+    }
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { unanswered -= 1 }
+        context.write(data, promise: promise)
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parse = error as? HTTPParserError, unanswered == 0, !answered else { return context.fireErrorCaught(error) }
+        answered = true
+        ClosingAnswer.send(APIError.invalid("The request is not valid HTTP/1.1 (\(parse)).", param: nil), on: context)
+    }
+}
+
+/// Writes an error as a JSON response on a connection that then closes.
+enum ClosingAnswer {
+    static func send(_ error: APIError, on context: ChannelHandlerContext) {
+        let body = ByteBuffer(bytes: JSON.encode(error.body))
+        var fields: HTTPFields = [.contentType: "application/json", .contentLength: String(body.readableBytes), .connection: "close"]
+        if let seconds = error.retryAfterSeconds { fields[.retryAfter] = String(seconds) }
+        context.write(NIOAny(HTTPResponsePart.head(HTTPResponse(status: error.status, headerFields: fields))), promise: nil)
+        context.write(NIOAny(HTTPResponsePart.body(body)), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(HTTPResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 }

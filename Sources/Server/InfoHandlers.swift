@@ -29,13 +29,18 @@ struct InfoHandlers: Sendable {
     }
 
     func models() -> Response {
-        JSON.response([
-            "object": "list",
-            "data": [[
-                "id": configuration.servedModelName, "object": "model", "created": OpenAIFormat.now, "owned_by": "pdserve",
-                "root": configuration.modelPath, "max_model_len": service.engine.contextLength,
-            ] as [String: Any]],
-        ])
+        JSON.response(["object": "list", "data": [modelEntry]])
+    }
+
+    /// `GET /v1/models/{id}` (ids may hold slashes, as Hugging Face names do).
+    func model(id: String) throws(APIError) -> Response {
+        guard id == configuration.servedModelName else { throw APIError.modelNotFound(id, served: configuration.servedModelName) }
+        return JSON.response(modelEntry)
+    }
+
+    private var modelEntry: [String: Any] {
+        ["id": configuration.servedModelName, "object": "model", "created": OpenAIFormat.now, "owned_by": "pdserve",
+         "root": configuration.modelPath, "max_model_len": service.engine.contextLength]
     }
 
     func modelInfo() -> Response {

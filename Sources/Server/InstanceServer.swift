@@ -35,6 +35,9 @@ public struct InstanceServer: Sendable {
         router.post("/v1/chat/completions") { try await chat.handle($0, context: $1) }
         router.post("/generate") { try await generate.handle($0, context: $1) }
         router.get("/v1/models") { _, _ in info.models() }
+        router.get("/v1/models/**") { _, context in
+            try info.model(id: context.parameters.getCatchAll().joined(separator: "/").removingPercentEncoding ?? "")
+        }
         router.get("/health") { _, _ in info.health() }
         router.get("/liveness") { _, _ in JSON.response(["status": "alive"]) }
         router.get("/readiness") { _, _ in info.readiness() }

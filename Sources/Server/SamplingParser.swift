@@ -105,9 +105,9 @@ enum SamplingParser {
         if let v = try body.int("min_tokens") { p.minNewTokens = v }
         try common(body, into: &p)
         if let choice = body.fields["tool_choice"], !(choice is NSNull) {
-            // Without a tool-call parser no tool is ever called: "none" and "auto" are honoured as they are.
+            // "required" and a named function need decoding constrained to a call, which this engine does not have.
             guard let mode = choice as? String, mode == "none" || mode == "auto" else {
-                throw .invalid("'tool_choice' may only be \"none\" or \"auto\": this server does not parse tool calls, so it cannot force one.", param: "tool_choice")
+                throw .invalid("'tool_choice' may only be \"none\" or \"auto\": forcing a call needs constrained decoding, which this server does not have.", param: "tool_choice")
             }
         }
         if chat {

@@ -24,6 +24,8 @@ public struct ServerConfiguration: Sendable {
     public var maxRequestBodyBytes = 64 << 20
     /// Connection count, idle and body-read bounds.
     public var httpLimits = HTTPLimits()
+    /// How chat replies are split into text and `tool_calls` (`--tool-call-parser`); nil: replies stay text.
+    public var toolCallParser: ToolCallFormat?
 
     public init(servedModelName: String, modelPath: String) {
         self.servedModelName = servedModelName

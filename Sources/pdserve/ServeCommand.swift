@@ -62,6 +62,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.maxQueuedRequests = server.maxQueuedRequests
         configuration.shutdownTimeout = server.shutdownTimeout
         configuration.httpLimits = httpLimits.limits
+        configuration.toolCallParser = server.toolCallParser.flatMap(ToolCallFormat.init(parserName:))
         configuration.disaggregationMode = compatibility.disaggregationMode
         configuration.extraInfo = attached?.info ?? [:]
         if let path = server.chatTemplate {
@@ -97,12 +98,17 @@ struct ServerFlags: ParsableArguments {
     var chatTemplate: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, warning, error or critical.")
     var logLevel = "info"
+    @Option(name: .customLong("tool-call-parser"), help: "Split chat replies into content and tool_calls as this model family writes calls: \(ToolCallFormat.names) (default: replies stay text).")
+    var toolCallParser: String?
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
         guard Logger.Level(rawValue: logLevel.lowercased()) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, warning, error, critical") }
         guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must be >= 0") }
         guard maxQueuedRequests >= 0 else { throw ValidationError("--max-queued-requests must be >= 0") }
+        if let toolCallParser, ToolCallFormat(parserName: toolCallParser) == nil {
+            throw ValidationError("--tool-call-parser \(toolCallParser): this build parses \(ToolCallFormat.names)")
+        }
     }
 }
 

@@ -657,6 +657,9 @@ def test_connections_beyond_the_limit_get_a_clean_503(command, started):
     extra.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
     answer = read_response(extra, 5)
     assert answer.startswith(b"HTTP/1.1 503") and b"too_many_connections" in answer and b"Retry-After: 1" in answer, answer[:300]
+    # One past the limit that sends nothing is closed within the grace second, not held to the idle timeout.
+    silent = socket.create_connection(("127.0.0.1", target.port))
+    assert closed_within(silent, 5)
     for sock in held:
         sock.close()
     deadline = time.monotonic() + 10
@@ -668,3 +671,25 @@ def test_connections_beyond_the_limit_get_a_clean_503(command, started):
             pass
         assert time.monotonic() < deadline, "the server did not accept again once connections closed"
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize("command", ["serve", "router"])
+@pytest.mark.parametrize("garbage", [b"NOT HTTP AT ALL\r\n\r\n", b"GET / HTTP/1.1\r\nBad Header Line\r\n\r\n",
+                                     b"POST /generate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"])
+def test_requests_the_parser_cannot_read_get_a_json_400(command, garbage, started):
+    if command == "serve":
+        target = Server(*MODEL)
+    else:
+        worker = FakeWorker(lambda h, path, body: h.reply(200, {}))
+        started(worker)
+        target = RouterProcess("--worker-urls", worker.url)
+    started(target)
+    with socket.create_connection(("127.0.0.1", target.port), timeout=10) as sock:
+        sock.sendall(garbage)
+        answer = read_response(sock, 10)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head, answer[:300]
+    # A broken chunk arrives while the request is being read: the handler's body error says so.
+    message = json.loads(body)["error"]["message"]
+    assert "not valid HTTP/1.1" in message or (b"chunked" in garbage and "chunk" in message), message
+    assert requests.get(target.url + "/health", timeout=5).status_code == 200

@@ -118,6 +118,19 @@ def test_chat_matches_generate_on_rendered_prompt(client, qwen_server, tokenizer
 def test_models_listing(client):
     models = client.models.list()
     assert [m.id for m in models.data] == ["qwen-tiny"]
+    assert client.models.retrieve("qwen-tiny").id == "qwen-tiny"
+    with pytest.raises(openai.NotFoundError, match="qwen-tiny"):
+        client.models.retrieve("org/another-model")
+
+
+def test_a_model_is_retrieved_through_the_router_too(qwen_server, started):
+    from router_helpers import RouterProcess
+    router = RouterProcess("--worker-urls", qwen_server.url)
+    started(router)
+    via = openai.OpenAI(base_url=router.url + "/v1", api_key="unused", max_retries=0, timeout=60)
+    assert via.models.retrieve("qwen-tiny").id == "qwen-tiny"
+    with pytest.raises(openai.NotFoundError):
+        via.models.retrieve("org/another-model")
 
 
 def test_chat_template_flag_overrides_the_tokenizers(tmp_path):
