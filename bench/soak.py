@@ -271,7 +271,7 @@ def main():
     parser.add_argument("--model", default=str(REPO / "tests/fixtures/models/qwen2-fp32"))
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--load", type=float, default=0.8, help="share of the measured capacity to offer")
-    parser.add_argument("--concurrency", type=int, default=16, help="closed-loop clients while measuring capacity")
+    parser.add_argument("--concurrency", type=int, default=64, help="closed-loop clients while measuring capacity (as many as the soak has)")
     parser.add_argument("--capacity-seconds", type=float, default=60)
     parser.add_argument("--sample-seconds", type=float, default=10)
     parser.add_argument("--window-seconds", type=float, default=60)

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Server
 
 /// The router's HTTP client to workers: one connection pool for all of them,
 /// sized for many concurrent streams (AsyncHTTPClient's default of 8
@@ -51,8 +52,8 @@ final class UpstreamClient: Sendable {
     func collect(_ response: HTTPClientResponse, limit: Int, timeoutSeconds: Double) async throws -> ByteBuffer {
         do {
             return try await TimeLimit.run(seconds: timeoutSeconds) { try await response.body.collect(upTo: limit) }
-        } catch let failure as UpstreamFailure {
-            throw failure
+        } catch let exceeded as TimeLimit.Exceeded {
+            throw UpstreamFailure.timedOut(exceeded.seconds)
         } catch is CancellationError {
             throw CancellationError()
         } catch {
@@ -72,10 +73,14 @@ final class UpstreamClient: Sendable {
         if headers["authorization"].isEmpty, let apiKey { headers.add(name: "authorization", value: "Bearer \(apiKey)") }
         if body != nil { headers.replaceOrAdd(name: "content-type", value: "application/json") }
         let (sentHeaders, sentBody) = (headers, body)
-        return try await TimeLimit.run(seconds: timeoutSeconds) {
-            let response = try await self.send(method, url, headers: sentHeaders, body: sentBody, timeoutSeconds: timeoutSeconds)
-            let bytes = try await self.collect(response, limit: 64 << 20, timeoutSeconds: timeoutSeconds)
-            return UpstreamReply(response, body: bytes)
+        do {
+            return try await TimeLimit.run(seconds: timeoutSeconds) {
+                let response = try await self.send(method, url, headers: sentHeaders, body: sentBody, timeoutSeconds: timeoutSeconds)
+                let bytes = try await self.collect(response, limit: 64 << 20, timeoutSeconds: timeoutSeconds)
+                return UpstreamReply(response, body: bytes)
+            }
+        } catch let exceeded as TimeLimit.Exceeded {
+            throw UpstreamFailure.timedOut(exceeded.seconds)
         }
     }
 

@@ -35,20 +35,9 @@ public struct HTTPLimits: Sendable {
     public func body(of request: Request, limit: Int) async throws(APIError) -> ByteBuffer {
         let seconds = bodyTimeoutSeconds
         do {
-            return try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
-                group.addTask { try await request.body.collect(upTo: limit) }
-                group.addTask {
-                    try await Task.sleep(for: .seconds(seconds))
-                    return nil
-                }
-                defer { group.cancelAll() }
-                guard let first = try await group.next(), let body = first else {
-                    throw APIError(.requestTimeout, type: "request_timeout", "The request body did not arrive in full within \(seconds) s.")
-                }
-                return body
-            }
-        } catch let error as APIError {
-            throw error
+            return try await TimeLimit.run(seconds: seconds) { try await request.body.collect(upTo: limit) }
+        } catch is TimeLimit.Exceeded {
+            throw APIError(.requestTimeout, type: "request_timeout", "The request body did not arrive in full within \(seconds) s.")
         } catch {
             throw APIError.bodyNotRead(error, limit: limit)
         }

@@ -58,13 +58,13 @@ public final class MetricsRegistry: @unchecked Sendable {
     public func observe(_ name: String, _ value: Double, labels: [String] = []) {
         lock.lock()
         defer { lock.unlock() }
-        guard var family = families[name] else { return }
-        var h = family.histograms[labels] ?? (Array(repeating: 0, count: family.buckets.count), 0, 0)
-        for (i, bound) in family.buckets.enumerated() where value <= bound { h.counts[i] += 1 }
+        guard let buckets = families[name]?.buckets else { return }
+        // Taken out and put back in place: a copy of the family would copy every series on every observation.
+        var h = families[name]!.histograms.removeValue(forKey: labels) ?? (Array(repeating: 0, count: buckets.count), 0, 0)
+        for (i, bound) in buckets.enumerated() where value <= bound { h.counts[i] += 1 }
         h.sum += value
         h.count += 1
-        family.histograms[labels] = h
-        families[name] = family
+        families[name]!.histograms[labels] = h
     }
 
     /// The exposition text for `GET /metrics`.

@@ -17,6 +17,7 @@ import time
 import pytest
 import requests
 
+import wire_helpers as wire
 from conftest import BIN, FIXTURES, Server, reference, wait_until
 from pd_helpers import PDPair, free_port
 from router_helpers import FakeWorker, RouterProcess, metric
@@ -373,27 +374,6 @@ def test_a_keyed_decode_loads_nothing_from_a_listener_that_lacks_the_key(started
 
 # 3. The prefill's transfer port: a bounded number of connections, each with a bounded handshake.
 
-def transfer_frame(kind, payload):
-    return b"PDKV" + struct.pack("<HHQ", 3, kind, len(payload)) + payload
-
-
-def read_transfer_frame(sock):
-    header = recv_exact(sock, 16)
-    assert header[:4] == b"PDKV", header
-    _, kind, length = struct.unpack("<HHQ", header[4:])
-    return kind, recv_exact(sock, length)
-
-
-def recv_exact(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
-
-
 def threads_of(server):
     status = open(f"/proc/{server.proc.pid}/status").read()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
@@ -410,10 +390,10 @@ def test_the_transfer_port_bounds_connections_handshakes_and_unknown_rooms(start
             sockets.append(socket.create_connection(("127.0.0.1", port), timeout=10))
         kinds = []
         for sock in sockets:
-            kind, payload = read_transfer_frame(sock)
+            kind, payload = wire.read_frame(sock)
             kinds.append(kind)
-        # 256 connections get the challenge (type 11); the rest an error (type 10) and a close.
-        assert kinds.count(11) == 256 and kinds.count(10) == 44, kinds
+        # 256 connections get the challenge; the rest an error frame and a close.
+        assert kinds.count(wire.CHALLENGE) == 256 and kinds.count(wire.ERROR) == 44, kinds
         assert threads_of(pd.prefill) <= baseline + 256 + 8
         # None of them says hello: each is closed when its handshake time runs out.
         for sock in sockets:
@@ -426,20 +406,15 @@ def test_the_transfer_port_bounds_connections_handshakes_and_unknown_rooms(start
     # A paired decode that lists more pages than the pool has for a room not here yet is refused at once.
     route = requests.get(f"http://127.0.0.1:{pd.bootstrap_port}/route?engine_rank=0&target_dp_group=0", timeout=10).json()
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        kind, _ = read_transfer_frame(sock)
-        assert kind == 11
-        model = route["model"].encode()
-        hello = b"".join([struct.pack("<I", 6) + b"decode", struct.pack("<I", 4) + b"test",
-                          struct.pack("<IIIB", route["num_layers"], route["page_size"], route["kv_width"], 0),
-                          struct.pack("<I", len(model)) + model, struct.pack("<I", 3) + b"tcp", struct.pack("<I", 0), struct.pack("<Q", 0),
-                          struct.pack("<I", 16) + bytes(16), struct.pack("<I", 0)])
-        sock.sendall(transfer_frame(1, hello))
-        kind, _ = read_transfer_frame(sock)
-        assert kind == 1
+        kind, _ = wire.read_frame(sock)
+        assert kind == wire.CHALLENGE
+        sock.sendall(wire.hello("decode", route["num_layers"], route["page_size"], route["kv_width"], route["model"]))
+        kind, _ = wire.read_frame(sock)
+        assert kind == wire.HELLO
         pages = 1_000_000
-        sock.sendall(transfer_frame(2, struct.pack("<QIII", 99, 16 * pages, 0, pages) + bytes(4 * pages)))
-        kind, payload = read_transfer_frame(sock)
-        assert kind == 6 and payload[8] == 0 and b"more than any prompt" in payload, payload
+        sock.sendall(wire.frame(wire.TRANSFER_REQUEST, struct.pack("<QIII", 99, 16 * pages, 0, pages) + bytes(4 * pages)))
+        kind, payload = wire.read_frame(sock)
+        assert kind == wire.STATUS and payload[8] == 0 and b"more than any prompt" in payload, payload
     # Real requests are unaffected.
     ref = reference("qwen2-fp32")
     decode, _ = pd_generate(pd, ref["prompts"][9])

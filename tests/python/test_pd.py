@@ -13,6 +13,7 @@ import openai
 import pytest
 import requests
 
+import wire_helpers as wire
 from conftest import FIXTURES, TRANSFER_BACKENDS, Server, post_raw, reference, wait_until
 from pd_helpers import PDPair
 
@@ -221,18 +222,8 @@ def test_layout_mismatch_is_refused():
 
 # --- protocol robustness -----------------------------------------------------
 
-def frame(kind, payload, version=3, length=None):
-    return b"PDKV" + struct.pack("<HHQ", version, kind, len(payload) if length is None else length) + payload
-
-
-def hello(pair_info):
-    layout = pair_info
-    model = layout["model"].encode()
-    body = b"".join([struct.pack("<I", 6) + b"decode", struct.pack("<I", 4) + b"test",
-                     struct.pack("<IIIB", layout["layers"], layout["page_size"], layout["width"], 0),
-                     struct.pack("<I", len(model)) + model, struct.pack("<I", 3) + b"tcp", struct.pack("<I", 0), struct.pack("<Q", 0),
-                     struct.pack("<I", 16) + bytes(16), struct.pack("<I", 0)])  # nonce, no proof
-    return frame(1, body)
+def hello(layout):
+    return wire.hello("decode", layout["layers"], layout["page_size"], layout["width"], layout["model"])
 
 
 def test_malformed_frames_do_not_disturb_other_rooms(pair, unified):
@@ -243,10 +234,10 @@ def test_malformed_frames_do_not_disturb_other_rooms(pair, unified):
     route = requests.get(f"http://127.0.0.1:{pair.bootstrap_port}/route", timeout=5).json()
     attacks = [
         b"GET / HTTP/1.1\r\n\r\n",                                   # not a frame at all
-        frame(1, b"\x01\x02")[:10],                                  # truncated header
-        frame(9, struct.pack("<Q", 1), version=99),                  # unknown version
-        frame(2, struct.pack("<QII", 1, 2, 0) + struct.pack("<I", 1000)),  # lies about its page count, before hello
-        frame(7, b"\xff" * 64, length=1 << 40),                      # absurd length
+        wire.frame(1, b"\x01\x02")[:10],                                  # truncated header
+        wire.frame(9, struct.pack("<Q", 1), version=99),                  # unknown version
+        wire.frame(2, struct.pack("<QII", 1, 2, 0) + struct.pack("<I", 1000)),  # lies about its page count, before hello
+        wire.frame(7, b"\xff" * 64, length=1 << 40),                      # absurd length
     ]
     for attack in attacks:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
@@ -261,9 +252,9 @@ def test_malformed_frames_do_not_disturb_other_rooms(pair, unified):
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(hello(layout))
         header = s.recv(16)
-        assert header[:4] == b"PDKV" and struct.unpack("<H", header[6:8])[0] == 11  # the challenge
+        assert header[:4] == b"PDKV" and struct.unpack("<H", header[6:8])[0] == wire.CHALLENGE
         # A well-formed session that then sends an unknown frame type and a wrong-room abort.
-        s.sendall(frame(42, b"whatever") + frame(7, struct.pack("<Q", 999) + struct.pack("<I", 3) + b"bye"))
+        s.sendall(wire.frame(42, b"whatever") + wire.frame(7, struct.pack("<Q", 999) + struct.pack("<I", 3) + b"bye"))
     # Real requests are unaffected.
     prompt = reference(MODEL)["prompts"][9]
     expected = unified.post("/generate", greedy_body(prompt)).json()["output_ids"]

@@ -12,6 +12,7 @@ import threading
 import pytest
 import requests
 
+import wire_helpers as wire
 from conftest import FIXTURES, Server
 
 MODEL = "qwen2-fp32"
@@ -20,53 +21,22 @@ PAGE_BYTES = PAGE * WIDTH * 4
 MODEL_ID = "Qwen2ForCausalLM/3x72/6:3x12/v616"
 
 
-def frame(kind, payload, extra=0):
-    return b"PDKV" + struct.pack("<HHQ", 3, kind, len(payload) + extra) + payload
-
-
-def string(s):
-    b = s.encode()
-    return struct.pack("<I", len(b)) + b
-
-
 def hello():
-    return frame(1, string("prefill") + string("scripted") + struct.pack("<IIIB", LAYERS, PAGE, WIDTH, 0) + string(MODEL_ID)
-                 + string("tcp") + struct.pack("<I", 0) + struct.pack("<Q", 77) + struct.pack("<I", 0) + struct.pack("<I", 0))
-
-
-def challenge():
-    return frame(11, struct.pack("<I", 16) + bytes(range(16)))
+    return wire.hello("prefill", LAYERS, PAGE, WIDTH, MODEL_ID, session=77, nonce=b"", instance="scripted")
 
 
 def kv_pages(room, first, count, claimed_count=None):
     data = bytes(count * PAGE_BYTES * LAYERS * 2)
     claimed = count if claimed_count is None else claimed_count
-    return frame(3, struct.pack("<QIIQ", room, first, claimed, len(data)), extra=len(data)) + data
+    return wire.frame(wire.KV_PAGES, struct.pack("<QIIQ", room, first, claimed, len(data)), extra=len(data)) + data
 
 
 def metadata(room, token):
-    return frame(5, struct.pack("<QIBfI", room, token, 0, 0.0, 0))
+    return wire.frame(wire.METADATA, struct.pack("<QIBfI", room, token, 0, 0.0, 0))
 
 
 def status(room, ok=True):
-    return frame(6, struct.pack("<QB", room, 1 if ok else 0) + string(""))
-
-
-def read_frame(sock):
-    header = recv_exact(sock, 16)
-    assert header[:4] == b"PDKV"
-    _, kind, length = struct.unpack("<HHQ", header[4:])
-    return kind, recv_exact(sock, length)
-
-
-def recv_exact(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
+    return wire.frame(wire.STATUS, struct.pack("<QB", room, 1 if ok else 0) + wire.string(""))
 
 
 class ScriptedPrefill:
@@ -101,13 +71,13 @@ class ScriptedPrefill:
     def serve(self):
         conn, _ = self.listener.accept()
         conn.settimeout(30)
-        conn.sendall(challenge())
-        kind, _ = read_frame(conn)
+        conn.sendall(wire.challenge())
+        kind, _ = wire.read_frame(conn)
         assert kind == 1
         conn.sendall(hello())
         try:
             while True:
-                kind, payload = read_frame(conn)
+                kind, payload = wire.read_frame(conn)
                 if kind == 2:  # transferRequest
                     room, prompt_len, _prefix, count = struct.unpack("<QIII", payload[:20])
                     self.script(conn, room, count)
