@@ -111,6 +111,6 @@ let package = Package(
         ], swiftSettings: targetCPU),
         .testTarget(name: "BenchTests", dependencies: ["Bench"]),
         .testTarget(name: "RouterTests", dependencies: ["Router", .product(name: "Hummingbird", package: "hummingbird")]),
-        .testTarget(name: "ServerTests", dependencies: ["Server", "ByteExactJSON"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "ByteExactJSON", "ChatTemplates"]),
     ]
 )

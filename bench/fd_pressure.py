@@ -21,13 +21,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from soak import process_figures
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def figures(pid):
-    status = Path(f"/proc/{pid}/status").read_text()
-    rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")) / 1024
-    return rss, len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def health(port, timeout):
@@ -84,7 +80,8 @@ def main():
         opened = time.monotonic() - started
         time.sleep(2)  # the grace second of the connections past the limit
         status, took = health(port, args.health_timeout)
-        rss, fds = figures(server.pid)
+        figures = process_figures(server.pid)
+        rss, fds = figures["rss_mb"], figures["fds"]
         alive = server.poll() is None
         for sock in sockets:
             sock.close()

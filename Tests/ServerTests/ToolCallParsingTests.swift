@@ -1,4 +1,5 @@
 import ByteExactJSON
+import ChatTemplates
 import Foundation
 @testable import Server
 import Testing
@@ -83,7 +84,7 @@ struct ToolCallParsingTests {
 
     @Test func argumentsAreWrittenAsPythonsJSONDumpsWritesThem() throws {
         let value = try JSONParser.parse(Data(#"{"b":1.0,"a":[true,null,2,1e100,0.5],"s":"\u00e9\t\u0001\"","o":{}}"#.utf8))
-        #expect(value.pythonJSONText == #"{"b": 1.0, "a": [true, null, 2, 1e+100, 0.5], "s": "é\t\u0001\"", "o": {}}"#)
+        #expect(TemplateValue(json: value).pythonJSONText == #"{"b": 1.0, "a": [true, null, 2, 1e+100, 0.5], "s": "é\t\u0001\"", "o": {}}"#)
     }
 
     @Test func parserNamesAreSGLangs() {

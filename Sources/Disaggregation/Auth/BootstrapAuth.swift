@@ -27,7 +27,7 @@ public enum BootstrapAuth {
         guard let text = reply.headers[signatureHeader.lowercased()] else {
             throw Refused(description: "bootstrap server \(host):\(port) did not sign its answer to \(path): \(TransferHandshake.missingKey)")
         }
-        guard let tag = Hex.bytes(text), key.verify(tag, "bootstrap reply", nonce, Array(path.utf8), Array(String(reply.status).utf8), Array(reply.body)) else {
+        guard let tag = Hex.bytes(text), ChannelKey.same(tag, replyTag(key, nonce: nonce, target: path, status: reply.status, body: Array(reply.body))) else {
             throw Refused(description: "bootstrap server \(host):\(port) signed its answer to \(path) with another key: \(TransferHandshake.missingKey)")
         }
         return reply

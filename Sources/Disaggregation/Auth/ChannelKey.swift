@@ -38,7 +38,11 @@ public struct ChannelKey: Sendable {
 
     /// Whether `tag` is `parts`' tag under `purpose`, compared in constant time.
     public func verify(_ tag: [UInt8], _ purpose: String, _ parts: [UInt8]...) -> Bool {
-        let wanted = self.tag(purpose, parts)
+        Self.same(tag, self.tag(purpose, parts))
+    }
+
+    /// Whether two tags are equal, in time that does not depend on where they differ.
+    static func same(_ tag: [UInt8], _ wanted: [UInt8]) -> Bool {
         guard tag.count == wanted.count else { return false }
         return zip(tag, wanted).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }

@@ -1,4 +1,5 @@
 import ByteExactJSON
+import ChatTemplates
 import Foundation
 
 /// How a model family writes function calls (`--tool-call-parser`, SGLang's
@@ -23,11 +24,11 @@ public enum ToolCallFormat: String, CaseIterable, Sendable {
     public static let names = "llama3, qwen25 (or qwen), mistral"
 
     /// Text that starts a call wherever it appears.
-    var markers: [String] {
+    var marker: String {
         switch self {
-        case .llama3: ["<|python_tag|>"]
-        case .qwen25: ["<tool_call>"]
-        case .mistral: ["[TOOL_CALLS]"]
+        case .llama3: "<|python_tag|>"
+        case .qwen25: "<tool_call>"
+        case .mistral: "[TOOL_CALLS]"
         }
     }
 
@@ -50,10 +51,10 @@ public enum ToolCallFormat: String, CaseIterable, Sendable {
     private func split(_ text: String) -> (String, [JSONValue])? {
         switch self {
         case .qwen25:
-            guard let first = text.range(of: "<tool_call>") else { return nil }
+            guard let first = text.range(of: marker) else { return nil }
             var rest = text[first.lowerBound...]
             var objects: [JSONValue] = []
-            while let open = rest.range(of: "<tool_call>") {
+            while let open = rest.range(of: marker) {
                 guard rest[..<open.lowerBound].allSatisfy(\.isWhitespace),
                       let close = rest.range(of: "</tool_call>", range: open.upperBound..<rest.endIndex),
                       let object = JSONSpan.value(rest[open.upperBound..<close.lowerBound]) else { return nil }
@@ -63,7 +64,7 @@ public enum ToolCallFormat: String, CaseIterable, Sendable {
             return rest.allSatisfy(\.isWhitespace) ? (String(text[..<first.lowerBound]), objects) : nil
         case .llama3:
             let before: Substring, action: Substring
-            if let tag = text.range(of: "<|python_tag|>") {
+            if let tag = text.range(of: marker) {
                 (before, action) = (text[..<tag.lowerBound], text[tag.upperBound...])
             } else if text.drop(while: \.isWhitespace).hasPrefix("{") {
                 (before, action) = ("", text[...])
@@ -72,22 +73,22 @@ public enum ToolCallFormat: String, CaseIterable, Sendable {
             }
             return JSONSpan.sequence(action, separator: ";").map { (String(before), $0) }
         case .mistral:
-            guard let marker = text.range(of: "[TOOL_CALLS]") else { return nil }
-            let rest = text[marker.upperBound...].drop(while: \.isWhitespace)
+            guard let start = text.range(of: marker) else { return nil }
+            let rest = text[start.upperBound...].drop(while: \.isWhitespace)
             if rest.hasPrefix("[") {
                 guard let array = JSONSpan.value(rest)?.arrayValue else { return nil }
-                return (String(text[..<marker.lowerBound]), array)
+                return (String(text[..<start.lowerBound]), array)
             }
-            return Self.namedArguments(rest).map { (String(text[..<marker.lowerBound]), $0) }
+            return namedArguments(rest).map { (String(text[..<start.lowerBound]), $0) }
         }
     }
 
     /// `name[ARGS]{…}` calls, each after the first possibly behind another `[TOOL_CALLS]`.
-    private static func namedArguments(_ text: Substring) -> [JSONValue]? {
+    private func namedArguments(_ text: Substring) -> [JSONValue]? {
         var rest = text
         var objects: [JSONValue] = []
         while !rest.allSatisfy(\.isWhitespace) {
-            if rest.hasPrefix("[TOOL_CALLS]") { rest = rest.dropFirst("[TOOL_CALLS]".count) }
+            if rest.hasPrefix(marker) { rest = rest.dropFirst(marker.count) }
             guard let args = rest.range(of: "[ARGS]") else { return nil }
             let name = rest[..<args.lowerBound].trimmingCharacters(in: .whitespaces)
             guard !name.isEmpty, let (arguments, end) = JSONSpan.prefixValue(rest[args.upperBound...]) else { return nil }
@@ -103,7 +104,7 @@ public enum ToolCallFormat: String, CaseIterable, Sendable {
         switch object["arguments"] ?? object["parameters"] {
         case nil, .null?: return ToolCall(name: name, arguments: "{}")
         case .string(let text)?: return ToolCall(name: name, arguments: text)
-        case let value? where value.objectMembers != nil: return ToolCall(name: name, arguments: value.pythonJSONText)
+        case let value? where value.objectMembers != nil: return ToolCall(name: name, arguments: TemplateValue(json: value).pythonJSONText)
         default: return nil
         }
     }

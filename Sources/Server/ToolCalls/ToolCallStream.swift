@@ -26,11 +26,11 @@ struct ToolCallStream {
             if trimmed.isEmpty { return "" }
             if trimmed.hasPrefix("{") { inCall = true; return "" }
         }
-        if let start = format.markers.compactMap({ pending.range(of: $0)?.lowerBound }).min() {
+        if let start = pending.range(of: format.marker)?.lowerBound {
             inCall = true
             return send(before: start)
         }
-        let held = format.markers.map { Self.overlap(pending, $0) }.max() ?? 0
+        let held = Self.overlap(pending, format.marker)
         return send(before: pending.index(pending.endIndex, offsetBy: -held))
     }
 
