@@ -64,18 +64,44 @@ def bench(client, port, mode, args, out):
     return json.loads(out.read_text().splitlines()[-1]), command
 
 
+def plot(summary, out):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+        for ax, key, label in zip(axes, ["output_throughput", "median_ttft_ms", "median_itl_ms"],
+                                  ["output tok/s (higher is better)", "median TTFT ms", "median ITL ms"]):
+            xs = range(len(MODES))
+            for offset, name in [(-0.2, "unchecked"), (0.2, "checked")]:
+                ax.bar([x + offset for x in xs], [summary[f"{m}.{key}"][name] for m in MODES], width=0.4,
+                       label={"unchecked": "-Ounchecked everywhere", "checked": "checked, kernels unchecked"}[name])
+            ax.set_xticks(list(xs), list(MODES))
+            ax.set_title(label)
+        axes[0].legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out + ".png", dpi=110)
+    except ImportError:
+        print("matplotlib missing: no plot", file=sys.stderr)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checked", required=True)
-    parser.add_argument("--unchecked", required=True)
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--checked")
+    parser.add_argument("--unchecked")
+    parser.add_argument("--model")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--prompts", type=int, default=32)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--input-len", type=int, default=256)
     parser.add_argument("--output-len", type=int, default=64)
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks" / "safe-build"))
+    parser.add_argument("--plot-only", action="store_true", help="redraw OUT.png from OUT.json (a Python with matplotlib)")
     args = parser.parse_args()
+    if args.plot_only:
+        return plot(json.loads(Path(args.out + ".json").read_text())["summary"], args.out)
+    if not (args.checked and args.unchecked and args.model):
+        parser.error("--checked, --unchecked and --model are required")
     binaries = {"checked": args.checked, "unchecked": args.unchecked}
     results = {name: {mode: [] for mode in MODES} for name in binaries}
     load = {"before": loadavg()}
@@ -109,24 +135,7 @@ def main():
     report = {"settings": vars(args), "loadavg": load, "runs": results, "summary": summary,
               "client_command": " ".join(command)}
     Path(args.out + ".json").write_text(json.dumps(report, indent=1) + "\n")
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
-        for ax, key, label in zip(axes, ["output_throughput", "median_ttft_ms", "median_itl_ms"],
-                                  ["output tok/s (higher is better)", "median TTFT ms", "median ITL ms"]):
-            xs = range(len(MODES))
-            for offset, name in [(-0.2, "unchecked"), (0.2, "checked")]:
-                ax.bar([x + offset for x in xs], [summary[f"{m}.{key}"][name] for m in MODES], width=0.4,
-                       label={"unchecked": "-Ounchecked everywhere", "checked": "checked, kernels unchecked"}[name])
-            ax.set_xticks(list(xs), list(MODES))
-            ax.set_title(label)
-        axes[0].legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(args.out + ".png", dpi=110)
-    except ImportError:
-        print("matplotlib missing: no plot", file=sys.stderr)
+    plot(summary, args.out)
     print(json.dumps({k: round(v["ratio"], 3) for k, v in summary.items()}, indent=1))
     print("loadavg", load)
 

@@ -227,10 +227,11 @@ final class RequestTimer: @unchecked Sendable {
         guard !update.newTokens.isEmpty else { return }
         let now = ContinuousClock.now
         if let lastToken {
-            metrics.interTokenLatency(seconds(now - lastToken))
+            metrics.tokens(update.newTokens.count, after: seconds(now - lastToken))
         } else {
-            metrics.timeToFirstToken(seconds(now - start))
+            metrics.firstToken(after: seconds(now - start), promptTokens: update.promptTokenCount, cachedTokens: update.cachedTokenCount)
         }
+        metrics.generated(update.newTokens.count)
         lastToken = now
     }
 

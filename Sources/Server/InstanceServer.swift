@@ -9,13 +9,14 @@ import ServiceLifecycle
 public struct InstanceServer: Sendable {
     public let engine: Engine
     public let configuration: ServerConfiguration
-    public let metrics = ServerMetrics()
+    public let metrics: ServerMetrics
     public let logger: Logger
 
     public init(engine: Engine, configuration: ServerConfiguration, logger: Logger) {
         self.engine = engine
         self.configuration = configuration
         self.logger = logger
+        metrics = ServerMetrics(modelName: configuration.servedModelName, disaggregationMode: configuration.disaggregationMode)
     }
 
     /// Every route of the instance.

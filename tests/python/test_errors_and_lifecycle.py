@@ -74,8 +74,8 @@ def test_info_endpoints(qwen_server):
     assert isinstance(load, list) and "num_tokens" in load[0]
     assert qwen_server.get("/health_generate").status_code == 200
     metrics = qwen_server.get("/metrics").text
-    for name in ["pdserve:time_to_first_token_seconds_bucket", "pdserve:generation_tokens_total", "pdserve:num_requests_running",
-                 "pdserve:kv_cache_usage_perc", "pdserve:request_success_total", "pdserve:inter_token_latency_seconds_count"]:
+    for name in ["sglang:time_to_first_token_seconds_bucket", "sglang:generation_tokens_total", "sglang:num_running_reqs",
+                 "pdserve:kv_cache_usage_perc", "pdserve:request_success_total", "sglang:inter_token_latency_seconds_count"]:
         assert name in metrics
 
 
