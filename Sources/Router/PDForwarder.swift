@@ -52,7 +52,7 @@ struct PDForwarder: Sendable {
                 break attempts
             }
             let body = plan.body(prefill: prefill.spec)
-            let remaining = max(1, Self.seconds(deadline - ContinuousClock.now))
+            let remaining = max(1, (deadline - ContinuousClock.now).inSeconds)
             prefill.begin()
             decode.begin()
             let outcome = await runAttempt(request, body: body, plan: plan, prefill: prefill, decode: decode, timeoutSeconds: remaining)
@@ -80,7 +80,7 @@ struct PDForwarder: Sendable {
                 }
                 let bytes: ByteBuffer
                 do {
-                    bytes = try await core.client.collect(response, limit: 1 << 30, timeoutSeconds: max(1, Self.seconds(deadline - .now)))
+                    bytes = try await core.client.collect(response, limit: 1 << 30, timeoutSeconds: max(1, (deadline - .now).inSeconds))
                 } catch is CancellationError {
                     decode.end()
                     throw CancellationError()
@@ -189,9 +189,5 @@ struct PDForwarder: Sendable {
     private static func isTimeout(_ error: any Error) -> Bool {
         if case .timedOut? = error as? UpstreamFailure { return true }
         return false
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

@@ -13,7 +13,7 @@ struct RouterFrontMiddleware: RouterMiddleware {
         let started = ContinuousClock.now
         let response = await FrontDoor.answer(request, context: context, apiKey: apiKey, next: next)
         metrics.request(route: metrics.route(request.uri.path), status: Int(response.status.code),
-                        seconds: PDForwarder.seconds(ContinuousClock.now - started))
+                        seconds: (ContinuousClock.now - started).inSeconds)
         return response
     }
 }

@@ -109,8 +109,7 @@ struct GenerateHandler: Sendable {
             "cached_tokens": g.cachedTokens, "finish_reason": finishReason(g),
         ]
         if g.finish != nil {
-            let elapsed = ContinuousClock.now - started
-            meta["e2e_latency"] = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            meta["e2e_latency"] = (ContinuousClock.now - started).inSeconds
         }
         if options.returnLogprob {
             func triple(_ logprob: Float?, _ token: Int) -> [Any] {

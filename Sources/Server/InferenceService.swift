@@ -227,19 +227,15 @@ final class RequestTimer: @unchecked Sendable {
         guard !update.newTokens.isEmpty else { return }
         let now = ContinuousClock.now
         if let lastToken {
-            metrics.tokens(update.newTokens.count, after: seconds(now - lastToken))
+            metrics.tokens(update.newTokens.count, after: (now - lastToken).inSeconds)
         } else {
-            metrics.firstToken(after: seconds(now - start), promptTokens: update.promptTokenCount, cachedTokens: update.cachedTokenCount)
+            metrics.firstToken(after: (now - start).inSeconds, promptTokens: update.promptTokenCount, cachedTokens: update.cachedTokenCount)
         }
         metrics.generated(update.newTokens.count)
         lastToken = now
     }
 
     func finish(_ last: RequestUpdate) {
-        metrics.finished(last, e2eSeconds: seconds(ContinuousClock.now - start))
-    }
-
-    private func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        metrics.finished(last, e2eSeconds: (ContinuousClock.now - start).inSeconds)
     }
 }

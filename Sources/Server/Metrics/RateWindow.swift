@@ -36,9 +36,9 @@ final class RateWindow: @unchecked Sendable {
     /// process is younger than that, and never under one second, so a rate
     /// read just after start is not a burst divided by almost nothing.
     func totals() -> (a: Double, b: Double, span: Double) {
-        let now = secondNow()
-        let elapsed = (ContinuousClock.now - origin)
-        let age = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        // One clock reading for both the current second and the age.
+        let age = (ContinuousClock.now - origin).inSeconds
+        let now = Int(age)
         return lock.withLock {
             var a = 0.0, b = 0.0
             for (slot, stamp) in stamps.enumerated() where stamp > now - seconds {
