@@ -68,14 +68,15 @@ struct PDForwarder: Sendable {
                 if !retryable { break attempts }
                 continue
             case .ready(let prefillReply, let response):
-                let prefillLogprobs = plan.wantsLogprobs ? LogprobMerger.prefillLogprobs(from: Data(prefillReply.body.readableBytesView)) : [:]
+                let merger = plan.logprobMerger
+                let prefillLogprobs = merger?.prefillLogprobs(from: Data(prefillReply.body.readableBytesView)) ?? [:]
                 if plan.isStream && response.headers.first(name: "content-type")?.hasPrefix("text/event-stream") == true {
                     core.recordStatus(decode, Int(response.status.code))
-                    if prefillLogprobs.isEmpty { return core.relay(response, from: decode, role: "Decode worker") }
+                    guard let merger, !prefillLogprobs.isEmpty else { return core.relay(response, from: decode, role: "Decode worker") }
                     nonisolated(unsafe) let logprobs = prefillLogprobs
                     return core.relay(response, from: decode, role: "Decode worker") {
                         var pending = logprobs
-                        return { event in Self.rewrite(event, pending: &pending) }
+                        return { event in merger.rewrite(event: event, pending: &pending) }
                     }
                 }
                 let bytes: ByteBuffer
@@ -95,8 +96,8 @@ struct PDForwarder: Sendable {
                 decode.end()
                 core.recordStatus(decode, Int(response.status.code))
                 var reply = UpstreamReply(response, body: bytes)
-                if !prefillLogprobs.isEmpty, let json = reply.json {
-                    let merged = LogprobMerger.merge(response: json, prefill: prefillLogprobs)
+                var pending = prefillLogprobs
+                if let merger, let json = reply.json, let merged = merger.merge(json, pending: &pending) {
                     reply = reply.replacingBody(ByteBuffer(bytes: JSON.encode(merged)))
                 }
                 return RouterCore.response(reply)
@@ -174,16 +175,6 @@ struct PDForwarder: Sendable {
             }
             return (.ready(prefill: prefillReply!, decode: decodeResponse!), nil)
         }
-    }
-
-    /// One event with the prefill's logprobs merged in, if its item still needs them.
-    private static func rewrite(_ event: String, pending: inout [Int: [Any]]) -> String {
-        guard let data = SSEEventSplitter.data(of: event),
-              let object = JSONParser.foundationObject(from: Data(data.utf8)) as? [String: Any] else { return event }
-        let index = (object["index"] as? Int) ?? 0
-        guard let merged = LogprobMerger.merge(object, index: index, prefill: pending) else { return event }
-        pending[index] = nil
-        return "data: " + String(decoding: JSON.encode(merged), as: UTF8.self)
     }
 
     private static func isTimeout(_ error: any Error) -> Bool {

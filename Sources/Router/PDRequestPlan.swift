@@ -19,7 +19,8 @@ struct PDRequestPlan: Sendable {
     /// Items of a batch; nil for a single request.
     let batchSize: Int?
     let isStream: Bool
-    let wantsLogprobs: Bool
+    /// How the prefill's prompt logprobs reach the client, when the request asks for them.
+    let logprobMerger: (any PromptLogprobMerger)?
 
     init(route: String, body original: [String: Any]) throws(APIError) {
         var body = original
@@ -43,7 +44,20 @@ struct PDRequestPlan: Sendable {
         }
         self.body = body
         isStream = (body["stream"] as? Bool) == true
-        wantsLogprobs = route == "/generate" && (body["return_logprob"] as? Bool) == true
+        logprobMerger = Self.logprobMerger(route: route, body: body)
+    }
+
+    /// `/generate` asking for logprobs gets the prefill's input logprobs; an
+    /// echoing `/v1/completions` asking for logprobs, its prompt's.
+    static func logprobMerger(route: String, body: [String: Any]) -> (any PromptLogprobMerger)? {
+        switch route {
+        case "/generate" where (body["return_logprob"] as? Bool) == true:
+            return GenerateLogprobMerger()
+        case "/v1/completions" where (body["echo"] as? Bool) == true && !(body["logprobs"] == nil || body["logprobs"] is NSNull || (body["logprobs"] as? Bool) == false):
+            return CompletionLogprobMerger()
+        default:
+            return nil
+        }
     }
 
     /// How many items a batched request holds (nil when it is one request):

@@ -14,10 +14,10 @@ struct CompletionsHandler: Sendable {
         guard let promptValue = body.fields["prompt"], !(promptValue is NSNull) else {
             throw APIError.invalid("'prompt' is required.", param: "prompt")
         }
-        if try body.bool("echo") == true { throw APIError.invalid("'echo' is not supported by this server.", param: "echo") }
         if body.has("suffix") { throw APIError.invalid("'suffix' is not supported by this server.", param: "suffix") }
         let (prompts, _) = try PromptParser.batch(promptValue, field: "prompt", form: .either, tokenizer: service.tokenizer)
-        let (params, n) = try SamplingParser.openAI(body, defaultMaxTokens: 16, chat: false)
+        var (params, n) = try SamplingParser.openAI(body, defaultMaxTokens: 16, chat: false)
+        let echo = try CompletionEcho(body, prompts: prompts, params: &params, samples: n, tokenizer: service.tokenizer)
         if let bestOf = try body.int("best_of"), bestOf != n {
             throw APIError.invalid("'best_of' other than n is not supported.", param: "best_of")
         }
@@ -34,23 +34,35 @@ struct CompletionsHandler: Sendable {
         if try body.bool("stream") == true {
             let includeUsage = try body.object("stream_options")?.bool("include_usage") ?? false
             let updates = try await service.start(inputs, names: try RequestReader.names(body, for: inputs), channel: context.channel, logger: context.logger)
-            let inputs = inputs
+            let (inputs, params) = (inputs, params)
             return SSE.response { send in
                 var totals = Array(repeating: Generation(), count: inputs.count)
                 var textOffsets = Array(repeating: 0, count: inputs.count)
+                var echoed = Array(repeating: echo == nil, count: inputs.count)
                 while let (index, update) = try await updates.next() {
                     totals[index].absorb(update)
                     guard !update.textDelta.isEmpty || update.finish != nil || !update.newLogprobs.isEmpty else { continue }
-                    var choice: [String: Any] = ["index": index, "text": update.textDelta, "logprobs": NSNull(),
-                                                 "finish_reason": OpenAIFormat.finishReason(update.finish)]
-                    if params.returnLogprobs {
-                        choice["logprobs"] = OpenAIFormat.completionLogprobs(update.newLogprobs, tokenizer: tokenizer, textOffset: textOffsets[index])
+                    var text = update.textDelta
+                    var logprobs = CompletionLogprobs(update.newLogprobs, tokenizer: tokenizer, textOffset: textOffsets[index])
+                    var finish = update.finish
+                    if let echo {
+                        // The first event of a choice carries its prompt; without generation, nothing else does.
+                        if echoed[index] { if !echo.keepsGeneration { continue } } else {
+                            echoed[index] = true
+                            text = echo.text(choice: index, generated: text)
+                            logprobs = echo.logprobs(choice: index, of: totals[index], generated: update.newLogprobs, tokenizer: tokenizer)
+                            if !echo.keepsGeneration { finish = .length }
+                        }
                     }
-                    textOffsets[index] += update.textDelta.count
+                    var choice: [String: Any] = ["index": index, "text": text, "logprobs": NSNull(),
+                                                 "finish_reason": OpenAIFormat.finishReason(finish)]
+                    if params.returnLogprobs { choice["logprobs"] = logprobs.json }
+                    textOffsets[index] += text.count
                     try await send(["id": id, "object": "text_completion", "created": created, "model": model, "choices": [choice]])
                 }
                 if includeUsage {
-                    let usage = OpenAIFormat.usage(prompt: totals.map(\.promptTokens).reduce(0, +), completion: totals.map(\.completionTokens).reduce(0, +),
+                    let completion = echo?.keepsGeneration == false ? 0 : totals.map(\.completionTokens).reduce(0, +)
+                    let usage = OpenAIFormat.usage(prompt: totals.map(\.promptTokens).reduce(0, +), completion: completion,
                                                    cached: totals.map(\.cachedTokens).reduce(0, +))
                     try await send(["id": id, "object": "text_completion", "created": created, "model": model, "choices": [Any](), "usage": usage])
                 }
@@ -58,17 +70,23 @@ struct CompletionsHandler: Sendable {
         }
 
         let results = try await service.collect(inputs, names: try RequestReader.names(body, for: inputs), channel: context.channel, logger: context.logger)
-        let choices = results.enumerated().map { index, result -> [String: Any] in
-            [
-                "index": index, "text": result.text, "finish_reason": OpenAIFormat.finishReason(result.finish),
-                "logprobs": params.returnLogprobs ? OpenAIFormat.completionLogprobs(result.logprobs, tokenizer: tokenizer, textOffset: 0) : NSNull(),
-            ]
+        let choices = results.indices.map { index -> [String: Any] in
+            let result = results[index]
+            var logprobs = CompletionLogprobs(result.logprobs, tokenizer: tokenizer, textOffset: 0)
+            var (text, finish) = (result.text, result.finish)
+            if let echo {
+                text = echo.text(choice: index, generated: text)
+                logprobs = echo.logprobs(choice: index, of: result, generated: result.logprobs, tokenizer: tokenizer)
+                if !echo.keepsGeneration { finish = .length }
+            }
+            return ["index": index, "text": text, "finish_reason": OpenAIFormat.finishReason(finish),
+                    "logprobs": params.returnLogprobs ? logprobs.json as Any : NSNull()]
         }
         // Each prompt counts once in usage, however many samples it has.
         let promptTokens = stride(from: 0, to: results.count, by: n).map { results[$0].promptTokens }.reduce(0, +)
         return JSON.response([
             "id": id, "object": "text_completion", "created": created, "model": model, "choices": choices,
-            "usage": OpenAIFormat.usage(prompt: promptTokens, completion: results.map(\.completionTokens).reduce(0, +),
+            "usage": OpenAIFormat.usage(prompt: promptTokens, completion: echo?.keepsGeneration == false ? 0 : results.map(\.completionTokens).reduce(0, +),
                                         cached: results.map(\.cachedTokens).reduce(0, +)),
         ])
     }

@@ -20,22 +20,6 @@ enum OpenAIFormat {
         finish.map { $0.name as Any } ?? NSNull()
     }
 
-    /// `logprobs` of a completions choice.
-    static func completionLogprobs(_ logprobs: [TokenLogprob], tokenizer: Tokenizer, textOffset: Int) -> [String: Any] {
-        var offset = textOffset
-        var tokens: [String] = [], values: [Float] = [], offsets: [Int] = []
-        var tops: [Any] = []
-        for lp in logprobs {
-            let text = tokenizer.decode([lp.token])
-            tokens.append(text)
-            values.append(lp.logprob)
-            offsets.append(offset)
-            offset += text.count
-            tops.append(lp.top.isEmpty ? NSNull() : Dictionary(lp.top.map { (tokenizer.decode([$0.token]), $0.logprob) }, uniquingKeysWith: max))
-        }
-        return ["tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets]
-    }
-
     /// `logprobs.content` entries of a chat choice.
     static func chatLogprobs(_ logprobs: [TokenLogprob], tokenizer: Tokenizer) -> [[String: Any]] {
         func entry(_ token: Int, _ logprob: Float) -> [String: Any] {
