@@ -6,20 +6,21 @@ import NIOHTTP1
 import Server
 
 /// Endpoints answered from the workers without a policy: information
-/// (from one ready decode or regular worker), health, load, cache flush and
+/// (from one ready prefill or regular worker), health, load, cache flush and
 /// abort (from all of them).
 struct InfoEndpoints: Sendable {
     let core: RouterCore
 
     private var timeout: Double { core.configuration.health.timeoutSeconds }
 
-    /// The workers that serve tokens to clients: decode in PD mode, regular otherwise.
-    private var servingRole: WorkerRole { core.configuration.pdDisaggregation ? .decode : .regular }
+    /// The workers that describe the model and server: in PD mode the prefills, as sglang-router
+    /// asks its first prefill (so `disaggregation_mode` reads "prefill" through either router).
+    private var describingRole: WorkerRole { core.configuration.pdDisaggregation ? .prefill : .regular }
 
-    /// Forwards a GET to the first ready serving worker that answers.
+    /// Forwards a GET to the first ready describing worker that answers.
     func forwardToOne(_ request: Request) async throws -> Response {
-        let candidates = core.registry.available(servingRole)
-        guard !candidates.isEmpty else { throw core.noWorker(servingRole) }
+        let candidates = core.registry.available(describingRole)
+        guard !candidates.isEmpty else { throw core.noWorker(describingRole) }
         var lastError: (any Error)?
         for worker in candidates {
             do {

@@ -305,3 +305,7 @@ def test_real_pd_outputs_equal_unified(decode, started):
         assert [g["output_ids"] for g in got] == [w["output_ids"] for w in want]
     # The router parses and rewrites every PD body: a raw U+FEFF must survive it.
     assert_raw_and_escaped_bom_agree(router.url)
+    # Information comes from a prefill, as sglang-router asks its first prefill.
+    for path in ["/get_model_info", "/get_server_info"]:
+        assert router.get(path).json()["disaggregation_mode"] == "prefill"
+    assert router.get("/v1/models").json()["data"][0]["id"] == "qwen-tiny"
