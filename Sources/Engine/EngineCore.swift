@@ -163,8 +163,9 @@ public final class EngineCore {
 
     /// Decode side: the prompt's KV arrived in the preallocated pages; the
     /// request joins the running batch with the first token the prefill sampled.
-    public func activate(id: String, firstToken: Int, logprob: TokenLogprob?) {
+    public func activate(id: String, firstToken: Int, logprob: TokenLogprob?, phases: RequestPhases = RequestPhases()) {
         guard let request = parked.removeValue(forKey: id) else { return }
+        request.transferPhases = phases
         precondition(firstToken >= 0 && firstToken < model.config.vocabSize, "the side-car validates first tokens")
         request.computed = request.promptCount
         finishedNow.append(accept(request, token: firstToken, logprob: logprob))
@@ -180,11 +181,12 @@ public final class EngineCore {
     /// Prefill side: the transfer jobs of a request in the inflight queue are
     /// done; its pages are freed and its end reported now. `failure` turns
     /// the end into a failure (the KV did not make it).
-    public func finishInflight(id: String, failure: RequestFailure? = nil) {
+    public func finishInflight(id: String, failure: RequestFailure? = nil, phases: RequestPhases = RequestPhases()) {
         guard let request = inflight.removeValue(forKey: id) else { return }
         if let failure, request.finish?.message == nil { request.finish = .failed(failure) }
+        request.transferPhases = phases
         kv.release(request)
-        finishedNow.append(OutputProcessor.finalUpdate(for: request))
+        finishedNow.append(finalUpdate(for: request))
     }
 
     /// Decode side: nothing can write into a leased request's pages any more; they are free again.
@@ -237,6 +239,7 @@ public final class EngineCore {
 
     /// The output processor's verdict on a new token, and the request's end if it came.
     private func accept(_ request: Request, token: Int, logprob: TokenLogprob?) -> RequestUpdate {
+        if request.firstTokenAt == nil { request.firstTokenAt = .now }
         var update = output.accept(request, token: token, logprob: logprob)
         if let reason = request.finish, handOver(request, reason) {
             // Reported by finishInflight once the transfer lets go of the pages.
@@ -245,7 +248,10 @@ public final class EngineCore {
         }
         update.textDelta = OutputProcessor.takeText(request)
         update.finish = request.finish
-        if request.finish != nil { kv.release(request) }
+        if request.finish != nil {
+            update.phases = phases(of: request)
+            kv.release(request)
+        }
         return update
     }
 
@@ -254,13 +260,25 @@ public final class EngineCore {
         request.finish = reason
         if handOver(request, reason) { return }
         kv.release(request)
-        finishedNow.append(OutputProcessor.finalUpdate(for: request))
+        finishedNow.append(finalUpdate(for: request))
+    }
+
+    private func finalUpdate(for request: Request) -> RequestUpdate {
+        var update = OutputProcessor.finalUpdate(for: request)
+        update.phases = phases(of: request)
+        return update
+    }
+
+    /// A PD prefill's request ends at its first token: it has no decode phase.
+    private func phases(of request: Request) -> RequestPhases {
+        request.phases(decodes: !(request.isDisaggregated && hooks?.generatesFirstTokenOnly == true))
     }
 
     /// Asks the side-car who keeps an ending request's pages. Returns true
     /// when the engine must not report the end yet (inflight).
     private func handOver(_ request: Request, _ reason: FinishReason) -> Bool {
         guard request.isDisaggregated, let hooks else { return false }
+        if let phases = hooks.phases(id: request.id) { request.transferPhases = phases }
         switch hooks.ending(id: request.id, reason: reason) {
         case .engine:
             return false

@@ -58,6 +58,10 @@ public protocol EngineHooks: AnyObject {
     func computedKV(id: String, pages: [Int32], computed: Int, promptCount: Int)
     /// The request sampled its first output token.
     func sampledFirstToken(id: String, token: Int, logprob: TokenLogprob?)
+    /// The PD phases of the request's half so far, asked just before `ending`
+    /// (a prefill room whose transfer already finished ends there); nil
+    /// where the side-car hands them over otherwise.
+    func phases(id: String) -> RequestPhases?
     /// The request is ending, for whatever reason: the one end path of a
     /// room. The answer says who keeps its pages.
     func ending(id: String, reason: FinishReason) -> PageCustody

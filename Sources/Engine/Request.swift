@@ -86,6 +86,8 @@ public struct RequestUpdate: Sendable {
     /// Logprobs of prompt tokens from `inputLogprobStart` on (nil for the
     /// first prompt token, which nothing predicts); sent once, with the first token.
     public var inputLogprobs: [TokenLogprob?] = []
+    /// Where the request's time went; sent once, with its end.
+    public var phases: RequestPhases?
 }
 
 /// A request's state inside the engine: its tokens, its KV pages and how
@@ -114,6 +116,12 @@ final class Request {
     var finish: FinishReason?
     /// Prompt logprobs gathered while prefilling, by token index.
     var inputLogprobs: [Int: TokenLogprob] = [:]
+    let arrivedAt = ContinuousClock.now
+    /// The prompt's first forward pass (never set on a PD decode, which runs no prompt).
+    var promptStartedAt: ContinuousClock.Instant?
+    var firstTokenAt: ContinuousClock.Instant?
+    /// What a PD side-car measured of this half.
+    var transferPhases = RequestPhases()
 
     init(input: GenerateInput, arrival: Int, tokenizer: Tokenizer) {
         id = input.id
@@ -138,15 +146,29 @@ final class Request {
     func appendText(_ text: String) { textBytes += text.utf8 }
     func truncateText(to count: Int) { textBytes.removeSubrange(count...) }
 
+    /// The engine's phases so far, with the side-car's; `decode` only where this instance decodes.
+    func phases(decodes: Bool) -> RequestPhases {
+        var phases = transferPhases
+        let now = ContinuousClock.now
+        if let started = promptStartedAt {
+            phases[.queueWait] = (started - arrivedAt).inSeconds
+            phases[.prefillCompute] = ((firstTokenAt ?? now) - started).inSeconds
+        }
+        if decodes, let first = firstTokenAt { phases[.decode] = (now - first).inSeconds }
+        return phases
+    }
+
     /// First prompt index whose logprob is still to be computed, if any.
     var inputLogprobStart: Int? {
         guard let start = params.inputLogprobStart, outputCount == 0 else { return nil }
         return min(start, promptCount)
     }
 
-    /// Prompt logprobs from the requested start, in order (nil where nothing predicts the token).
+    /// Prompt logprobs from the requested start, in order (nil where nothing
+    /// predicts the token). None on a PD decode, which never ran the prompt:
+    /// its prefill's answer has them (a router puts them in front).
     var orderedInputLogprobs: [TokenLogprob?] {
-        guard let start = params.inputLogprobStart else { return [] }
+        guard let start = params.inputLogprobStart, promptStartedAt != nil else { return [] }
         return (min(start, promptCount)..<promptCount).map { inputLogprobs[$0] }
     }
 }

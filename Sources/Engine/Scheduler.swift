@@ -19,6 +19,7 @@ struct ScheduledBatch {
 
     /// Adds `count` of the request's pending tokens, with the logits rows they need.
     mutating func add(_ request: Request, count: Int, pageSize: Int) {
+        if request.outputCount == 0, request.promptStartedAt == nil { request.promptStartedAt = .now }
         let start = request.computed
         var logitIndices: [Int] = []
         // Position p's logits predict token p + 1: prompt logprobs need them

@@ -6,10 +6,10 @@ import Foundation
 /// Choices are told apart by `index`; stream events carry deltas, so the
 /// prefill's events of a choice are concatenated, and the decode's first
 /// event of a choice (the one that echoes the prompt) is the one filled.
-struct CompletionLogprobMerger: PromptLogprobMerger {
+struct CompletionLogprobMerger: PrefillAnswerMerger {
     private static let lists = ["token_logprobs", "top_logprobs"]
 
-    func prefillLogprobs(from body: Data) -> [Int: Any] {
+    func prefillParts(from body: Data) -> [Int: Any] {
         var out: [Int: [String: [Any]]] = [:]
         for json in objects(in: body) {
             for choice in Self.choices(of: json) {

@@ -68,15 +68,18 @@ struct PDForwarder: Sendable {
                 if !retryable { break attempts }
                 continue
             case .ready(let prefillReply, let response):
-                let merger = plan.logprobMerger
-                let prefillLogprobs = merger?.prefillLogprobs(from: Data(prefillReply.body.readableBytesView)) ?? [:]
+                let prefillBody = Data(prefillReply.body.readableBytesView)
+                let parts = plan.mergers.map { $0.prefillParts(from: prefillBody) }
+                let merging = zip(plan.mergers, parts).filter { !$0.1.isEmpty }
                 if plan.isStream && response.headers.first(name: "content-type")?.hasPrefix("text/event-stream") == true {
                     core.recordStatus(decode, Int(response.status.code))
-                    guard let merger, !prefillLogprobs.isEmpty else { return core.relay(response, from: decode, role: "Decode worker") }
-                    nonisolated(unsafe) let logprobs = prefillLogprobs
+                    guard !merging.isEmpty else { return core.relay(response, from: decode, role: "Decode worker") }
+                    nonisolated(unsafe) let pendingParts = merging
                     return core.relay(response, from: decode, role: "Decode worker") {
-                        var pending = logprobs
-                        return { event in merger.rewrite(event: event, pending: &pending) }
+                        var pending = pendingParts
+                        return { event in
+                            pending.indices.reduce(event) { event, i in pending[i].0.rewrite(event: event, pending: &pending[i].1) }
+                        }
                     }
                 }
                 let bytes: ByteBuffer
@@ -96,9 +99,12 @@ struct PDForwarder: Sendable {
                 decode.end()
                 core.recordStatus(decode, Int(response.status.code))
                 var reply = UpstreamReply(response, body: bytes)
-                var pending = prefillLogprobs
-                if let merger, let json = reply.json, let merged = merger.merge(json, pending: &pending) {
-                    reply = reply.replacingBody(ByteBuffer(bytes: JSON.encode(merged)))
+                if !merging.isEmpty, var json = reply.json {
+                    for (merger, part) in merging {
+                        var pending = part
+                        json = merger.merge(json, pending: &pending) ?? json
+                    }
+                    reply = reply.replacingBody(ByteBuffer(bytes: JSON.encode(json)))
                 }
                 return RouterCore.response(reply)
             }

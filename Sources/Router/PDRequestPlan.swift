@@ -19,8 +19,8 @@ struct PDRequestPlan: Sendable {
     /// Items of a batch; nil for a single request.
     let batchSize: Int?
     let isStream: Bool
-    /// How the prefill's prompt logprobs reach the client, when the request asks for them.
-    let logprobMerger: (any PromptLogprobMerger)?
+    /// What of the prefill's answer goes into the decode's.
+    let mergers: [any PrefillAnswerMerger]
 
     init(route: String, body original: [String: Any]) throws(APIError) {
         var body = original
@@ -44,19 +44,19 @@ struct PDRequestPlan: Sendable {
         }
         self.body = body
         isStream = (body["stream"] as? Bool) == true
-        logprobMerger = Self.logprobMerger(route: route, body: body)
+        mergers = Self.mergers(route: route, body: body)
     }
 
-    /// `/generate` asking for logprobs gets the prefill's input logprobs; an
-    /// echoing `/v1/completions` asking for logprobs, its prompt's.
-    static func logprobMerger(route: String, body: [String: Any]) -> (any PromptLogprobMerger)? {
+    /// `/generate` gets the prefill's phases and, asking for logprobs, its
+    /// input logprobs; an echoing `/v1/completions` asking for logprobs, its prompt's.
+    static func mergers(route: String, body: [String: Any]) -> [any PrefillAnswerMerger] {
         switch route {
-        case "/generate" where (body["return_logprob"] as? Bool) == true:
-            return GenerateLogprobMerger()
+        case "/generate":
+            return [GeneratePhaseMerger()] + ((body["return_logprob"] as? Bool) == true ? [GenerateLogprobMerger()] : [])
         case "/v1/completions" where (body["echo"] as? Bool) == true && !(body["logprobs"] == nil || body["logprobs"] is NSNull || (body["logprobs"] as? Bool) == false):
-            return CompletionLogprobMerger()
+            return [CompletionLogprobMerger()]
         default:
-            return nil
+            return []
         }
     }
 

@@ -111,6 +111,7 @@ struct GenerateHandler: Sendable {
         if g.finish != nil {
             meta["e2e_latency"] = (ContinuousClock.now - started).inSeconds
         }
+        if let phases = g.phases { meta["phases"] = phases.json }
         if options.returnLogprob {
             func triple(_ logprob: Float?, _ token: Int) -> [Any] {
                 [logprob.map { $0 as Any } ?? NSNull(), token, options.returnTextInLogprobs ? tokenizer.decode([token]) : NSNull()]

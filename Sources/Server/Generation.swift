@@ -10,6 +10,7 @@ struct Generation: Sendable {
     var promptTokens = 0
     var completionTokens = 0
     var cachedTokens = 0
+    var phases: RequestPhases?
 
     mutating func absorb(_ update: RequestUpdate) {
         tokens += update.newTokens
@@ -20,5 +21,6 @@ struct Generation: Sendable {
         promptTokens = update.promptTokenCount
         completionTokens = update.completionTokenCount
         cachedTokens = update.cachedTokenCount
+        phases = update.phases ?? phases
     }
 }

@@ -35,6 +35,33 @@ struct RoomLifecycleTests {
         }
     }
 
+    /// Each half reports the phases it measured, on the side-cars' clock:
+    /// the decode waited for the prefill's request (the clock moved 3 s
+    /// between the halves' arrivals), the prefill found the decode's
+    /// destination already there, and its bytes are the prompt's pages.
+    @Test(arguments: ["tcp", "shm"])
+    func eachHalfReportsItsOwnPhases(backend: String) async throws {
+        try await withHarness(backend: backend) { pd in
+            let number = room()
+            let pair = try pd.submit(prompt: Self.longPrompt, room: number, prefillHalf: false)
+            pd.idle(seconds: 0.3, prefillSteps: false)
+            pd.clock.advance(3)
+            try pd.addPrefill(prompt: pd.reference.prompts[Self.longPrompt], room: number)
+            settle(pd, [pair.prefillID, pair.decodeID])
+            let decode = try #require(pd.updates[pair.decodeID]?.last?.phases)
+            let prefill = try #require(pd.updates[pair.prefillID]?.last?.phases)
+            #expect(try #require(decode[.kvWait]) >= 3)
+            #expect(try #require(decode[.decodeBootstrapWait]) < 3)
+            #expect(decode[.decodeQueueWait] != nil && decode[.decode] != nil)
+            #expect(decode[.queueWait] == nil && decode[.prefillCompute] == nil && decode.transferBytes == nil)
+            #expect(try #require(prefill[.prefillBootstrapWait]) < 3)
+            #expect(prefill[.kvTransfer] != nil && prefill[.queueWait] != nil && prefill[.prefillCompute] != nil)
+            #expect(prefill[.decode] == nil && prefill[.kvWait] == nil)
+            let pages = (pd.reference.prompts[Self.longPrompt].count + pd.prefillCore.options.pageSize - 1) / pd.prefillCore.options.pageSize
+            #expect(prefill.transferBytes == pages * Int(KVDataPlane.byteCount(pages: 1, storage: pd.prefillCore.storage)))
+        }
+    }
+
     /// Defects 1–3: the decode half ends while a page write is in flight
     /// (tcp: its reader is inside readv; shm: the prefill is about to copy).
     @Test(arguments: backends, DecodeEnd.allCases)

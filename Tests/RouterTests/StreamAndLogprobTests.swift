@@ -17,7 +17,7 @@ import Testing
 
     @Test func nonStreamedLogprobsArePrependedPerItem() {
         let merger = GenerateLogprobMerger()
-        var prefill = merger.prefillLogprobs(from: Data(#"[{"meta_info":{"input_token_logprobs":[[null,1,null],[-0.5,2,null]]}},{"meta_info":{"input_token_logprobs":[[null,7,null]]}}]"#.utf8))
+        var prefill = merger.prefillParts(from: Data(#"[{"meta_info":{"input_token_logprobs":[[null,1,null],[-0.5,2,null]]}},{"meta_info":{"input_token_logprobs":[[null,7,null]]}}]"#.utf8))
         let decode: Any = [
             ["text": "a", "meta_info": ["input_token_logprobs": [[-0.1, 3, NSNull()]]]],
             ["text": "b", "meta_info": ["input_token_logprobs": [Any]()]],
@@ -33,7 +33,7 @@ import Testing
     @Test func streamedPrefillTakesTheLastEventOfEachIndex() {
         let stream = "data: {\"meta_info\":{\"input_token_logprobs\":[[null,1,null]]}}\n\n"
             + "data: {\"meta_info\":{\"input_token_logprobs\":[[null,1,null],[-1.0,2,null]]}}\n\ndata: [DONE]\n\n"
-        let prefill = GenerateLogprobMerger().prefillLogprobs(from: Data(stream.utf8))
+        let prefill = GenerateLogprobMerger().prefillParts(from: Data(stream.utf8))
         #expect((prefill[0] as? [Any])?.count == 2)
     }
 
@@ -43,7 +43,7 @@ import Testing
             + "\n\n" + #"data: {"choices":[{"index":1,"text":"c","logprobs":{"token_logprobs":[-0.2],"top_logprobs":[{"c":-0.2}]}}]}"#
             + "\n\ndata: [DONE]\n\n"
         let merger = CompletionLogprobMerger()
-        var pending = merger.prefillLogprobs(from: Data(stream.utf8))
+        var pending = merger.prefillParts(from: Data(stream.utf8))
         let echo = #"data: {"choices":[{"index":1,"text":"abc","logprobs":{"token_logprobs":[null,null,-0.25],"top_logprobs":[null,null,{"c":-0.25}]}}]}"#
         let merged = try #require(JSONSerialization.jsonObject(with: Data(merger.rewrite(event: echo, pending: &pending).dropFirst(6).utf8)) as? [String: Any])
         let logprobs = try #require(((merged["choices"] as? [[String: Any]])?.first?["logprobs"]) as? [String: Any])

@@ -8,7 +8,8 @@ final class DecodeRoom: @unchecked Sendable {
     let number: UInt64
     let target: BootstrapTarget
     let promptCount: Int
-    let created: Double
+    private(set) var timeline: RoomTimeline
+    var created: Double { timeline.created }
     private(set) var state = RoomState.bootstrapping
     /// Preallocated destination pages (empty while in the prealloc queue).
     var pages: [Int32] = []
@@ -25,15 +26,18 @@ final class DecodeRoom: @unchecked Sendable {
     /// The prefill confirmed it will write nothing more for this room (abortAck, its own abort, or a final status).
     var peerDone = false
 
-    init(id: String, number: UInt64, target: BootstrapTarget, promptCount: Int, created: Double) {
+    init(id: String, number: UInt64, target: BootstrapTarget, promptCount: Int, clock: any MonotonicClock) {
         self.id = id
         self.number = number
         self.target = target
         self.promptCount = promptCount
-        self.created = created
+        timeline = RoomTimeline(clock: clock)
     }
 
-    func move(to next: RoomState) { state = state.advanced(to: next) }
+    func move(to next: RoomState) {
+        state = state.advanced(to: next)
+        timeline.record(state)
+    }
     func fail(_ failure: RequestFailure) { move(to: .failed(failure)) }
 
     func assign(pages: [Int32]) {
@@ -56,4 +60,15 @@ final class DecodeRoom: @unchecked Sendable {
     }
 
     var allLanded: Bool { landedCount == pages.count }
+
+    /// This half's PD phases until now: reserving pages and reaching the
+    /// prefill, waiting for the KV (the prefill's queue, compute and
+    /// transfer), and waiting for a place in the running batch.
+    var phases: RequestPhases {
+        var phases = RequestPhases()
+        phases[.decodeBootstrapWait] = timeline.seconds(from: nil, to: .waitingForInput)
+        phases[.kvWait] = timeline.seconds(from: .waitingForInput, to: .success)
+        phases[.decodeQueueWait] = timeline.seconds(from: .success, to: nil)
+        return phases
+    }
 }

@@ -70,7 +70,7 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
 
     public func admission(for input: GenerateInput) -> DisaggregatedAdmission {
         guard let target = input.bootstrap else { return .prefill }
-        let room = DecodeRoom(id: input.id, number: target.room, target: target, promptCount: input.promptTokens.count, created: clock.now())
+        let room = DecodeRoom(id: input.id, number: target.room, target: target, promptCount: input.promptTokens.count, clock: clock)
         lock.withLock {
             rooms[input.id] = room
             preallocQueue.append(room)
@@ -103,9 +103,12 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
         }
     }
 
+    /// A decode's phases travel with its activation (`EngineCore.activate`).
+    public func phases(id: String) -> RequestPhases? { nil }
+
     public func willStep(_ core: EngineCore) {
         var connect: [DecodeRoom] = []
-        var activate: [(String, TransferMessage.Metadata)] = []
+        var activate: [(String, TransferMessage.Metadata, RequestPhases)] = []
         var abandon: [(String, RequestFailure)] = []
         var returned: [String] = []
         lock.withLock {
@@ -129,7 +132,7 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
                     // 3. Running: only as many as --max-running-requests allows.
                     if core.runningCount + activations < core.options.maxRunningRequests, let metadata = room.metadata {
                         activations += 1
-                        activate.append((room.id, metadata))
+                        activate.append((room.id, metadata, room.phases))
                         forget(room)
                     }
                 case .failed(let failure):
@@ -143,11 +146,11 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
                 }
             }
         }
-        for (id, metadata) in activate {
+        for (id, metadata, phases) in activate {
             let logprob = metadata.logprob.map { value in
                 TokenLogprob(token: Int(metadata.token), logprob: value, top: metadata.top.map { (token: Int($0.token), logprob: $0.logprob) })
             }
-            core.activate(id: id, firstToken: Int(metadata.token), logprob: logprob)
+            core.activate(id: id, firstToken: Int(metadata.token), logprob: logprob, phases: phases)
         }
         // Each abandoned request comes back through `ending`, which decides its pages' custody.
         for (id, failure) in abandon { core.abandon(id: id, failure: failure) }

@@ -15,7 +15,8 @@ final class PrefillRoom: @unchecked Sendable {
     let id: String
     let number: UInt64
     let promptCount: Int
-    let created: Double
+    private(set) var timeline: RoomTimeline
+    var created: Double { timeline.created }
     private(set) var state = RoomState.bootstrapping
     private(set) var destination: PrefillDestination?
     /// Prompt pages handed to transfer jobs so far.
@@ -27,14 +28,17 @@ final class PrefillRoom: @unchecked Sendable {
     /// The decode side has been told the room failed (or told us itself).
     var peerKnowsFailure = false
 
-    init(id: String, number: UInt64, promptCount: Int, created: Double) {
+    init(id: String, number: UInt64, promptCount: Int, clock: any MonotonicClock) {
         self.id = id
         self.number = number
         self.promptCount = promptCount
-        self.created = created
+        timeline = RoomTimeline(clock: clock)
     }
 
-    func move(to next: RoomState) { state = state.advanced(to: next) }
+    func move(to next: RoomState) {
+        state = state.advanced(to: next)
+        timeline.record(state)
+    }
 
     func fail(_ failure: RequestFailure) { move(to: .failed(failure)) }
 
@@ -47,6 +51,15 @@ final class PrefillRoom: @unchecked Sendable {
         self.destination = destination
         move(to: .waitingForInput)
         return nil
+    }
+
+    /// This half's PD phases: the wait for the decode's destination, and the KV transfer of `bytesPerPage`-byte pages.
+    func phases(bytesPerPage: Int) -> RequestPhases {
+        var phases = RequestPhases()
+        phases[.prefillBootstrapWait] = timeline.seconds(from: nil, to: .waitingForInput)
+        phases[.kvTransfer] = timeline.seconds(from: .transferring, to: .success)
+        phases.transferBytes = sentPages * bytesPerPage
+        return phases
     }
 
     /// No more transfer work and the engine is done with the request.

@@ -95,7 +95,7 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
 
     public func admission(for input: GenerateInput) -> DisaggregatedAdmission {
         guard let target = input.bootstrap, !backend.movesNothing else { return .prefill }
-        let room = PrefillRoom(id: input.id, number: target.room, promptCount: input.promptTokens.count, created: clock.now())
+        let room = PrefillRoom(id: input.id, number: target.room, promptCount: input.promptTokens.count, clock: clock)
         lock.withLock {
             rooms[input.id] = room
             if roomIDs[target.room] != nil {
@@ -147,6 +147,13 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
         }
     }
 
+    public func phases(id: String) -> RequestPhases? {
+        lock.withLock { rooms[id].map { $0.phases(bytesPerPage: pageBytes) } }
+    }
+
+    /// The bytes of one page of every layer's K and V.
+    private var pageBytes: Int { Int(KVDataPlane.byteCount(pages: 1, storage: storage)) }
+
     /// The one end path of a prefill room.
     public func ending(id: String, reason: FinishReason) -> PageCustody {
         lock.withLock {
@@ -177,14 +184,14 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
     }
 
     public func willStep(_ core: EngineCore) {
-        var finish: [(String, RequestFailure?)] = []
+        var finish: [(String, RequestFailure?, RequestPhases)] = []
         var fail: [(String, RequestFailure)] = []
         lock.withLock {
             let now = clock.now()
             for room in rooms.values {
                 if room.isSettled {
                     // Inflight queue: the last job ran; the request ends now.
-                    finish.append((room.id, room.state.failure))
+                    finish.append((room.id, room.state.failure, room.phases(bytesPerPage: pageBytes)))
                     forget(room)
                 } else if room.ended {
                     continue
@@ -209,7 +216,7 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
                                  (endedRooms.values.map(\.at).min() ?? .infinity) + settings.bootstrapTimeout)
             }
         }
-        for (id, failure) in finish { core.finishInflight(id: id, failure: failure) }
+        for (id, failure, phases) in finish { core.finishInflight(id: id, failure: failure, phases: phases) }
         for (id, failure) in fail { core.abort(id: id, reason: .failed(failure)) }
     }
 

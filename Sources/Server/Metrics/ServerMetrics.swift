@@ -135,6 +135,24 @@ public final class ServerMetrics: Sendable {
         promptTokens.increment(by: Int64(last.promptTokenCount))
         generationTokens.increment(by: Int64(last.completionTokenCount))
         cachedTokens.increment(by: Int64(last.cachedTokenCount))
+        if let phases = last.phases { record(phases) }
+    }
+
+    static let phaseBuckets = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 600]
+    /// 4 KiB to 4 GiB, by factors of 4.
+    static let transferByteBuckets = (0...10).map { Double(4096 << (2 * $0)) }
+
+    /// Where a finished request's time went on this instance, one series per phase it had.
+    private func record(_ phases: RequestPhases) {
+        for phase in RequestPhases.Phase.allCases {
+            guard let seconds = phases[phase] else { continue }
+            registry.histogram("pdserve:request_phase_seconds", help: "Time finished requests spent in each phase on this instance (see meta_info.phases).",
+                               buckets: Self.phaseBuckets, labels: [("phase", phase.rawValue)]).record(seconds)
+        }
+        if let bytes = phases.transferBytes {
+            registry.histogram("pdserve:kv_transfer_bytes", help: "KV bytes sent per request by this prefill instance.",
+                               buckets: Self.transferByteBuckets).record(Double(bytes))
+        }
     }
 
     private func success(reason: String) {
