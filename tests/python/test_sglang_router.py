@@ -31,7 +31,7 @@ REQUESTS = [
 def comparable(obj):
     """Drops what differs between any two calls: ids, timestamps, latencies."""
     if isinstance(obj, dict):
-        return {k: comparable(v) for k, v in obj.items() if k not in {"id", "created", "e2e_latency", "system_fingerprint"}}
+        return {k: comparable(v) for k, v in obj.items() if k not in {"id", "created", "e2e_latency", "phases", "system_fingerprint"}}
     if isinstance(obj, list):
         return [comparable(v) for v in obj]
     return obj
