@@ -11,6 +11,8 @@ struct GeneratePhaseMerger: PrefillAnswerMerger {
         GenerateItems.metaInfo(Self.field, in: objects(in: body)) { $0 is [String: Any] }
     }
 
+    var mergesIntoFirstEvent: Bool { false }
+
     /// Only an item's final event has phases: the others are relayed as they are.
     func mayTake(event: String) -> Bool { event.contains("\"\(Self.field)\"") }
 

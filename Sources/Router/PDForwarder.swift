@@ -7,8 +7,12 @@ import Server
 
 /// Prefill/decode mode: each attempt sends the same body (plus bootstrap
 /// fields) to a prefill and a decode at once. The client gets the decode's
-/// response, but only once the prefill's has been read to the end — a
-/// prefill must always finish its response. When either half fails (no
+/// response once the prefill's has been read to the end — a prefill must
+/// always finish its response — except a stream that needs nothing of the
+/// prefill in its first event: it is relayed as soon as both heads are in
+/// (the decode's comes only once the KV arrived), and the prefill's body,
+/// still read in full, joins the final event (its phases) or, if it
+/// failed, ends the stream with an error event. When either half fails (no
 /// connection, a 5xx, or an overload answer) while the other still works, the
 /// survivor is told to abort the request by `rid`, and the request is tried
 /// again on a new pair; any other 4xx from either half goes back to the client
@@ -16,16 +20,22 @@ import Server
 struct PDForwarder: Sendable {
     let core: RouterCore
 
+    /// The prefill's answer: read in full, or a 2xx head whose body is still being read.
+    private enum PrefillAnswer: Sendable {
+        case complete(UpstreamReply)
+        case streaming(rest: Task<UpstreamReply, any Error>)
+    }
+
     /// What one half of an attempt produced.
     private enum Half: Sendable {
-        case prefill(Result<UpstreamReply, any Error>)
+        case prefill(Result<PrefillAnswer, any Error>)
         case decode(Result<HTTPClientResponse, any Error>)
     }
 
     /// How an attempt ended.
     private enum Outcome: Sendable {
-        /// Both halves answered 2xx: the prefill in full, the decode with its head.
-        case ready(prefill: UpstreamReply, decode: HTTPClientResponse)
+        /// Both halves answered 2xx: the prefill in full (or its head), the decode with its head.
+        case ready(prefill: PrefillAnswer, decode: HTTPClientResponse)
         /// `worker` is broken or full; another pair may do better (unless it timed out).
         case failed(worker: Worker, error: APIError?, reply: UpstreamReply?, retryable: Bool)
         /// A half refused the request itself (4xx): the client's answer.
@@ -56,7 +66,11 @@ struct PDForwarder: Sendable {
             prefill.begin()
             decode.begin()
             let outcome = await runAttempt(request, body: body, plan: plan, prefill: prefill, decode: decode, timeoutSeconds: remaining)
-            prefill.end()
+            if case .ready(.streaming(let rest), _) = outcome {
+                Task { _ = try? await rest.value; prefill.end() }
+            } else {
+                prefill.end()
+            }
             switch outcome {
             case .refused(let reply):
                 decode.end()
@@ -67,7 +81,10 @@ struct PDForwarder: Sendable {
                 (lastError, lastReply) = (error, reply)
                 if !retryable { break attempts }
                 continue
-            case .ready(let prefillReply, let response):
+            case .ready(.streaming(let rest), let response):
+                core.recordStatus(decode, Int(response.status.code))
+                return relayEarly(response, from: decode, prefill: prefill, rest: rest, mergers: plan.mergers)
+            case .ready(.complete(let prefillReply), let response):
                 let prefillBody = Data(prefillReply.body.readableBytesView)
                 let parts = plan.mergers.map { $0.prefillParts(from: prefillBody) }
                 let merging = zip(plan.mergers, parts).filter { !$0.1.isEmpty }
@@ -75,12 +92,12 @@ struct PDForwarder: Sendable {
                     core.recordStatus(decode, Int(response.status.code))
                     guard !merging.isEmpty else { return core.relay(response, from: decode, role: "Decode worker") }
                     nonisolated(unsafe) let pendingParts = merging
-                    return core.relay(response, from: decode, role: "Decode worker") {
+                    return core.relay(response, from: decode, role: "Decode worker", makeRewriter: {
                         var pending = pendingParts
                         return { event in
                             pending.indices.reduce(event) { event, i in pending[i].0.rewrite(event: event, pending: &pending[i].1) }
                         }
-                    }
+                    })
                 }
                 let bytes: ByteBuffer
                 do {
@@ -116,23 +133,38 @@ struct PDForwarder: Sendable {
     /// Runs both halves of one attempt and waits for whichever settles the outcome first.
     private func runAttempt(_ request: RoutedRequest, body: ByteBuffer, plan: PDRequestPlan, prefill: Worker, decode: Worker,
                          timeoutSeconds: Double) async -> Outcome {
-        let (outcome, orphan) = await runHalves(request, body: body, prefill: prefill, decode: decode, timeoutSeconds: timeoutSeconds)
+        let (outcome, orphan) = await runHalves(request, body: body, plan: plan, prefill: prefill, decode: decode, timeoutSeconds: timeoutSeconds)
         if let orphan { await core.abortOrphan(orphan, rids: plan.rids) }
         return outcome
     }
 
     /// Both halves of one attempt; the outcome, and the half left working when the other failed.
-    private func runHalves(_ request: RoutedRequest, body: ByteBuffer, prefill: Worker, decode: Worker,
+    private func runHalves(_ request: RoutedRequest, body: ByteBuffer, plan: PDRequestPlan, prefill: Worker, decode: Worker,
                            timeoutSeconds: Double) async -> (Outcome, orphan: Worker?) {
         let client = core.client, core = self.core
+        let relaysEarly = plan.relaysBeforePrefillEnds
         let headers = request.headers
         let prefillURL = request.url(on: prefill), decodeURL = request.url(on: decode)
         return await withTaskGroup(of: Half.self) { group -> (Outcome, orphan: Worker?) in
             group.addTask {
                 do {
                     let response = try await client.send(.POST, prefillURL, headers: headers, body: body, timeoutSeconds: timeoutSeconds)
+                    if relaysEarly, (200..<300).contains(Int(response.status.code)) {
+                        let rest = Task {
+                            do {
+                                let reply = UpstreamReply(response, body: try await client.collect(response, limit: 1 << 30, timeoutSeconds: timeoutSeconds))
+                                core.recordReply(prefill, reply)
+                                return reply
+                            } catch {
+                                // Cancelled: the attempt failed elsewhere, which is not this worker's fault.
+                                if !Task.isCancelled { core.recordFailure(prefill, error) }
+                                throw error
+                            }
+                        }
+                        return .prefill(.success(.streaming(rest: rest)))
+                    }
                     let bytes = try await client.collect(response, limit: 1 << 30, timeoutSeconds: timeoutSeconds)
-                    return .prefill(.success(UpstreamReply(response, body: bytes)))
+                    return .prefill(.success(.complete(UpstreamReply(response, body: bytes))))
                 } catch {
                     return .prefill(.failure(error))
                 }
@@ -144,12 +176,18 @@ struct PDForwarder: Sendable {
                     return .decode(.failure(error))
                 }
             }
-            var prefillReply: UpstreamReply?
+            var prefillAnswer: PrefillAnswer?
             var decodeResponse: HTTPClientResponse?
             // Ends the attempt early: the call of the half still working is dropped (and it is told to abort).
             func settle(_ outcome: Outcome, orphan: Worker?) -> (Outcome, orphan: Worker?) {
                 group.cancelAll()
+                if case .streaming(let rest)? = prefillAnswer { rest.cancel() }
                 return (outcome, orphan)
+            }
+            /// The prefill still works unless its answer was read in full.
+            var prefillOrphan: Worker? {
+                if case .complete? = prefillAnswer { return nil }
+                return prefill
             }
             while let half = await group.next() {
                 switch half {
@@ -157,30 +195,63 @@ struct PDForwarder: Sendable {
                     core.recordFailure(prefill, error)
                     return settle(.failed(worker: prefill, error: RouterCore.gatewayError(error, worker: prefill), reply: nil, retryable: !Self.isTimeout(error)),
                                   orphan: decode)
-                case .prefill(.success(let reply)):
+                case .prefill(.success(.complete(let reply))):
                     core.recordReply(prefill, reply)
                     if reply.isServerError || reply.isOverload { return settle(.failed(worker: prefill, error: nil, reply: reply, retryable: true), orphan: decode) }
                     if !reply.isSuccess { return settle(.refused(reply), orphan: decode) }
-                    prefillReply = reply
+                    prefillAnswer = .complete(reply)
+                case .prefill(.success(let answer)):
+                    prefillAnswer = answer
                 case .decode(.failure(let error)):
                     core.recordFailure(decode, error)
                     return settle(.failed(worker: decode, error: RouterCore.gatewayError(error, worker: decode), reply: nil, retryable: !Self.isTimeout(error)),
-                                  orphan: prefillReply == nil ? prefill : nil)
+                                  orphan: prefillOrphan)
                 case .decode(.success(let response)):
                     let status = Int(response.status.code)
                     guard status < 400 else {
                         let bytes = (try? await client.collect(response, limit: 16 << 20, timeoutSeconds: 30)) ?? ByteBuffer()
                         let reply = UpstreamReply(response, body: bytes)
                         core.recordReply(decode, reply)
-                        let orphan = prefillReply == nil ? prefill : nil
+                        let orphan = prefillOrphan
                         return reply.isServerError || reply.isOverload ? settle(.failed(worker: decode, error: nil, reply: reply, retryable: true), orphan: orphan)
                             : settle(.refused(reply), orphan: orphan)
                     }
                     decodeResponse = response
                 }
             }
-            return (.ready(prefill: prefillReply!, decode: decodeResponse!), nil)
+            return (.ready(prefill: prefillAnswer!, decode: decodeResponse!), nil)
         }
+    }
+
+    /// Relays a decode stream whose prefill is still answering: events pass
+    /// at once; the final one (the first a merger may take, or `[DONE]`)
+    /// waits for the prefill's whole answer, takes what the mergers find in
+    /// it, or — if the prefill failed — is preceded by an error event.
+    private func relayEarly(_ response: HTTPClientResponse, from decode: Worker, prefill: Worker, rest: Task<UpstreamReply, any Error>,
+                            mergers: [any PrefillAnswerMerger]) -> Response {
+        core.relay(response, from: decode, role: "Decode worker", onEnd: { rest.cancel() }, makeRewriter: {
+            var pending: [(merger: any PrefillAnswerMerger, parts: [Int: Any])]?
+            var failure: APIError?
+            return { event in
+                let isDone = event.hasPrefix("data: [DONE]")
+                if pending == nil, failure == nil, isDone || mergers.contains(where: { $0.mayTake(event: event) }) {
+                    do {
+                        let reply = try await rest.value
+                        if reply.isSuccess {
+                            let body = Data(reply.body.readableBytesView)
+                            pending = mergers.map { ($0, $0.prefillParts(from: body)) }
+                        } else {
+                            failure = APIError(.badGateway, type: "upstream_error", "Prefill worker \(prefill.url) answered \(reply.status) after the stream started: \(reply.text.prefix(500))")
+                        }
+                    } catch {
+                        failure = RouterCore.gatewayError(error, worker: prefill)
+                    }
+                }
+                if isDone, let failure { return "data: " + String(decoding: JSON.encode(failure.body), as: UTF8.self) + "\n\n" + event }
+                guard pending != nil else { return event }
+                return pending!.indices.reduce(event) { event, i in pending![i].merger.rewrite(event: event, pending: &pending![i].parts) }
+            }
+        })
     }
 
     private static func isTimeout(_ error: any Error) -> Bool {

@@ -47,6 +47,9 @@ struct PDRequestPlan: Sendable {
         mergers = Self.mergers(route: route, body: body)
     }
 
+    /// A stream whose first event needs nothing of the prefill is relayed before the prefill's answer ends.
+    var relaysBeforePrefillEnds: Bool { isStream && !mergers.contains(where: \.mergesIntoFirstEvent) }
+
     /// `/generate` gets the prefill's phases and, asking for logprobs, its
     /// input logprobs; an echoing `/v1/completions` asking for logprobs, its prompt's.
     static func mergers(route: String, body: [String: Any]) -> [any PrefillAnswerMerger] {

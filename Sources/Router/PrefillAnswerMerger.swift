@@ -16,6 +16,8 @@ protocol PrefillAnswerMerger: Sendable {
     func merge(_ json: Any, pending: inout [Int: Any]) -> Any?
     /// Whether a stream event may take a part, judged without parsing it (every event is parsed otherwise).
     func mayTake(event: String) -> Bool
+    /// The part goes into an item's first event, so a stream waits for the prefill's answer before it starts.
+    var mergesIntoFirstEvent: Bool { get }
 }
 
 extension PrefillAnswerMerger {
@@ -32,6 +34,7 @@ extension PrefillAnswerMerger {
 
     /// One stream event with the pending parts merged in, if its item still needs them.
     func mayTake(event: String) -> Bool { true }
+    var mergesIntoFirstEvent: Bool { true }
 
     func rewrite(event: String, pending: inout [Int: Any]) -> String {
         guard !pending.isEmpty, mayTake(event: event), let data = SSEEventSplitter.data(of: event), let json = JSONParser.foundationObject(from: Data(data.utf8)),

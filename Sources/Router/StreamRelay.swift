@@ -7,12 +7,16 @@ extension RouterCore {
     /// Relays a worker's event stream to the client. A break after the 200
     /// head becomes an SSE error event (never a changed status). With
     /// `makeRewriter`, each complete event passes through a fresh rewriter
-    /// (PD mode merges the prefill's prompt logprobs this way).
-    func relay(_ response: HTTPClientResponse, from worker: Worker, role: String,
-               makeRewriter: (@Sendable () -> (String) -> String)? = nil) -> Response {
+    /// (PD mode merges what the prefill answered this way); `onEnd` runs
+    /// when the relay stops, however it stops.
+    func relay(_ response: HTTPClientResponse, from worker: Worker, role: String, onEnd: (@Sendable () -> Void)? = nil,
+               makeRewriter: (@Sendable () -> (String) async -> String)? = nil) -> Response {
         let core = self
         return Response(status: .init(code: Int(response.status.code)), headers: RouterCore.returnable(response.headers), body: ResponseBody { writer in
-            defer { worker.end() }
+            defer {
+                worker.end()
+                onEnd?()
+            }
             let rewrite = makeRewriter?()
             var splitter = SSEEventSplitter()
             var upstream = response.body.makeAsyncIterator()
@@ -33,10 +37,10 @@ extension RouterCore {
                     continue
                 }
                 for event in splitter.append(chunk) {
-                    try await writer.write(ByteBuffer(string: rewrite(event) + "\n\n"))
+                    try await writer.write(ByteBuffer(string: await rewrite(event) + "\n\n"))
                 }
             }
-            if rewrite != nil, let rest = splitter.finish() { try await writer.write(ByteBuffer(string: rest)) }
+            if let rewrite, let rest = splitter.finish() { try await writer.write(ByteBuffer(string: await rewrite(rest))) }
             try await writer.finish(nil)
         })
     }

@@ -9,6 +9,7 @@ it got, and answers late or fails on demand). That proves the fan-out, the
 injected fields, the ordering and the orphan aborts — not PD itself.
 """
 import json
+import socket
 import threading
 import time
 
@@ -21,6 +22,7 @@ from router_helpers import FakeWorker, RouterProcess, free_port, health_only, me
 MODEL = ["--model-path", str(FIXTURES / "qwen2-fp32"), "--served-model-name", "qwen-tiny"]
 GREEDY = {"max_new_tokens": 6, "temperature": 0, "ignore_eos": True}
 PREFILL_LOGPROBS = [[None, 900, None], [-0.25, 901, None]]
+PREFILL_PHASES = {"prefill_bootstrap_wait": 0.25, "kv_transfer": 0.5, "kv_transfer_bytes": 4096}
 
 
 _refusal = pd_mode_refusal()
@@ -28,9 +30,10 @@ needs_pd_instances = pytest.mark.skipif(_refusal is not None, reason=f"PD instan
 
 
 class FakePrefill:
-    """Answers /generate after `delay` seconds like a prefill (JSON or SSE), with fixed prompt logprobs."""
+    """Answers /generate after `delay` seconds like a prefill (JSON or SSE), with fixed prompt logprobs and
+    phases. A stream may take `tail` more seconds between its head and its end, or break off there."""
 
-    def __init__(self, delay=0.0, status=200):
+    def __init__(self, delay=0.0, status=200, tail=0.0, breaks=False):
         self.finished_at = []
 
         def script(handler, path, body):
@@ -47,8 +50,14 @@ class FakePrefill:
                        for _ in range(items)]
             if body.get("stream"):
                 handler.sse_head()
+                time.sleep(tail)
+                if breaks:
+                    self.finished_at.append(time.monotonic())
+                    handler.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 for i, r in enumerate(results):
-                    handler.sse_event({**r, "index": i} if items > 1 else r)
+                    final = {**r, "meta_info": {**r["meta_info"], "phases": PREFILL_PHASES}}
+                    handler.sse_event({**final, "index": i} if items > 1 else final)
                 self.finished_at.append(time.monotonic())
                 handler.sse_end()
             else:
@@ -128,6 +137,49 @@ def test_pd_batch_gets_one_bootstrap_entry_per_item_and_logprobs_merge(decode, s
     for merged, plain in zip(response.json(), direct):
         assert merged["meta_info"]["input_token_logprobs"] == PREFILL_LOGPROBS + plain["meta_info"]["input_token_logprobs"]
         assert merged["output_ids"] == plain["output_ids"]
+
+
+def streamed_events(url, body):
+    """(seconds until the first event, every event) of a stream."""
+    sent = time.monotonic()
+    with requests.post(url + "/generate", json=body, stream=True, timeout=60) as response:
+        assert response.status_code == 200, response.text
+        events, first_at = [], None
+        for line in response.iter_lines():
+            if line:
+                first_at = first_at or time.monotonic()
+                events.append(line)
+    return first_at - sent, events
+
+
+def test_pd_stream_is_relayed_before_the_prefill_ends_and_gets_its_phases_last(decode, started):
+    prefill = FakePrefill(tail=1.0)
+    started(prefill)
+    router = pd_router(prefill.url, prefill.bootstrap.port, decode.url)
+    started(router)
+    sent = time.monotonic()
+    first_after, events = streamed_events(router.url, {"text": "Stream at once", "sampling_params": GREEDY, "stream": True})
+    # The decode's tokens flowed while the prefill was still answering; its phases joined the final event.
+    assert sent + first_after < prefill.finished_at[0] and first_after < 0.8
+    assert events[-1] == b"data: [DONE]"
+    final = json.loads(events[-2][len(b"data: "):])
+    phases = final["meta_info"]["phases"]
+    assert {k: phases[k] for k in PREFILL_PHASES} == PREFILL_PHASES and "decode" in phases
+    assert all("phases" not in json.loads(e[len(b"data: "):])["meta_info"] for e in events[:-2])
+
+
+def test_pd_prefill_breaking_off_after_the_stream_started_ends_it_with_an_error_event(decode, started):
+    prefill = FakePrefill(tail=0.5, breaks=True)
+    started(prefill)
+    router = pd_router(prefill.url, prefill.bootstrap.port, decode.url)
+    started(router)
+    _, events = streamed_events(router.url, {"text": "Then the prefill dies", "sampling_params": GREEDY, "stream": True})
+    assert events[-1] == b"data: [DONE]"
+    error = json.loads(events[-2][len(b"data: "):])["error"]
+    assert error["code"] in (502, 504) and prefill.url in error["message"], error
+    assert json.loads(events[0][len(b"data: "):])["text"] is not None  # tokens came first
+    # A second request still finds the pair (the break counts against the prefill, not the decode).
+    assert router.workers()[decode.url]["healthy"] is True
 
 
 def test_pd_stream_starts_after_the_prefill_and_carries_its_logprobs_first(decode, started):
