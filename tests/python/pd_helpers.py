@@ -66,3 +66,17 @@ class PDPair:
     def stop(self):
         self.prefill.stop()
         self.decode.stop()
+
+
+def pair_behind_router(model="qwen2-fp32", served_name="qwen-tiny"):
+    """A PD pair (tcp) serving `model` as `served_name`, with `pdserve router` in front: (pair, router)."""
+    from router_helpers import RouterProcess
+
+    named = ("--served-model-name", served_name)
+    pair = PDPair(model, prefill_args=named, decode_args=named)
+    try:
+        router = RouterProcess("--pd-disaggregation", "--prefill", pair.prefill.url, str(pair.bootstrap_port), "--decode", pair.decode.url)
+    except Exception:
+        pair.stop()
+        raise
+    return pair, router

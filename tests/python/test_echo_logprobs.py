@@ -13,8 +13,7 @@ import requests
 from tokenizers import Tokenizer
 
 from conftest import FIXTURES, reference
-from pd_helpers import PDPair
-from router_helpers import RouterProcess
+from pd_helpers import pair_behind_router
 
 MODEL = "qwen2-fp32"
 
@@ -114,9 +113,8 @@ def test_echo_with_generation_streamed_and_not(qwen_server, scored_prompts):
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_echo_through_a_pd_pair_equals_unified(qwen_server, scored_prompts, started, stream):
-    pair = PDPair(MODEL, prefill_args=("--served-model-name", "qwen-tiny"), decode_args=("--served-model-name", "qwen-tiny"))
+    pair, router = pair_behind_router()
     started(pair)
-    router = RouterProcess("--pd-disaggregation", "--prefill", pair.prefill.url, str(pair.bootstrap_port), "--decode", pair.decode.url)
     started(router)
     prompts = [p for p, _ in scored_prompts]
     read = streamed if stream else (lambda url, body: [

@@ -13,8 +13,7 @@ import requests
 from tokenizers import Tokenizer
 
 from conftest import FIXTURES, ROOT
-from pd_helpers import PDPair
-from router_helpers import RouterProcess
+from pd_helpers import pair_behind_router
 
 LM_EVAL = ROOT / ".venv-lmeval" / "bin" / "lm_eval"
 MODEL = FIXTURES / "qwen2-fp32"
@@ -72,9 +71,8 @@ def scores(samples):
 def test_lm_eval_scores_agree_unified_and_through_pd(qwen_server, started, tmp_path):
     write_tasks(tmp_path)
     unified = run_lm_eval(qwen_server.url, tmp_path, tmp_path / "unified")
-    pair = PDPair("qwen2-fp32", prefill_args=("--served-model-name", "qwen-tiny"), decode_args=("--served-model-name", "qwen-tiny"))
+    pair, router = pair_behind_router()
     started(pair)
-    router = RouterProcess("--pd-disaggregation", "--prefill", pair.prefill.url, str(pair.bootstrap_port), "--decode", pair.decode.url)
     started(router)
     via_pd = run_lm_eval(router.url, tmp_path, tmp_path / "pd")
 

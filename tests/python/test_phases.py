@@ -7,8 +7,8 @@ import pytest
 import requests
 
 from conftest import FIXTURES
-from pd_helpers import PDPair
-from router_helpers import RouterProcess, metric
+from pd_helpers import pair_behind_router
+from router_helpers import metric
 
 GREEDY = {"max_new_tokens": 6, "temperature": 0, "ignore_eos": True}
 UNIFIED = {"queue_wait", "prefill_compute", "decode"}
@@ -50,8 +50,7 @@ def test_unified_phases_add_up_to_no_more_than_the_request(qwen_server):
 
 @pytest.fixture(scope="module")
 def pd():
-    pair = PDPair("qwen2-fp32", prefill_args=("--served-model-name", "qwen-tiny"), decode_args=("--served-model-name", "qwen-tiny"))
-    router = RouterProcess("--pd-disaggregation", "--prefill", pair.prefill.url, str(pair.bootstrap_port), "--decode", pair.decode.url)
+    pair, router = pair_behind_router()
     yield pair, router
     router.stop()
     pair.stop()
