@@ -42,7 +42,7 @@ public final class EngineCore {
         storage = try PagedKVStorage(layers: model.config.layerCount, pageCount: pageCount, pageSize: options.pageSize,
                                      width: model.kvWidth, dtype: options.kvCacheDType, sharedMemoryPath: options.kvSharedMemoryPath)
         kv = KVCacheManager(pageCount: pageCount, pageSize: options.pageSize, enablePrefixCache: options.enablePrefixCache)
-        scheduler = Scheduler(kv: kv, policy: options.schedulePolicy.makeWaitingPolicy(), maxRunningRequests: options.maxRunningRequests,
+        scheduler = Scheduler(kv: kv, policy: options.schedulePolicy.makeWaitingPolicy(priority: options.priorityScheduling), maxRunningRequests: options.maxRunningRequests,
                               stepTokens: options.chunkedPrefillSize)
         output = OutputProcessor(eosTokens: Set((model.config.eosTokenIds + tokenizer.eosTokenIds).map { Int32($0) }))
         pool = ComputePool(threads: options.threads)
@@ -80,6 +80,9 @@ public final class EngineCore {
         let input = applyingPDRules(input)
         do { try input.params.validate() } catch { return error }
         guard !input.promptTokens.isEmpty else { return InvalidRequest("the prompt is empty") }
+        if input.priority != nil, options.priorityScheduling == nil {
+            return InvalidRequest("'priority' needs priority scheduling, which this server runs without (start it with --enable-priority-scheduling)")
+        }
         let vocab = model.config.vocabSize
         if let bad = input.promptTokens.first(where: { $0 < 0 || $0 >= vocab }) {
             return InvalidRequest("token id \(bad) is outside the vocabulary (0..<\(vocab))")

@@ -23,6 +23,9 @@ public struct EngineOptions: Sendable {
     public var contextLength: Int?
     /// The order waiting requests are admitted in (`--schedule-policy`).
     public var schedulePolicy: SchedulePolicy = .fcfs
+    /// Requests' `priority` orders the waiting queue before the policy does
+    /// (`--enable-priority-scheduling`); nil refuses requests that give one.
+    public var priorityScheduling: PriorityScheduling?
     /// Reuse KV pages of shared prompt prefixes.
     public var enablePrefixCache = true
     /// Put the KV pool in this shared-memory file (decode side of the shm transfer backend).

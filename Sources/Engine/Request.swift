@@ -62,6 +62,8 @@ public struct GenerateInput: Sendable {
     public var params: SamplingParams
     /// Set when the request is one half of a disaggregated (PD) request.
     public var bootstrap: BootstrapTarget?
+    /// SGLang's request `priority` (with `--enable-priority-scheduling`).
+    public var priority: Int?
 
     public init(id: String, promptTokens: [Int], params: SamplingParams, bootstrap: BootstrapTarget? = nil) {
         self.id = id
@@ -97,6 +99,7 @@ final class Request {
     let promptCount: Int
     let params: SamplingParams
     let arrival: Int
+    let priority: Int?
     /// One half of a disaggregated request: the side-car hears about its KV and its end.
     let isDisaggregated: Bool
     /// Prompt followed by generated tokens.
@@ -128,6 +131,7 @@ final class Request {
         promptCount = input.promptTokens.count
         params = input.params
         self.arrival = arrival
+        priority = input.priority
         isDisaggregated = input.bootstrap != nil
         tokens = input.promptTokens.map { Int32($0) }
         rng = RandomSource(seed: input.params.seed ?? UInt64.random(in: .min ... .max))

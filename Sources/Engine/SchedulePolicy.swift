@@ -33,7 +33,12 @@ protocol WaitingPolicy {
 }
 
 extension SchedulePolicy {
-    func makeWaitingPolicy(seed: UInt64 = 0) -> any WaitingPolicy {
+    func makeWaitingPolicy(seed: UInt64 = 0, priority: PriorityScheduling? = nil) -> any WaitingPolicy {
+        let inner = policy(seed: seed)
+        return priority.map { PriorityFirst(inner: inner, scheduling: $0) } ?? inner
+    }
+
+    private func policy(seed: UInt64) -> any WaitingPolicy {
         switch self {
         case .fcfs: FirstComeFirstServed()
         case .lpm: LongestPrefixFirst()
@@ -74,5 +79,33 @@ final class RandomOrder: WaitingPolicy {
 struct ShortestPromptFirst: WaitingPolicy {
     func order(_ waiting: [Request], context: SchedulingContext) -> [Request] {
         ordered(waiting) { $0.pendingCount - SchedulingContext.agingTokensPerArrival * (context.newestArrival - $0.arrival) }
+    }
+}
+
+/// SGLang's priority scheduling (`--enable-priority-scheduling`): waiting
+/// requests are admitted by priority first — larger values first, or
+/// smaller with `--schedule-low-priority-values-first` — and within one
+/// priority in the policy's order. A running request is never preempted for
+/// a higher priority one (SGLang's `--disable-priority-preemption`).
+public struct PriorityScheduling: Sendable, Equatable {
+    public var lowValuesFirst: Bool
+    /// The priority of a request that gives none (`--default-priority-value`).
+    public var defaultValue: Int
+
+    public init(lowValuesFirst: Bool = false, defaultValue: Int = 0) {
+        self.lowValuesFirst = lowValuesFirst
+        self.defaultValue = defaultValue
+    }
+}
+
+struct PriorityFirst: WaitingPolicy {
+    let inner: any WaitingPolicy
+    let scheduling: PriorityScheduling
+
+    func order(_ waiting: [Request], context: SchedulingContext) -> [Request] {
+        ordered(inner.order(waiting, context: context)) { request in
+            let value = request.priority ?? scheduling.defaultValue
+            return scheduling.lowValuesFirst ? value : -value
+        }
     }
 }

@@ -34,6 +34,7 @@ struct ChatCompletionsHandler: Sendable {
         let (params, n) = try SamplingParser.openAI(body, defaultMaxTokens: remaining, chat: true)
         var inputs = SamplingParser.replicas(params, n: n).map { GenerateInput(id: OpenAIFormat.newID("chatcmpl"), promptTokens: tokens, params: $0) }
         try BootstrapFields.apply(body, mode: service.configuration.disaggregationMode, to: &inputs)
+        try PriorityField.apply(body, to: &inputs)
         try service.admit(inputs)
         let id = OpenAIFormat.newID("chatcmpl")
         let model = service.configuration.servedModelName

@@ -25,6 +25,7 @@ struct CompletionsHandler: Sendable {
             SamplingParser.replicas(params, n: n).map { GenerateInput(id: OpenAIFormat.newID("cmpl"), promptTokens: prompt, params: $0) }
         }
         try BootstrapFields.apply(body, mode: service.configuration.disaggregationMode, to: &inputs)
+        try PriorityField.apply(body, to: &inputs)
         try service.admit(inputs)
         let id = OpenAIFormat.newID("cmpl")
         let model = service.configuration.servedModelName

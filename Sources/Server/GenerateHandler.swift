@@ -19,7 +19,7 @@ struct GenerateHandler: Sendable {
     /// The top-level fields of a /generate body (the rest are refused by name).
     static let fields = SamplingParser.routingFields.union(SamplingParser.judgedFields).union([
         "model", "text", "input_ids", "sampling_params", "stream", "return_logprob", "top_logprobs_num", "logprob_start_len",
-        "return_text_in_logprobs",
+        "return_text_in_logprobs", PriorityField.name,
     ])
 
     func handle(_ request: Request, context: ServerRequestContext) async throws -> Response {
@@ -71,6 +71,7 @@ struct GenerateHandler: Sendable {
             }
         }
         try BootstrapFields.apply(body, mode: service.configuration.disaggregationMode, to: &inputs)
+        try PriorityField.apply(body, to: &inputs)
         try service.admit(inputs)
         let started = ContinuousClock.now
         let batch = isBatch || inputs.count > 1

@@ -37,6 +37,15 @@ struct EngineFlags: ParsableArguments {
     @Option(name: .customLong("schedule-policy"), help: ArgumentHelp("Order in which waiting requests are admitted.", discussion: SchedulePolicy.help))
     var schedulePolicy: String = SchedulePolicy.fcfs.rawValue
 
+    @Flag(name: .customLong("enable-priority-scheduling"), help: "Admit waiting requests by their 'priority' first (larger first), then by --schedule-policy; without it a request giving a priority is refused. Running requests are never preempted.")
+    var enablePriorityScheduling = false
+
+    @Flag(name: .customLong("schedule-low-priority-values-first"), help: "With --enable-priority-scheduling: smaller 'priority' values first.")
+    var scheduleLowPriorityValuesFirst = false
+
+    @Option(name: .customLong("default-priority-value"), help: "With --enable-priority-scheduling: the priority of a request that gives none.")
+    var defaultPriorityValue = 0
+
     @Flag(name: .customLong("disable-radix-cache"), help: "Do not reuse the KV cache of shared prompt prefixes.")
     var disableRadixCache = false
 
@@ -48,6 +57,9 @@ struct EngineFlags: ParsableArguments {
         guard MatmulPrecision(rawValue: matmulPrecision) != nil else { throw ValidationError(MatmulPrecisionHelp.invalid(matmulPrecision)) }
         if let maxTotalTokens, maxTotalTokens < pageSize { throw ValidationError("--max-total-tokens must be at least one page (\(pageSize))") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if !enablePriorityScheduling, scheduleLowPriorityValuesFirst {
+            throw ValidationError("--schedule-low-priority-values-first needs --enable-priority-scheduling")
+        }
         guard SchedulePolicy(rawValue: schedulePolicy) != nil else {
             let known = schedulePolicy == "dfs-weight" ? " (SGLang's dfs-weight is not built)" : ""
             throw ValidationError("--schedule-policy \(schedulePolicy)\(known): use one of \(SchedulePolicy.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -66,6 +78,9 @@ struct EngineFlags: ParsableArguments {
         o.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         o.enablePrefixCache = !disableRadixCache
         o.schedulePolicy = SchedulePolicy(rawValue: schedulePolicy) ?? .fcfs
+        if enablePriorityScheduling {
+            o.priorityScheduling = PriorityScheduling(lowValuesFirst: scheduleLowPriorityValuesFirst, defaultValue: defaultPriorityValue)
+        }
         return o
     }
 }

@@ -9,10 +9,11 @@ struct SchedulePolicyTests {
     /// 343 tokens, and 16 tokens: exactly one step's budget below.
     let long = 21, short = 5
 
-    func core(_ policy: SchedulePolicy) throws -> EngineCore {
+    func core(_ policy: SchedulePolicy, priority: PriorityScheduling? = nil) throws -> EngineCore {
         var options = EngineOptions()
         options.chunkedPrefillSize = 16
         options.schedulePolicy = policy
+        options.priorityScheduling = priority
         options.threads = 1
         return try EngineCore.fixture(fixture, options: options)
     }
@@ -23,6 +24,30 @@ struct SchedulePolicyTests {
             if core.step().contains(where: { $0.id == id && !$0.newTokens.isEmpty }) { return step }
         }
         return nil
+    }
+
+    /// With priority scheduling, one request runs at a time (budget 16, the
+    /// short prompt's size): they are admitted by priority — larger first, or
+    /// smaller with `lowValuesFirst` — and in arrival order within a priority.
+    @Test(arguments: [false, true])
+    func waitingRequestsAreAdmittedByPriority(lowValuesFirst: Bool) throws {
+        let reference = try ModelReference.load(fixture)
+        let core = try core(.fcfs, priority: PriorityScheduling(lowValuesFirst: lowValuesFirst, defaultValue: 1))
+        for (id, priority) in [("a", 0), ("b", 5), ("c", nil), ("d", 5)] as [(String, Int?)] {
+            var input = GenerateInput(id: id, promptTokens: reference.prompts[short], params: .greedy(1))
+            input.priority = priority
+            try core.add(input)
+        }
+        var firsts: [String] = []
+        for _ in 1...20 {
+            for update in core.step() where !update.newTokens.isEmpty { firsts.append(update.id) }
+        }
+        // c has the default priority, 1.
+        #expect(firsts == (lowValuesFirst ? ["a", "c", "b", "d"] : ["b", "d", "c", "a"]))
+        // Without priority scheduling a priority is refused, not ignored.
+        var input = GenerateInput(id: "x", promptTokens: reference.prompts[short], params: .greedy(1))
+        input.priority = 3
+        #expect(throws: InvalidRequest.self) { try self.core(.fcfs).add(input) }
     }
 
     @Test func aShortPromptPassesALongOneUnderSPRF() throws {

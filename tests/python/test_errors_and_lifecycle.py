@@ -250,3 +250,20 @@ def test_empty_text_is_tokenized_like_any_other():
         server.assert_pool_whole()
     finally:
         server.stop()
+
+
+def test_priority_is_refused_without_priority_scheduling_and_taken_with_it(qwen_server):
+    bodies = [("/generate", {"text": "urgent", "priority": 7, "sampling_params": {"max_new_tokens": 2}}),
+              ("/v1/completions", {"prompt": "urgent", "priority": 7, "max_tokens": 2}),
+              ("/v1/chat/completions", {"messages": [{"role": "user", "content": "urgent"}], "priority": 7, "max_tokens": 2})]
+    for path, body in bodies:
+        refused = qwen_server.post(path, body)
+        assert refused.status_code == 400 and "--enable-priority-scheduling" in refused.json()["error"]["message"], refused.text
+    server = Server("--model-path", str(FIXTURES / "qwen2-fp32"), "--enable-priority-scheduling", "--default-priority-value", "2")
+    try:
+        for path, body in bodies:
+            assert server.post(path, body).status_code == 200
+        assert server.post("/generate", {"text": "x", "priority": "high"}).status_code == 400
+        server.assert_pool_whole()
+    finally:
+        server.stop()
