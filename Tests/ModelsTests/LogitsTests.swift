@@ -38,16 +38,18 @@ func bf16MatmulLogitsStayClose(fixture: String) throws {
 /// shorter prompt gives the fp32 logits, a longer one differs by far more
 /// (the bf16 kernel ran) — or, where the CPU lacks AVX512_BF16 or the
 /// portable kernels are forced, gives the fp32 logits too (the fallback).
-/// "The fp32 logits" means bit for bit with bf16 weights (pdserve's own
-/// kernels); fp32 weights above 16 rows go through OpenBLAS, whose sums may
-/// split differently when tests running in parallel change its thread count,
-/// so there 1e-5 of the row's largest |logit| is allowed (bf16 moves them by ~1e-2).
+/// "The fp32 logits" means within 1e-6 of the row's largest |logit| with
+/// bf16 weights (pdserve's own kernels: equal bit for bit on an idle
+/// machine, but one CI run under parallel tests saw 3.3e-7 at 48 tokens),
+/// and within 1e-5 with fp32 weights, whose GEMMs above 16 rows go through
+/// OpenBLAS, whose sums split differently when tests running in parallel
+/// change its thread count. The bf16 kernel moves them by ~1e-2.
 @Test(arguments: ["llama3-bf16", "qwen2-fp32"])
 func bf16MatmulAppliesOnlyToLongPrompts(fixture: String) throws {
     let exact = try LlamaModel(directory: Fixtures.modelDirectory(fixture))
     let rounded = try LlamaModel(directory: Fixtures.modelDirectory(fixture), matmulPrecision: .bf16)
     #expect(rounded.matmulPrecision == (MatmulPrecision.bf16Available ? .bf16 : .fp32))
-    let allowed: Float = exact.weightDTypeName == DType.bf16.rawValue ? 0 : 1e-5
+    let allowed: Float = exact.weightDTypeName == DType.bf16.rawValue ? 1e-6 : 1e-5
     let prompts = try ModelReference.load(fixture).prompts
     func relativeChange(_ prompt: [Int]) throws -> Float {
         let a = try lastLogits(exact, prompt), b = try lastLogits(rounded, prompt)
