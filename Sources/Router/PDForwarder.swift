@@ -85,18 +85,13 @@ struct PDForwarder: Sendable {
                 core.recordStatus(decode, Int(response.status.code))
                 return relayEarly(response, from: decode, prefill: prefill, rest: rest, mergers: plan.mergers)
             case .ready(.complete(let prefillReply), let response):
-                let prefillBody = Data(prefillReply.body.readableBytesView)
-                let parts = plan.mergers.map { $0.prefillParts(from: prefillBody) }
-                let merging = zip(plan.mergers, parts).filter { !$0.1.isEmpty }
+                let parts = PrefillParts(plan.mergers, prefillBody: Data(prefillReply.body.readableBytesView))
                 if plan.isStream && response.headers.first(name: "content-type")?.hasPrefix("text/event-stream") == true {
                     core.recordStatus(decode, Int(response.status.code))
-                    guard !merging.isEmpty else { return core.relay(response, from: decode, role: "Decode worker") }
-                    nonisolated(unsafe) let pendingParts = merging
+                    guard !parts.isEmpty else { return core.relay(response, from: decode, role: "Decode worker") }
                     return core.relay(response, from: decode, role: "Decode worker", makeRewriter: {
-                        var pending = pendingParts
-                        return { event in
-                            pending.indices.reduce(event) { event, i in pending[i].0.rewrite(event: event, pending: &pending[i].1) }
-                        }
+                        var pending = parts
+                        return { event in pending.rewrite(event: event) }
                     })
                 }
                 let bytes: ByteBuffer
@@ -116,12 +111,8 @@ struct PDForwarder: Sendable {
                 decode.end()
                 core.recordStatus(decode, Int(response.status.code))
                 var reply = UpstreamReply(response, body: bytes)
-                if !merging.isEmpty, var json = reply.json {
-                    for (merger, part) in merging {
-                        var pending = part
-                        json = merger.merge(json, pending: &pending) ?? json
-                    }
-                    reply = reply.replacingBody(ByteBuffer(bytes: JSON.encode(json)))
+                if !parts.isEmpty, let json = reply.json {
+                    reply = reply.replacingBody(ByteBuffer(bytes: JSON.encode(parts.merged(into: json))))
                 }
                 return RouterCore.response(reply)
             }
@@ -230,7 +221,7 @@ struct PDForwarder: Sendable {
     private func relayEarly(_ response: HTTPClientResponse, from decode: Worker, prefill: Worker, rest: Task<UpstreamReply, any Error>,
                             mergers: [any PrefillAnswerMerger]) -> Response {
         core.relay(response, from: decode, role: "Decode worker", onEnd: { rest.cancel() }, makeRewriter: {
-            var pending: [(merger: any PrefillAnswerMerger, parts: [Int: Any])]?
+            var pending: PrefillParts?
             var failure: APIError?
             return { event in
                 let isDone = event.hasPrefix("data: [DONE]")
@@ -238,8 +229,7 @@ struct PDForwarder: Sendable {
                     do {
                         let reply = try await rest.value
                         if reply.isSuccess {
-                            let body = Data(reply.body.readableBytesView)
-                            pending = mergers.map { ($0, $0.prefillParts(from: body)) }
+                            pending = PrefillParts(mergers, prefillBody: Data(reply.body.readableBytesView))
                         } else {
                             failure = APIError(.badGateway, type: "upstream_error", "Prefill worker \(prefill.url) answered \(reply.status) after the stream started: \(reply.text.prefix(500))")
                         }
@@ -248,8 +238,7 @@ struct PDForwarder: Sendable {
                     }
                 }
                 if isDone, let failure { return "data: " + String(decoding: JSON.encode(failure.body), as: UTF8.self) + "\n\n" + event }
-                guard pending != nil else { return event }
-                return pending!.indices.reduce(event) { event, i in pending![i].merger.rewrite(event: event, pending: &pending![i].parts) }
+                return pending?.rewrite(event: event) ?? event
             }
         })
     }

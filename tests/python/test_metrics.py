@@ -6,7 +6,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import FIXTURES, Server, reference
-from router_helpers import RouterProcess, free_port
+from pd_helpers import pair_behind_router
 
 MODEL = ["--model-path", str(FIXTURES / "qwen2-fp32"), "--served-model-name", "qwen-tiny"]
 GREEDY = {"max_new_tokens": 6, "temperature": 0, "ignore_eos": True}
@@ -102,14 +102,10 @@ def test_a_unified_instance_exports_sglangs_metrics():
 
 
 def test_both_pd_halves_and_the_router_export_parseable_metrics(started):
-    bootstrap_port = free_port()
-    prefill = Server(*MODEL, "--disaggregation-mode", "prefill", "--disaggregation-bootstrap-port", str(bootstrap_port),
-                     "--disaggregation-transfer-backend", "tcp")
-    started(prefill)
-    decode = Server(*MODEL, "--disaggregation-mode", "decode", "--disaggregation-transfer-backend", "tcp")
-    started(decode)
-    router = RouterProcess("--pd-disaggregation", "--prefill", prefill.url, str(bootstrap_port), "--decode", decode.url)
+    pair, router = pair_behind_router()
+    started(pair)
     started(router)
+    prefill, decode = pair.prefill, pair.decode
     bodies = [{"text": "The capital of France is", "sampling_params": GREEDY},
               {"text": ["one", "two"], "sampling_params": GREEDY},
               {"text": "streamed", "sampling_params": GREEDY, "stream": True}]
