@@ -44,7 +44,8 @@ struct RoomLifecycleTests {
         try await withHarness(backend: backend) { pd in
             let number = room()
             let pair = try pd.submit(prompt: Self.longPrompt, room: number, prefillHalf: false)
-            pd.idle(seconds: 0.3, prefillSteps: false)
+            // The destination must be out before the clock moves, however slow the machine.
+            #expect(pd.pump(prefillSteps: false) { pd.decode.state(of: pair.decodeID) == .waitingForInput })
             pd.clock.advance(3)
             try pd.addPrefill(prompt: pd.reference.prompts[Self.longPrompt], room: number)
             settle(pd, [pair.prefillID, pair.decodeID])

@@ -161,6 +161,8 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
     /// Rooms in the prealloc queue, and rooms whose pages are leased after they ended.
     public var preallocQueueCount: Int { lock.withLock { preallocQueue.count } }
     public var leasedRoomCount: Int { lock.withLock { rooms.values.filter(\.ended).count } }
+    /// Where the room of request `id` stands (nil once it is gone); for tests that wait on a state.
+    func state(of id: String) -> RoomState? { lock.withLock { rooms[id]?.state } }
 
     // MARK: bookkeeping (call with `lock` held)
 
