@@ -32,6 +32,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         // The Prometheus registry and text format behind /metrics.
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // gzip for the profiler's Chrome traces (zlib through NIO byte buffers).
+        .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
     ],
     targets: [
         .target(
@@ -48,12 +50,17 @@ let package = Package(
         .target(name: "ByteExactJSON"),
         .target(name: "Tokenization", dependencies: ["ByteExactJSON"], swiftSettings: targetCPU),
         .target(name: "ChatTemplates", dependencies: ["ByteExactJSON"]),
-        .target(name: "Models", dependencies: ["Kernels", "Tokenization", "ByteExactJSON"], swiftSettings: targetCPU),
-        .target(name: "Engine", dependencies: ["Models", "Kernels", "Tokenization"], swiftSettings: targetCPU),
+        // /start_profile's recorder and Chrome trace files.
+        .target(name: "Profiling", dependencies: [
+            .product(name: "CompressNIO", package: "compress-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Models", dependencies: ["Kernels", "Tokenization", "ByteExactJSON", "Profiling"], swiftSettings: targetCPU),
+        .target(name: "Engine", dependencies: ["Models", "Kernels", "Tokenization", "Profiling"], swiftSettings: targetCPU),
         .target(
             name: "Server",
             dependencies: [
-                "Engine", "Models", "Tokenization", "ChatTemplates", "ByteExactJSON",
+                "Engine", "Models", "Tokenization", "ChatTemplates", "ByteExactJSON", "Profiling",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -65,7 +72,7 @@ let package = Package(
         .target(
             name: "Disaggregation",
             dependencies: [
-                "Engine", "Kernels", "Models", "NIXLShim", "MooncakeShim", "ByteExactJSON",
+                "Engine", "Kernels", "Models", "NIXLShim", "MooncakeShim", "ByteExactJSON", "Profiling",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -95,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "pdserve",
             dependencies: [
-                "Engine", "Models", "Tokenization", "Server", "Disaggregation", "Bench", "Router", "ByteExactJSON", "ChatTemplates",
+                "Engine", "Models", "Tokenization", "Server", "Disaggregation", "Bench", "Router", "ByteExactJSON", "ChatTemplates", "Profiling",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -110,11 +117,12 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "EngineTesting"], swiftSettings: targetCPU),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"]),
         .testTarget(name: "DisaggregationTests", dependencies: [
-            "Disaggregation", "Engine", "EngineTesting",
+            "Disaggregation", "Engine", "EngineTesting", "Profiling",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: targetCPU),
         .testTarget(name: "BenchTests", dependencies: ["Bench"]),
         .testTarget(name: "RouterTests", dependencies: ["Router", .product(name: "Hummingbird", package: "hummingbird")]),
+        .testTarget(name: "ProfilingTests", dependencies: ["Profiling"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "ByteExactJSON", "ChatTemplates"]),
     ]
 )

@@ -51,7 +51,7 @@ public enum DisaggregationSetup {
             let backend = try TransferBackends.make(name, context: .init(side: .prefill, storage: core.storage, layout: layout,
                                                                         settings: settings, ibDevice: ibDevice, host: host))
             let sideCar = try PrefillSideCar(storage: core.storage, layout: layout, backend: backend, settings: settings, host: host,
-                                             authKey: authKey, logger: logger)
+                                             authKey: authKey, profiler: core.profiler, logger: logger)
             core.hooks = sideCar
             let advertised = AdvertisedAddress(bindHost: host, override: settings.hostIP)
             let registry = BootstrapRegistry()
@@ -74,7 +74,7 @@ public enum DisaggregationSetup {
             let backend = try TransferBackends.make(name, context: .init(side: .decode, storage: core.storage, layout: layout,
                                                                         settings: settings, ibDevice: ibDevice, host: host))
             let sideCar = DecodeSideCar(storage: core.storage, layout: layout, backend: backend, settings: settings,
-                                        vocabSize: core.model.config.vocabSize, authKey: authKey, logger: logger)
+                                        vocabSize: core.model.config.vocabSize, authKey: authKey, profiler: core.profiler, logger: logger)
             core.hooks = sideCar
             logger.info("decode side-car: receiving KV over \(backend.name)\(core.storage.sharedMemoryPath.map { " into \($0)" } ?? "")")
             return Attached(services: [SideCarStopper(stop: sideCar.stop)], info: ["disaggregation_transfer_backend": backend.name],

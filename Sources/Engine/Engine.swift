@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import Profiling
 import Tokenization
 
 /// A point-in-time view of the engine for health, load and leak checks.
@@ -45,6 +46,8 @@ public final class Engine: @unchecked Sendable {
     public var model: LlamaModel { core.model }
     public var contextLength: Int { core.contextLength }
     public var options: EngineOptions { core.options }
+    /// `/start_profile`'s profiler; safe from any thread.
+    public var profiler: Profiler { core.profiler }
 
     public init(core: EngineCore) {
         self.core = core

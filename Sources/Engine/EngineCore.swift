@@ -1,5 +1,6 @@
 import Kernels
 import Models
+import Profiling
 import Tokenization
 
 /// The synchronous heart of the engine: admits requests, asks the
@@ -28,6 +29,8 @@ public final class EngineCore {
     private var leases: [String: [Int32]] = [:]
     /// The disaggregation side-car, if this instance is a prefill or decode one.
     public var hooks: EngineHooks?
+    /// `/start_profile`'s recorder: steps, forward kernels and request spans (the side-car records its own).
+    public let profiler = Profiler()
     private var finishedNow: [RequestUpdate] = []
     private var arrivals = 0
     public let contextLength: Int
@@ -202,6 +205,7 @@ public final class EngineCore {
 
     /// Runs one batch (if any) and returns what changed for each request.
     public func step() -> [RequestUpdate] {
+        let began = TraceClock.now()
         hooks?.willStep(self)
         let next = scheduler.nextBatch { [hooks] request in
             !request.isDisaggregated || hooks?.mayPrefill(id: request.id) != false
@@ -209,14 +213,18 @@ public final class EngineCore {
         var updates = finishedNow
         finishedNow.removeAll()
         guard !next.batch.tokens.isEmpty else { return updates }
+        let trace = profiler.beginStep()
+        defer { profiler.endStep(recorded: trace != nil) }
+        trace?.span("schedule", category: "engine", from: began)
 
-        let logits = model.forward(next.batch, cache: storage, pool: pool)
+        let logits = model.forward(next.batch, cache: storage, pool: pool, trace: trace)
         // The side-car sends fresh KV before it hears of any sampled token.
         if let hooks {
             for request in scheduler.running where request.isDisaggregated && next.contains(request) {
                 hooks.computedKV(id: request.id, pages: request.pages, computed: request.computed, promptCount: request.promptCount)
             }
         }
+        let sampling = TraceClock.now()
         let vocab = model.config.vocabSize
         for (row, use) in next.uses.enumerated() {
             let slice = logits[row * vocab..<(row + 1) * vocab]
@@ -235,6 +243,16 @@ public final class EngineCore {
             }
         }
         scheduler.dropFinished()
+        if let trace {
+            trace.span("sample", category: "engine", from: sampling, args: ["rows": .int(next.uses.count)])
+            var args: [String: TraceValue] = [
+                "tokens": .int(next.batch.tokens.count), "extend_requests": .int(next.extendRequests),
+                "extend_tokens": .int(next.extendTokens), "decode_requests": .int(next.decodeRequests),
+                "running": .int(scheduler.running.count), "waiting": .int(scheduler.waiting.count),
+            ]
+            if !next.rooms.isEmpty { args["bootstrap_rooms"] = .uints(next.rooms) }
+            trace.span(next.extendRequests > 0 ? "step (extend)" : "step (decode)", category: "engine", from: began, args: args)
+        }
         return updates
     }
 
@@ -253,6 +271,7 @@ public final class EngineCore {
         update.finish = request.finish
         if request.finish != nil {
             update.phases = phases(of: request)
+            traceEnd(of: request)
             kv.release(request)
         }
         return update
@@ -269,7 +288,32 @@ public final class EngineCore {
     private func finalUpdate(for request: Request) -> RequestUpdate {
         var update = OutputProcessor.finalUpdate(for: request)
         update.phases = phases(of: request)
+        traceEnd(of: request)
         return update
+    }
+
+    /// While profiling, an ended request becomes a span with its phases
+    /// inside, on its PD room's track (shared with the side-car's spans of
+    /// the room) or, for a unified request, on a track of its own.
+    private func traceEnd(of request: Request) {
+        guard let trace = profiler.recorder else { return }
+        let end = TraceClock.now(), arrived = TraceClock.time(of: request.arrivedAt)
+        let category = request.room == nil ? "request" : TraceMerge.roomCategory
+        let id = request.room ?? TraceIDs.id(of: request.id)
+        var args: [String: TraceValue] = ["rid": .string(request.name), "id": .string(request.id), "prompt_tokens": .int(request.promptCount),
+                                          "output_tokens": .int(request.outputCount),
+                                          "finish": .string(request.finish?.name ?? "none")]
+        if let room = request.room { args["bootstrap_room"] = .uint(room) }
+        let half = hooks?.generatesFirstTokenOnly == true ? "prefill" : "decode"
+        trace.asyncSpan(request.isDisaggregated ? "\(half) request" : "request", category: category, id: id, from: arrived, to: end, args: args)
+        let firstToken = request.firstTokenAt.map(TraceClock.time(of:))
+        if let started = request.promptStartedAt.map(TraceClock.time(of:)) {
+            trace.asyncSpan("queue_wait", category: category, id: id, from: arrived, to: started)
+            trace.asyncSpan("prefill_compute", category: category, id: id, from: started, to: firstToken ?? end)
+        }
+        if let firstToken, !(request.isDisaggregated && hooks?.generatesFirstTokenOnly == true) {
+            trace.asyncSpan("decode", category: category, id: id, from: firstToken, to: end)
+        }
     }
 
     /// A PD prefill's request ends at its first token: it has no decode phase.

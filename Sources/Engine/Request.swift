@@ -64,6 +64,8 @@ public struct GenerateInput: Sendable {
     public var bootstrap: BootstrapTarget?
     /// SGLang's request `priority` (with `--enable-priority-scheduling`).
     public var priority: Int?
+    /// The client's name for it (SGLang's `rid`), shown in profiles.
+    public var name: String?
 
     public init(id: String, promptTokens: [Int], params: SamplingParams, bootstrap: BootstrapTarget? = nil) {
         self.id = id
@@ -102,6 +104,10 @@ final class Request {
     let priority: Int?
     /// One half of a disaggregated request: the side-car hears about its KV and its end.
     let isDisaggregated: Bool
+    /// The PD room (`bootstrap_room`) of a disaggregated request.
+    let room: UInt64?
+    /// The client's name for it (`rid`), or its id.
+    let name: String
     /// Prompt followed by generated tokens.
     private(set) var tokens: [Int32]
     /// Pages holding the KV of positions 0..<computed (and room beyond).
@@ -133,6 +139,8 @@ final class Request {
         self.arrival = arrival
         priority = input.priority
         isDisaggregated = input.bootstrap != nil
+        room = input.bootstrap?.room
+        name = input.name ?? input.id
         tokens = input.promptTokens.map { Int32($0) }
         rng = RandomSource(seed: input.params.seed ?? UInt64.random(in: .min ... .max))
         detokenizer = IncrementalDetokenizer(tokenizer: tokenizer, skipSpecialTokens: input.params.skipSpecialTokens)

@@ -14,6 +14,12 @@ struct ScheduledBatch {
     var batch = ForwardBatch()
     var uses: [LogitUse] = []
     private(set) var members = Set<ObjectIdentifier>()
+    /// What the step is made of, for profiles: prompt (extend) work and decode work.
+    private(set) var extendRequests = 0
+    private(set) var extendTokens = 0
+    private(set) var decodeRequests = 0
+    /// The PD rooms of the disaggregated requests in it.
+    private(set) var rooms: [UInt64] = []
 
     func contains(_ request: Request) -> Bool { members.contains(ObjectIdentifier(request)) }
 
@@ -37,6 +43,13 @@ struct ScheduledBatch {
         }
         batch.append(sequenceTokens: Array(request.tokens[start..<start + count]), startPosition: start,
                      pageTable: request.pages, pageSize: pageSize, logitIndices: logitIndices)
+        if request.isDecoding {
+            decodeRequests += 1
+        } else {
+            extendRequests += 1
+            extendTokens += count
+        }
+        if let room = request.room { rooms.append(room) }
         request.computed += count
         members.insert(ObjectIdentifier(request))
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Profiling
 
 /// A Llama-family decoder (Llama 2/3, Qwen2, Qwen3, Mistral) running on the
 /// CPU in fp32 with fp32 or bf16 weights. Variants differ only in what the
@@ -105,8 +106,9 @@ public final class LlamaModel: @unchecked Sendable {
     public var kvWidth: Int { config.kvHeadCount * config.headDim }
 
     /// Runs the batch through the model, writing its K/V into `cache`, and
-    /// returns `[batch.logitRows.count, vocabSize]` logits.
-    public func forward(_ batch: ForwardBatch, cache: PagedKVStorage, pool: ComputePool) -> [Float] {
+    /// returns `[batch.logitRows.count, vocabSize]` logits. With `trace`,
+    /// every layer, block and kernel becomes a span (a profiled step).
+    public func forward(_ batch: ForwardBatch, cache: PagedKVStorage, pool: ComputePool, trace: TraceRecorder? = nil) -> [Float] {
         let c = config
         let t = batch.tokens.count
         precondition(t > 0, "empty forward batch")
@@ -124,40 +126,60 @@ public final class LlamaModel: @unchecked Sendable {
         var gate = [Float](repeating: 0, count: t * c.intermediateSize)
         var up = [Float](repeating: 0, count: t * c.intermediateSize)
         let scale = 1 / Float(c.headDim).squareRoot()
+        let rows: TraceValue = .int(t)
+
+        /// `body` as a span of `trace` when profiling; just `body` otherwise.
+        func timed(_ name: String, _ layer: Int, _ body: () -> Void) {
+            guard let trace else { return body() }
+            let start = TraceClock.now()
+            body()
+            trace.span(name, category: "forward", from: start, args: ["layer": .int(layer), "tokens": rows])
+        }
 
         for (index, layer) in layers.enumerated() {
-            Kernels.rmsNorm(x, weight: layer.inputNorm, eps: c.rmsNormEps, into: &normed)
-            pool.linear(normed, rows: t, weight: layer.q, bias: layer.qBias, precision: matmulPrecision, into: &q)
-            pool.linear(normed, rows: t, weight: layer.k, bias: layer.kBias, precision: matmulPrecision, into: &k)
-            pool.linear(normed, rows: t, weight: layer.v, bias: layer.vBias, precision: matmulPrecision, into: &v)
-            if let qNorm = layer.qNorm { Kernels.rmsNormInPlace(&q, weight: qNorm, eps: c.rmsNormEps) }
-            if let kNorm = layer.kNorm { Kernels.rmsNormInPlace(&k, weight: kNorm, eps: c.rmsNormEps) }
-            Kernels.rope(&q, heads: c.headCount, headDim: c.headDim, positions: batch.positions, invFreq: invFreq)
-            Kernels.rope(&k, heads: c.kvHeadCount, headDim: c.headDim, positions: batch.positions, invFreq: invFreq)
-            cache.store(layer: index, keys: k, values: v, slots: batch.slots)
-            pool.attention(q: q, spans: batch.spans, heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim,
-                           cache: cache, layer: index, window: c.slidingWindow ?? 0, scale: scale, into: &attention)
-            pool.linear(attention, rows: t, weight: layer.o, bias: nil, precision: matmulPrecision, into: &projected)
-            Kernels.add(&x, projected)
-
-            Kernels.rmsNorm(x, weight: layer.postAttentionNorm, eps: c.rmsNormEps, into: &normed)
-            pool.linear(normed, rows: t, weight: layer.gate, bias: nil, precision: matmulPrecision, into: &gate)
-            pool.linear(normed, rows: t, weight: layer.up, bias: nil, precision: matmulPrecision, into: &up)
-            Kernels.siluMul(gate: gate, &up)
-            pool.linear(up, rows: t, weight: layer.down, bias: nil, precision: matmulPrecision, into: &projected)
-            Kernels.add(&x, projected)
+            timed("layer", index) {
+                timed("self_attn", index) {
+                    timed("rms_norm", index) { Kernels.rmsNorm(x, weight: layer.inputNorm, eps: c.rmsNormEps, into: &normed) }
+                    timed("q_proj", index) { pool.linear(normed, rows: t, weight: layer.q, bias: layer.qBias, precision: matmulPrecision, into: &q) }
+                    timed("k_proj", index) { pool.linear(normed, rows: t, weight: layer.k, bias: layer.kBias, precision: matmulPrecision, into: &k) }
+                    timed("v_proj", index) { pool.linear(normed, rows: t, weight: layer.v, bias: layer.vBias, precision: matmulPrecision, into: &v) }
+                    timed("rope", index) {
+                        if let qNorm = layer.qNorm { Kernels.rmsNormInPlace(&q, weight: qNorm, eps: c.rmsNormEps) }
+                        if let kNorm = layer.kNorm { Kernels.rmsNormInPlace(&k, weight: kNorm, eps: c.rmsNormEps) }
+                        Kernels.rope(&q, heads: c.headCount, headDim: c.headDim, positions: batch.positions, invFreq: invFreq)
+                        Kernels.rope(&k, heads: c.kvHeadCount, headDim: c.headDim, positions: batch.positions, invFreq: invFreq)
+                    }
+                    timed("kv_store", index) { cache.store(layer: index, keys: k, values: v, slots: batch.slots) }
+                    timed("attention", index) {
+                        pool.attention(q: q, spans: batch.spans, heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim,
+                                       cache: cache, layer: index, window: c.slidingWindow ?? 0, scale: scale, into: &attention)
+                    }
+                    timed("o_proj", index) { pool.linear(attention, rows: t, weight: layer.o, bias: nil, precision: matmulPrecision, into: &projected) }
+                    Kernels.add(&x, projected)
+                }
+                timed("mlp", index) {
+                    timed("rms_norm", index) { Kernels.rmsNorm(x, weight: layer.postAttentionNorm, eps: c.rmsNormEps, into: &normed) }
+                    timed("gate_proj", index) { pool.linear(normed, rows: t, weight: layer.gate, bias: nil, precision: matmulPrecision, into: &gate) }
+                    timed("up_proj", index) { pool.linear(normed, rows: t, weight: layer.up, bias: nil, precision: matmulPrecision, into: &up) }
+                    timed("silu_mul", index) { Kernels.siluMul(gate: gate, &up) }
+                    timed("down_proj", index) { pool.linear(up, rows: t, weight: layer.down, bias: nil, precision: matmulPrecision, into: &projected) }
+                    Kernels.add(&x, projected)
+                }
+            }
         }
 
-        let rows = batch.logitRows
-        guard !rows.isEmpty else { return [] }
-        var last = [Float](repeating: 0, count: rows.count * h)
-        for (i, row) in rows.enumerated() {
+        let logitRows = batch.logitRows
+        guard !logitRows.isEmpty else { return [] }
+        var last = [Float](repeating: 0, count: logitRows.count * h)
+        for (i, row) in logitRows.enumerated() {
             last.replaceSubrange(i * h..<(i + 1) * h, with: x[row * h..<(row + 1) * h])
         }
-        var lastNormed = [Float](repeating: 0, count: rows.count * h)
-        Kernels.rmsNorm(last, weight: finalNorm, eps: c.rmsNormEps, into: &lastNormed)
-        var logits = [Float](repeating: 0, count: rows.count * c.vocabSize)
-        pool.linear(lastNormed, rows: rows.count, weight: outputProjection, bias: nil, precision: matmulPrecision, into: &logits)
+        var lastNormed = [Float](repeating: 0, count: logitRows.count * h)
+        var logits = [Float](repeating: 0, count: logitRows.count * c.vocabSize)
+        timed("lm_head", layers.count) {
+            Kernels.rmsNorm(last, weight: finalNorm, eps: c.rmsNormEps, into: &lastNormed)
+            pool.linear(lastNormed, rows: logitRows.count, weight: outputProjection, bias: nil, precision: matmulPrecision, into: &logits)
+        }
         return logits
     }
 }

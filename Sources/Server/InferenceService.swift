@@ -55,7 +55,11 @@ final class InferenceService: Sendable {
         // The engine gets the requests before their names become abortable: it
         // handles commands in order and drops an abort for an id it does not
         // know yet, so an /abort_request arriving in between was lost.
-        let streams = inputs.map { engine.generate($0) }
+        let streams = zip(inputs, names).map { input, name in
+            var input = input
+            input.name = name
+            return engine.generate(input)
+        }
         aliases.add(names: names, ids: inputs.map(\.id))
         let ids = inputs.map(\.id)
         let connections = self.connections

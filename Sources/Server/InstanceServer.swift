@@ -29,7 +29,7 @@ public struct InstanceServer: Sendable {
         let known: Set<String> = [
             "/v1/completions", "/v1/chat/completions", "/generate", "/v1/models", "/health", "/health_generate",
             "/get_server_info", "/server_info", "/get_model_info", "/model_info", "/get_load", "/flush_cache",
-            "/abort_request", "/metrics", "/liveness", "/readiness", "/drain",
+            "/abort_request", "/metrics", "/liveness", "/readiness", "/drain", "/start_profile", "/stop_profile",
         ]
         router.add(middleware: ServerMiddleware(apiKey: configuration.apiKey, metrics: metrics, knownPaths: known))
         router.post("/v1/completions") { try await completions.handle($0, context: $1) }
@@ -51,6 +51,11 @@ public struct InstanceServer: Sendable {
         router.get("/flush_cache") { _, _ in await info.flushCache() }
         router.post("/abort_request") { try await info.abort($0, context: $1) }
         router.get("/metrics") { _, _ in await info.metrics() }
+        let profile = ProfileHandler(profiler: engine.profiler, configuration: configuration)
+        router.post("/start_profile") { try await profile.start($0, context: $1) }
+        router.get("/start_profile") { try await profile.start($0, context: $1) }
+        router.post("/stop_profile") { try await profile.stop($0, context: $1) }
+        router.get("/stop_profile") { try await profile.stop($0, context: $1) }
         return router
     }
 

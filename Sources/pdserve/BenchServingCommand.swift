@@ -66,8 +66,20 @@ struct BenchServingCommand: AsyncParsableCommand {
     var disableStream = false
     @Flag(name: .customLong("pd-separated"), help: "The target is a prefill/decode router (reported with the results).")
     var pdSeparated = false
-    @Flag(help: "Profile the server during the run (refused: PDServe instances have no profiler endpoint).")
+    @Flag(help: "Profile the server during the measured run: POST /start_profile before it and /stop_profile after (the base URL, or with --pd-separated the workers named below).")
     var profile = false
+    @Option(name: .customLong("profile-prefill-url"), parsing: .upToNextOption,
+            help: "With --profile --pd-separated: prefill worker URL(s) to profile (not with --profile-decode-url).")
+    var profilePrefillURL: [String] = []
+    @Option(name: .customLong("profile-decode-url"), parsing: .upToNextOption,
+            help: "With --profile --pd-separated: decode worker URL(s) to profile (not with --profile-prefill-url).")
+    var profileDecodeURL: [String] = []
+    @Option(name: .customLong("profile-activities"), parsing: .upToNextOption, help: "Activities to record (CPU, GPU).")
+    var profileActivities: [String] = ["CPU", "GPU"]
+    @Option(name: .customLong("profile-num-steps"), help: "Engine steps to record; the profile then ends by itself.")
+    var profileNumSteps: Int?
+    @Option(name: .customLong("profile-output-dir"), help: "Directory the instances write their traces to (their default: PDSERVE_PROFILER_DIR or /tmp).")
+    var profileOutputDir: String?
     @Option(name: .customLong("request-timeout"), help: "Seconds one request may take.")
     var requestTimeout = 600.0
 
@@ -105,9 +117,14 @@ struct BenchServingCommand: AsyncParsableCommand {
         guard ServingBackend(rawValue: backend) != nil else {
             throw ValidationError("--backend must be one of \(ServingBackend.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        if profile {
-            throw ValidationError("--profile: PDServe instances have no profiler endpoint (/start_profile, /stop_profile); profile the server process with perf instead")
+        // In PD, a prefill and a decode are profiled in separate runs (SGLang's rule).
+        if !profilePrefillURL.isEmpty && !profileDecodeURL.isEmpty {
+            throw ValidationError("--profile-prefill-url and --profile-decode-url cannot be used together: profile the prefill and the decode workers in separate runs")
         }
+        if !(profilePrefillURL.isEmpty && profileDecodeURL.isEmpty) && !(profile && pdSeparated) {
+            throw ValidationError("--profile-prefill-url and --profile-decode-url need --profile --pd-separated")
+        }
+        if let profileNumSteps, profileNumSteps < 1 { throw ValidationError("--profile-num-steps must be at least 1") }
         guard ["random", "sharegpt"].contains(datasetName) else { throw ValidationError("--dataset-name must be random or sharegpt") }
         guard ["single", "mixed"].contains(workload) else { throw ValidationError("--workload must be single or mixed") }
         guard parsedRate != nil else { throw ValidationError("--request-rate must be a positive number or inf") }
@@ -122,6 +139,18 @@ struct BenchServingCommand: AsyncParsableCommand {
             guard min(chatInputLen, chatOutputLen, docInputLen, docOutputLen) >= 1 else { throw ValidationError("mixed workload lengths must be at least 1") }
         }
         _ = try GoodputObjectives(parsing: goodput)
+    }
+
+    /// Whom --profile profiles: the base URL, or with --pd-separated the named workers (none named: a warning, as SGLang).
+    private func profilerTargets(baseURL: String, log: (String) -> Void) -> [ServingProfiler.Target]? {
+        guard profile else { return nil }
+        guard pdSeparated else { return [.init(label: "Server", url: baseURL)] }
+        let targets = ServingProfiler.targets(prefill: profilePrefillURL, decode: profileDecodeURL)
+        if targets.isEmpty {
+            log("Warning: PD separated mode requires --profile-prefill-url or --profile-decode-url; the profiler is not started")
+            return nil
+        }
+        return targets
     }
 
     private var parsedRate: Double? {
@@ -211,9 +240,14 @@ struct BenchServingCommand: AsyncParsableCommand {
         do {
             let bench = ServingBenchmark(client: client, options: options)
             try await bench.warmUp(warmups, log: log)
+            let profiler = profilerTargets(baseURL: url, log: log).map {
+                ServingProfiler(targets: $0, activities: profileActivities, numSteps: profileNumSteps, outputDirectory: profileOutputDir)
+            }
+            await profiler?.start(log: log)
             log("benchmarking \(url)\(backend.path) (\(backend.rawValue)\(pdSeparated ? ", PD router" : ""))...")
             let quiet: @Sendable (String) -> Void = { _ in }
             result = await bench.run(schedule, log: disableProgress ? quiet : log)
+            await profiler?.stop(log: log)
         } catch {
             await client.shutdown()
             throw error

@@ -73,7 +73,9 @@ struct ServeCommand: AsyncParsableCommand {
         attached?.connect(engineHandle)
         let instance = InstanceServer(engine: engineHandle, configuration: configuration, logger: logger)
         let (name, host) = (configuration.servedModelName, configuration.host)
+        let role = mode?.rawValue ?? "unified", profiler = core.profiler
         try await instance.run(extraServices: attached?.services ?? []) { port in
+            profiler.source = .init(processName: "pdserve \(role) \(host):\(port)", role: role)
             logger.info("serving \(name) on http://\(host):\(port)")
         }
         logger.info("stopped")

@@ -55,7 +55,7 @@ final class PDHarness {
             inner: try TransferBackends.make(backend, context: .init(side: .prefill, storage: prefillCore.storage, layout: layout)),
             faults: faults, storage: prefillCore.storage)
         prefill = try PrefillSideCar(storage: prefillCore.storage, layout: layout, backend: prefillBackend, settings: settings,
-                                     host: "127.0.0.1", authKey: prefillKey, clock: clock, logger: logger)
+                                     host: "127.0.0.1", authKey: prefillKey, clock: clock, profiler: prefillCore.profiler, logger: logger)
         prefillCore.hooks = prefill
         let registry = BootstrapRegistry()
         registry.register(PrefillRoute(rankIP: "127.0.0.1", rankPort: prefill.transferPort, layout: layout, backend: backend))
@@ -72,7 +72,8 @@ final class PDHarness {
         bootstrapPort = port
         let decodeBackend = try TransferBackends.make(backend, context: .init(side: .decode, storage: decodeCore.storage, layout: layout))
         decode = DecodeSideCar(storage: decodeCore.storage, layout: layout, backend: decodeBackend, settings: settings,
-                               vocabSize: decodeCore.model.config.vocabSize, authKey: decodeKey, clock: clock, logger: logger)
+                               vocabSize: decodeCore.model.config.vocabSize, authKey: decodeKey, clock: clock,
+                               profiler: decodeCore.profiler, logger: logger)
         decodeCore.hooks = decode
     }
 

@@ -1,4 +1,5 @@
 @testable import Disaggregation
+import Profiling
 import Engine
 import EngineTesting
 import Foundation
@@ -60,6 +61,38 @@ struct RoomLifecycleTests {
             #expect(prefill[.decode] == nil && prefill[.kvWait] == nil)
             let pages = (pd.reference.prompts[Self.longPrompt].count + pd.prefillCore.options.pageSize - 1) / pd.prefillCore.options.pageSize
             #expect(prefill.transferBytes == pages * Int(KVDataPlane.byteCount(pages: 1, storage: pd.prefillCore.storage)))
+        }
+    }
+
+    /// Profiled, each half's trace holds the room's phases and its KV
+    /// transfers, every one of them named by the room's number.
+    @Test(arguments: backends)
+    func aProfiledPairTracesTheRoomOnBothSides(backend: String) async throws {
+        try await withHarness(backend: backend) { pd in
+            let directory = NSTemporaryDirectory() + "pdserve-pd-profile-\(UUID().uuidString)"
+            try pd.prefillCore.profiler.start(ProfileSettings(outputDirectory: directory, profileID: "prefill"))
+            try pd.decodeCore.profiler.start(ProfileSettings(outputDirectory: directory, profileID: "decode"))
+            let number = room()
+            let pair = try pd.submit(prompt: Self.longPrompt, room: number)
+            settle(pd, [pair.prefillID, pair.decodeID])
+            let prefill = try ChromeTraceFile.read(try pd.prefillCore.profiler.stop()[0])["traceEvents"] as? [[String: Any]] ?? []
+            let decode = try ChromeTraceFile.read(try pd.decodeCore.profiler.stop()[0])["traceEvents"] as? [[String: Any]] ?? []
+            func names(_ events: [[String: Any]], _ category: String) -> Set<String> {
+                Set(events.filter { $0["cat"] as? String == category }.compactMap { $0["name"] as? String })
+            }
+            #expect(names(prefill, "room").isSuperset(of: ["prefill request", "prefill room", "prefill_bootstrap_wait", "kv_transfer"]))
+            #expect(names(decode, "room").isSuperset(of: ["decode request", "decode room", "decode_bootstrap_wait", "kv_wait", "decode"]))
+            #expect(names(prefill, "transfer").isSuperset(of: ["kv_send", "kv_metadata"]))
+            // tcp lands pages itself; the one-sided engines hear that the prefill wrote them.
+            #expect(names(decode, "transfer").contains(backend == "tcp" ? "kv_recv" : "kv_written"))
+            let hex = "0x" + String(number, radix: 16)
+            for event in prefill + decode {
+                switch event["cat"] as? String {
+                case "room": #expect(event["id"] as? String == hex)
+                case "transfer": #expect(((event["args"] as? [String: Any])?["bootstrap_room"] as? NSNumber)?.uint64Value == number)
+                default: break
+                }
+            }
         }
     }
 

@@ -79,8 +79,6 @@ def test_mixed_workload_reports_each_class(tmp_path, server):
 
 
 def test_unusable_flags_are_refused_with_a_reason(server):
-    profiled = bench("--base-url", server.url, "--profile")
-    assert profiled.returncode != 0 and "profiler endpoint" in profiled.stderr
     no_file = bench("--base-url", server.url, "--dataset-name", "sharegpt", "--num-prompts", "2")
     assert no_file.returncode != 0 and "never downloads" in no_file.stderr
     missing = bench("--base-url", server.url, "--dataset-name", "sharegpt", "--dataset-path", "/nonexistent/sharegpt.json", "--num-prompts", "2")

@@ -1,4 +1,5 @@
 import Engine
+import Profiling
 
 /// One request on the decode side, from admission until its pages are
 /// either running in the engine or back in the allocator. Guarded by the
@@ -60,6 +61,15 @@ final class DecodeRoom: @unchecked Sendable {
     }
 
     var allLanded: Bool { landedCount == pages.count }
+
+    /// The room's spans in a profile, when the side-car lets go of it.
+    func trace(into recorder: TraceRecorder?) {
+        timeline.trace("decode room", phases: [
+            .init(name: "decode_bootstrap_wait", from: nil, to: .waitingForInput),
+            .init(name: "kv_wait", from: .waitingForInput, to: .success),
+            .init(name: "decode_queue_wait", from: .success, to: nil),
+        ], room: number, request: id, state: state, args: ["pages": .int(pages.count)], into: recorder)
+    }
 
     /// This half's PD phases until now: reserving pages and reaching the
     /// prefill, waiting for the KV (the prefill's queue, compute and

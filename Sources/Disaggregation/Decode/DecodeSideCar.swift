@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Kernels
 import Logging
+import Profiling
 
 /// The decode instance's disaggregation side-car, polled top-down by the
 /// engine each step through SGLang's named queues:
@@ -26,6 +27,8 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
     let clock: any MonotonicClock
     let vocabSize: Int
     let logger: Logger
+    /// The engine's profiler: KV receives and room phases become spans while it records.
+    let profiler: Profiler
     /// With a key, KV lands only from prefills that prove it, and bootstrap answers must be signed with it.
     let authKey: ChannelKey?
     /// Wakes the engine thread when a room made progress.
@@ -41,7 +44,9 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
     private var stopped = false
 
     public init(storage: PagedKVStorage, layout: KVLayout, backend: any TransferBackend, settings: DisaggregationEnvironment,
-                vocabSize: Int, authKey: ChannelKey? = nil, clock: any MonotonicClock = SystemMonotonicClock(), logger: Logger) {
+                vocabSize: Int, authKey: ChannelKey? = nil, clock: any MonotonicClock = SystemMonotonicClock(),
+                profiler: Profiler = Profiler(), logger: Logger) {
+        self.profiler = profiler
         self.storage = storage
         self.authKey = authKey
         self.layout = layout
@@ -176,6 +181,7 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
     }
 
     private func forget(_ room: DecodeRoom) {
+        room.trace(into: profiler.recorder)
         rooms[room.id] = nil
         if room.link?.rooms[room.number] === room { room.link?.rooms[room.number] = nil }
     }
@@ -361,7 +367,10 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
             }
             wake()
         }
-        try link.lander.land(frame, into: destination, from: link.connection)
+        try profiler.measure("kv_recv", category: "transfer",
+                             args: ["bootstrap_room": .uint(frame.room), "first_page": .int(first), "pages": .int(count), "bytes": .int(Int(frame.byteCount))]) {
+            try link.lander.land(frame, into: destination, from: link.connection)
+        }
     }
 
     private func handle(_ message: TransferMessage, on link: PrefillLink) {
@@ -382,6 +391,9 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
                     return
                 }
                 room.markLanded(first: Int(first), count: Int(count))
+                // One-sided backends: the prefill wrote these pages itself; this is when the decode heard.
+                profiler.recorder?.instant("kv_written", category: "transfer",
+                                           args: ["bootstrap_room": .uint(number), "first_page": .int(Int(first)), "pages": .int(Int(count))])
             case .metadata(let metadata):
                 if let bad = ([metadata.token] + metadata.top.map(\.token)).first(where: { Int($0) >= vocabSize }) {
                     room.fail(RequestFailure(.invalidPeerData, "prefill sent token id \(bad) for room \(number), outside the vocabulary (0..<\(vocabSize))"))

@@ -1,4 +1,5 @@
 import Engine
+import Profiling
 
 /// Where a prefill room's KV goes: the decode connection it came on and the
 /// decode's page ids for the prompt.
@@ -60,6 +61,15 @@ final class PrefillRoom: @unchecked Sendable {
         phases[.kvTransfer] = timeline.seconds(from: .transferring, to: .success)
         phases.transferBytes = sentPages * bytesPerPage
         return phases
+    }
+
+    /// The room's spans in a profile, when the side-car lets go of it.
+    func trace(bytesPerPage: Int, into recorder: TraceRecorder?) {
+        timeline.trace("prefill room", phases: [
+            .init(name: "prefill_bootstrap_wait", from: nil, to: .waitingForInput),
+            .init(name: "kv_transfer", from: .transferring, to: .success),
+        ], room: number, request: id, state: state,
+        args: ["pages": .int(sentPages), "bytes": .int(sentPages * bytesPerPage)], into: recorder)
     }
 
     /// No more transfer work and the engine is done with the request.

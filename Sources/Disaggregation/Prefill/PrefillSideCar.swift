@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Kernels
 import Logging
+import Profiling
 
 /// The prefill instance's disaggregation side-car, polled top-down by the
 /// engine each step through SGLang's named queues:
@@ -26,6 +27,8 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
     let settings: DisaggregationEnvironment
     let clock: any MonotonicClock
     let logger: Logger
+    /// The engine's profiler: KV sends and room phases become spans while it records.
+    let profiler: Profiler
     let listener: FrameListener
     /// With a key, only decodes that prove it are served (`TransferHandshake`).
     let authKey: ChannelKey?
@@ -64,8 +67,9 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
     /// Listens for decode instances on `host:transferPort` (0: any free port).
     public init(storage: PagedKVStorage, layout: KVLayout, backend: any TransferBackend, settings: DisaggregationEnvironment,
                 host: String, transferPort: Int = 0, authKey: ChannelKey? = nil, clock: any MonotonicClock = SystemMonotonicClock(),
-                logger: Logger) throws {
+                profiler: Profiler = Profiler(), logger: Logger) throws {
         self.storage = storage
+        self.profiler = profiler
         self.authKey = authKey
         self.layout = layout
         self.backend = backend
@@ -127,8 +131,12 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
             let source = Array(pages[first..<ready]), target = Array(destination.pages[first..<ready])
             room.sentPages = ready
             room.move(to: .transferring)
-            enqueue(for: room, on: destination.link) { link in
-                try link.writer!.write(room: room.number, firstIndex: first, source: source, destination: target)
+            let bytes = source.count * pageBytes
+            enqueue(for: room, on: destination.link) { [profiler] link in
+                try profiler.measure("kv_send", category: "transfer",
+                                     args: ["bootstrap_room": .uint(room.number), "first_page": .int(first), "pages": .int(source.count), "bytes": .int(bytes)]) {
+                    try link.writer!.write(room: room.number, firstIndex: first, source: source, destination: target)
+                }
             }
         }
     }
@@ -140,8 +148,10 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
                 room: room.number, token: UInt32(token), logprob: logprob?.logprob,
                 top: (logprob?.top ?? []).map { .init(token: UInt32($0.token), logprob: $0.logprob) })
             enqueue(for: room, on: destination.link) { [self] link in
-                try link.connection.send(.metadata(metadata))
-                try link.connection.send(.status(room: room.number, success: true, message: ""))
+                try profiler.measure("kv_metadata", category: "transfer", args: ["bootstrap_room": .uint(room.number)]) {
+                    try link.connection.send(.metadata(metadata))
+                    try link.connection.send(.status(room: room.number, success: true, message: ""))
+                }
                 lock.withLock { room.move(to: .success) }
             }
         }
@@ -265,6 +275,7 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
     }
 
     private func forget(_ room: PrefillRoom) {
+        room.trace(bytesPerPage: pageBytes, into: profiler.recorder)
         rooms[room.id] = nil
         if roomIDs[room.number] == room.id { roomIDs[room.number] = nil }
     }
