@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 
 // Hot loops are SIMD code: without a target CPU, `SIMD16<Float>` FMAs become
@@ -32,6 +32,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         // The Prometheus registry and text format behind /metrics.
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Distributed traces (--otlp-traces-endpoint): OTLP/HTTP only, so gRPC's packages are not built.
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.2"),
         // gzip for the profiler's Chrome traces (zlib through NIO byte buffers).
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
     ],
@@ -62,6 +65,8 @@ let package = Package(
             dependencies: [
                 "Engine", "Models", "Tokenization", "ChatTemplates", "ByteExactJSON", "Profiling",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
@@ -93,6 +98,7 @@ let package = Package(
             dependencies: [
                 "Server", "ByteExactJSON",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -105,6 +111,7 @@ let package = Package(
                 "Engine", "Models", "Tokenization", "Server", "Disaggregation", "Bench", "Router", "ByteExactJSON", "ChatTemplates", "Profiling",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: targetCPU
         ),

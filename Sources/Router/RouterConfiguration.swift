@@ -25,6 +25,8 @@ public struct RouterConfiguration: Sendable {
     public var circuitBreaker = CircuitBreakerSettings()
     public var health = HealthSettings()
     public var cacheAware = CacheAwareSettings()
+    /// A server span per request and a client span per worker call, `traceparent` passed on (`--otlp-traces-endpoint`).
+    public var tracing = false
 
     public init() {}
 

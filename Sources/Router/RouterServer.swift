@@ -26,6 +26,7 @@ public struct RouterServer: Sendable {
 
     func makeRouter(core: RouterCore) -> Hummingbird.Router<BasicRequestContext> {
         let router = Hummingbird.Router(context: BasicRequestContext.self)
+        if configuration.tracing { router.add(middleware: InferenceTracingMiddleware()) }
         router.add(middleware: RouterFrontMiddleware(apiKey: configuration.apiKey, metrics: core.metrics))
         let inference = InferenceEndpoint(core: core)
         let info = InfoEndpoints(core: core)
@@ -58,7 +59,7 @@ public struct RouterServer: Sendable {
     /// Serves until SIGTERM/SIGINT. `onReady` gets the bound port once every
     /// configured worker is ready (or the start-up wait ran out; workers not
     /// ready then are skipped until their health checks pass).
-    public func run(onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    public func run(extraServices: [any Service] = [], onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let core = try RouterCore(configuration: configuration, knownRoutes: Self.knownRoutes, logger: logger)
         let logger = self.logger, startup = configuration.health.startupTimeoutSeconds
         let app = Application(
@@ -79,7 +80,7 @@ public struct RouterServer: Sendable {
             },
             logger: logger
         )
-        let group = ServiceGroup(configuration: .init(services: [core.monitor, app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(configuration: .init(services: extraServices + [core.monitor, app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import Server
+import Tracing
 
 /// The router's HTTP client to workers: one connection pool for all of them,
 /// sized for many concurrent streams (AsyncHTTPClient's default of 8
@@ -22,6 +23,8 @@ final class UpstreamClient: Sendable {
         // A refused connection should fail now: the router retries on another
         // worker, instead of the pool retrying the dead one until the connect timeout.
         configuration.connectionPool.retryConnectionEstablishment = false
+        // Spans are made in `send`, for calls inside a traced request only (not for health probes).
+        configuration.tracing.tracer = nil
         http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
         self.apiKey = apiKey
     }
@@ -32,13 +35,26 @@ final class UpstreamClient: Sendable {
 
     /// Sends a request and returns as soon as the response head arrived; the
     /// caller reads (or drops, which closes the connection) the body.
+    /// Inside a traced request, the call is a client span (until the response
+    /// head) whose context travels to the worker in `traceparent`.
     func send(_ method: HTTPMethod, _ url: String, headers: HTTPHeaders, body: ByteBuffer?, timeoutSeconds: Double) async throws -> HTTPClientResponse {
         var request = HTTPClientRequest(url: url)
         request.method = method
         request.headers = headers
         if let body { request.body = .bytes(body) }
+        let span = ServiceContext.current.map { startSpan("\(method.rawValue) \(URLComponents(string: url)?.path ?? url)", context: $0, ofKind: .client) }
+        defer { span?.end() }
+        if let span {
+            span.updateAttributes { attributes in
+                attributes["http.request.method"] = method.rawValue
+                attributes["url.full"] = url
+            }
+            InstrumentationSystem.instrument.inject(span.context, into: &request.headers, using: HTTPHeadersInjector())
+        }
         do {
-            return try await http.execute(request, timeout: .milliseconds(Int64(timeoutSeconds * 1000)))
+            let response = try await http.execute(request, timeout: .milliseconds(Int64(timeoutSeconds * 1000)))
+            span?.attributes["http.response.status_code"] = Int(response.status.code)
+            return response
         } catch is CancellationError {
             throw CancellationError()
         } catch let error as HTTPClientError where error == .deadlineExceeded {

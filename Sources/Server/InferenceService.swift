@@ -83,12 +83,19 @@ final class InferenceService: Sendable {
                         group.addTask {
                             let timer = RequestTimer(metrics: self.metrics)
                             logger.debug("request started", metadata: ["request_id": "\(input.id)", "prompt_tokens": "\(input.promptTokens.count)"])
+                            let span = InferenceSpan(input: input, name: names[index], mode: self.configuration.disaggregationMode)
                             var last: RequestUpdate?
-                            for try await update in streams[index] {
-                                timer.observe(update)
-                                continuation.yield((index, update))
-                                last = update
+                            do {
+                                for try await update in streams[index] {
+                                    timer.observe(update)
+                                    continuation.yield((index, update))
+                                    last = update
+                                }
+                            } catch {
+                                span.end(error: error)
+                                throw error
                             }
+                            span.end(last)
                             if let last { timer.finish(last) }
                             var metadata: Logger.Metadata = [
                                 "request_id": "\(input.id)", "prompt_tokens": "\(input.promptTokens.count)",

@@ -31,6 +31,7 @@ public struct InstanceServer: Sendable {
             "/get_server_info", "/server_info", "/get_model_info", "/model_info", "/get_load", "/flush_cache",
             "/abort_request", "/metrics", "/liveness", "/readiness", "/drain", "/start_profile", "/stop_profile",
         ]
+        if configuration.tracing { router.add(middleware: InferenceTracingMiddleware()) }
         router.add(middleware: ServerMiddleware(apiKey: configuration.apiKey, metrics: metrics, knownPaths: known))
         router.post("/v1/completions") { try await completions.handle($0, context: $1) }
         router.post("/v1/chat/completions") { try await chat.handle($0, context: $1) }

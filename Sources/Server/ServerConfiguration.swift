@@ -26,6 +26,8 @@ public struct ServerConfiguration: Sendable {
     public var httpLimits = HTTPLimits()
     /// How chat replies are split into text and `tool_calls` (`--tool-call-parser`); nil: replies stay text.
     public var toolCallParser: ToolCallFormat?
+    /// Spans of each HTTP request and engine request go to the tracer (`--otlp-traces-endpoint`).
+    public var tracing = false
 
     public init(servedModelName: String, modelPath: String) {
         self.servedModelName = servedModelName

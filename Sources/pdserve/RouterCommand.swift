@@ -1,7 +1,9 @@
 import ArgumentParser
+import ServiceLifecycle
 import Foundation
 import Logging
 import Router
+import Server
 
 /// `pdserve router`: sglang-router's `launch_router`, with its flag names.
 struct RouterCommand: AsyncParsableCommand {
@@ -29,6 +31,9 @@ struct RouterCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("worker-urls"), parsing: .upToNextOption, help: "Unified workers to balance over (plain mode), e.g. --worker-urls http://127.0.0.1:30001 http://127.0.0.1:30002.")
     var workerURLs: [String] = []
+    @Option(name: .customLong("otlp-traces-endpoint"),
+            help: "Send OpenTelemetry traces (a span per request and one per worker call, the W3C traceparent passed to the workers) to this OTLP/HTTP collector URL, e.g. http://127.0.0.1:4318.")
+    var otlpTracesEndpoint: String?
     @Flag(name: .customLong("pd-disaggregation"), help: "Prefill/decode mode: every request goes to one --prefill and one --decode worker in parallel.")
     var pdDisaggregation = false
     @Option(name: .customLong("prefill"), parsing: .upToNextOption,
@@ -135,6 +140,7 @@ struct RouterCommand: AsyncParsableCommand {
         c.host = host
         c.port = port
         c.pdDisaggregation = pdDisaggregation
+        c.tracing = otlpTracesEndpoint != nil
         if pdDisaggregation {
             c.workers = try PrefillArguments.parse(prefill) + decode.map { try WorkerSpec(url: $0, role: .decode) }
         } else {
@@ -185,7 +191,15 @@ struct RouterCommand: AsyncParsableCommand {
             : "plain mode, \(configuration.workers.count) worker(s)"
         let host = configuration.host
         do {
-            try await RouterServer(configuration: configuration, logger: logger).run { port in
+            var services: [any Service] = []
+            if let otlpTracesEndpoint {
+                do {
+                    services.append(try OTLPTraceExport.bootstrap(endpoint: otlpTracesEndpoint, serviceName: "pdserve-router", logger: logger))
+                } catch {
+                    throw Self.fail(RouterSetupError("\(error)"))
+                }
+            }
+            try await RouterServer(configuration: configuration, logger: logger).run(extraServices: services) { port in
                 logger.info("router (\(mode)) ready on http://\(host):\(port)")
             }
         } catch let error as RouterSetupError {

@@ -63,6 +63,15 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.shutdownTimeout = server.shutdownTimeout
         configuration.httpLimits = httpLimits.limits
         configuration.toolCallParser = server.toolCallParser.flatMap(ToolCallFormat.init(parserName:))
+        var services = attached?.services ?? []
+        if let endpoint = server.otlpTracesEndpoint {
+            do {
+                services.insert(try OTLPTraceExport.bootstrap(endpoint: endpoint, serviceName: "pdserve-\(mode?.rawValue ?? "unified")", logger: logger), at: 0)
+            } catch {
+                throw StartupError("\(error)")
+            }
+            configuration.tracing = true
+        }
         configuration.disaggregationMode = compatibility.disaggregationMode
         configuration.extraInfo = attached?.info ?? [:]
         if let path = server.chatTemplate {
@@ -74,7 +83,7 @@ struct ServeCommand: AsyncParsableCommand {
         let instance = InstanceServer(engine: engineHandle, configuration: configuration, logger: logger)
         let (name, host) = (configuration.servedModelName, configuration.host)
         let role = mode?.rawValue ?? "unified", profiler = core.profiler
-        try await instance.run(extraServices: attached?.services ?? []) { port in
+        try await instance.run(extraServices: services) { port in
             profiler.source = .init(processName: "pdserve \(role) \(host):\(port)", role: role)
             logger.info("serving \(name) on http://\(host):\(port)")
         }
@@ -88,6 +97,9 @@ struct ServerFlags: ParsableArguments {
     var host = "127.0.0.1"
     @Option(help: "Port to listen on (0 picks a free one).")
     var port = 30000
+    @Option(name: .customLong("otlp-traces-endpoint"),
+            help: "Send OpenTelemetry traces (a span per HTTP request and per engine request, continuing the caller's W3C traceparent) to this OTLP/HTTP collector URL, e.g. http://127.0.0.1:4318 (/v1/traces is added to a URL without a path). OTEL_EXPORTER_OTLP_TRACES_* variables apply.")
+    var otlpTracesEndpoint: String?
     @Option(name: .customLong("served-model-name"), help: "Model name clients send in 'model' (default: the model path).")
     var servedModelName: String?
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' on every endpoint except /health.")

@@ -34,8 +34,8 @@ class RouterProcess(PDServeProcess):
 
     ready_pattern = r"ready on http://127\.0\.0\.1:(\d+)"
 
-    def __init__(self, *args, ready_timeout=30):
-        super().__init__("router", *args, ready_timeout=ready_timeout)
+    def __init__(self, *args, ready_timeout=30, env=None):
+        super().__init__("router", *args, ready_timeout=ready_timeout, env=env)
 
     def workers(self):
         return {w["url"]: w for w in self.get("/workers").json()["workers"]}
