@@ -304,29 +304,32 @@ public final class EngineCore {
                                           "output_tokens": .int(request.outputCount),
                                           "finish": .string(request.finish?.name ?? "none")]
         if let room = request.room { args["bootstrap_room"] = .uint(room) }
-        let half = hooks?.generatesFirstTokenOnly == true ? "prefill" : "decode"
-        trace.asyncSpan(request.isDisaggregated ? "\(half) request" : "request", category: category, id: id, from: arrived, to: end, args: args)
+        let name = !request.isDisaggregated ? "request" : isPrefillHalf(request) ? "prefill request" : "decode request"
+        trace.asyncSpan(name, category: category, id: id, from: arrived, to: end, args: args)
         let firstToken = request.firstTokenAt.map(TraceClock.time(of:))
         if let started = request.promptStartedAt.map(TraceClock.time(of:)) {
             trace.asyncSpan("queue_wait", category: category, id: id, from: arrived, to: started)
             trace.asyncSpan("prefill_compute", category: category, id: id, from: started, to: firstToken ?? end)
         }
-        if let firstToken, !(request.isDisaggregated && hooks?.generatesFirstTokenOnly == true) {
+        if let firstToken, !isPrefillHalf(request) {
             trace.asyncSpan("decode", category: category, id: id, from: firstToken, to: end)
         }
     }
 
     /// A PD prefill's request ends at its first token: it has no decode phase.
     private func phases(of request: Request) -> RequestPhases {
-        request.phases(decodes: !(request.isDisaggregated && hooks?.generatesFirstTokenOnly == true))
+        request.phases(decodes: !isPrefillHalf(request))
     }
+
+    private func isPrefillHalf(_ request: Request) -> Bool { request.isDisaggregated && hooks?.generatesFirstTokenOnly == true }
 
     /// Asks the side-car who keeps an ending request's pages. Returns true
     /// when the engine must not report the end yet (inflight).
     private func handOver(_ request: Request, _ reason: FinishReason) -> Bool {
         guard request.isDisaggregated, let hooks else { return false }
-        if let phases = hooks.phases(id: request.id) { request.transferPhases = phases }
-        switch hooks.ending(id: request.id, reason: reason) {
+        let ending = hooks.ending(id: request.id, reason: reason)
+        if let phases = ending.phases { request.transferPhases = phases }
+        switch ending.custody {
         case .engine:
             return false
         case .inflight:

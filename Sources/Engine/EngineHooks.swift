@@ -58,11 +58,23 @@ public protocol EngineHooks: AnyObject {
     func computedKV(id: String, pages: [Int32], computed: Int, promptCount: Int)
     /// The request sampled its first output token.
     func sampledFirstToken(id: String, token: Int, logprob: TokenLogprob?)
-    /// The PD phases of the request's half so far, asked just before `ending`
-    /// (a prefill room whose transfer already finished ends there); nil
-    /// where the side-car hands them over otherwise.
-    func phases(id: String) -> RequestPhases?
     /// The request is ending, for whatever reason: the one end path of a
-    /// room. The answer says who keeps its pages.
-    func ending(id: String, reason: FinishReason) -> PageCustody
+    /// room. The answer says who keeps its pages, and the half's PD phases
+    /// when they are final now.
+    func ending(id: String, reason: FinishReason) -> RoomEnding
+}
+
+/// A side-car's answer to `EngineHooks.ending`.
+public struct RoomEnding: Sendable {
+    public var custody: PageCustody
+    /// The half's phases, taken in the same critical section as the custody
+    /// (asked separately, a transfer job finishing in between left a prefill
+    /// without its `kv_transfer`); nil where the side-car hands them over
+    /// later (`finishInflight`, or a decode's activation).
+    public var phases: RequestPhases?
+
+    public init(custody: PageCustody, phases: RequestPhases? = nil) {
+        self.custody = custody
+        self.phases = phases
+    }
 }

@@ -87,10 +87,10 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
     public func computedKV(id: String, pages: [Int32], computed: Int, promptCount: Int) {}
     public func sampledFirstToken(id: String, token: Int, logprob: TokenLogprob?) {}
 
-    /// The one end path of a decode room.
-    public func ending(id: String, reason: FinishReason) -> PageCustody {
+    /// The one end path of a decode room; its phases travel with its activation (`EngineCore.activate`).
+    public func ending(id: String, reason: FinishReason) -> RoomEnding {
         lock.withLock {
-            guard let room = rooms[id] else { return .engine }
+            guard let room = rooms[id] else { return RoomEnding(custody: .engine) }
             room.ended = true
             preallocQueue.removeAll { $0 === room }
             if !room.state.isTerminal {
@@ -102,14 +102,11 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
             }
             if room.pages.isEmpty || leaseEnded(room) {
                 forget(room)
-                return .engine
+                return RoomEnding(custody: .engine)
             }
-            return .leased
+            return RoomEnding(custody: .leased)
         }
     }
-
-    /// A decode's phases travel with its activation (`EngineCore.activate`).
-    public func phases(id: String) -> RequestPhases? { nil }
 
     public func willStep(_ core: EngineCore) {
         var connect: [DecodeRoom] = []

@@ -157,17 +157,13 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
         }
     }
 
-    public func phases(id: String) -> RequestPhases? {
-        lock.withLock { rooms[id].map { $0.phases(bytesPerPage: pageBytes) } }
-    }
-
     /// The bytes of one page of every layer's K and V.
     private var pageBytes: Int { Int(KVDataPlane.byteCount(pages: 1, storage: storage)) }
 
     /// The one end path of a prefill room.
-    public func ending(id: String, reason: FinishReason) -> PageCustody {
+    public func ending(id: String, reason: FinishReason) -> RoomEnding {
         lock.withLock {
-            guard let room = rooms[id] else { return .engine }
+            guard let room = rooms[id] else { return RoomEnding(custody: .engine) }
             room.ended = true
             let why: String
             switch reason {
@@ -188,8 +184,12 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
                 }
             }
             remember(room, why: why)
-            if room.isSettled { forget(room); return .engine }
-            return .inflight
+            if room.isSettled {
+                forget(room)
+                return RoomEnding(custody: .engine, phases: room.phases(bytesPerPage: pageBytes))
+            }
+            // Its phases come with `finishInflight`, once the last job ran.
+            return RoomEnding(custody: .inflight)
         }
     }
 
