@@ -34,15 +34,13 @@ public struct ServingProfiler: Sendable {
             + decode.enumerated().map { Target(label: "Decode-\($0.offset)", url: $0.element) }
     }
 
-    /// Starts every target's profiler; returns the targets that did not start.
-    @discardableResult
-    public func start(log: @Sendable (String) -> Void) async -> [String] {
+    /// Starts every target's profiler; a target that does not start is logged, and the run goes on (as in SGLang).
+    public func start(log: @Sendable (String) -> Void) async {
         await call("/start_profile", body: body, log: log) { label, url, _ in "Profiler started for \(label) worker at \(url)" }
     }
 
     /// Stops every target's profiler; the log names the trace files each wrote.
-    @discardableResult
-    public func stop(log: @Sendable (String) -> Void) async -> [String] {
+    public func stop(log: @Sendable (String) -> Void) async {
         await call("/stop_profile", body: [:], log: log) { label, url, answer in
             let traces = (answer?["traces"] as? [String]).map { ": " + $0.joined(separator: ", ") } ?? ""
             return "Profiler stopped for \(label) worker at \(url)\(traces)"
@@ -50,9 +48,8 @@ public struct ServingProfiler: Sendable {
     }
 
     private func call(_ path: String, body: [String: Any], log: @Sendable (String) -> Void,
-                      success: (String, String, [String: Any]?) -> String) async -> [String] {
+                      success: (String, String, [String: Any]?) -> String) async {
         let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
-        var failed: [String] = []
         for target in targets {
             do {
                 var request = HTTPClientRequest(url: target.url + path)
@@ -67,11 +64,9 @@ public struct ServingProfiler: Sendable {
                 }
                 log(success(target.label, target.url, try? JSONSerialization.jsonObject(with: Data(buffer: text)) as? [String: Any]))
             } catch {
-                failed.append(target.label)
                 log("Failed to \(path.dropFirst().replacingOccurrences(of: "_profile", with: "")) profiler for \(target.label) worker at \(target.url): \(error)")
             }
         }
         try? await http.shutdown()
-        return failed
     }
 }

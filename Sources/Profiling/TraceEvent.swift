@@ -73,8 +73,3 @@ public enum TraceValue: Sendable, Equatable {
         }
     }
 }
-
-extension TraceValue: ExpressibleByIntegerLiteral, ExpressibleByStringLiteral {
-    public init(integerLiteral value: Int) { self = .int(value) }
-    public init(stringLiteral value: String) { self = .string(value) }
-}

@@ -30,7 +30,6 @@ struct ProfileHandler {
         } catch {
             throw Self.apiError(error)
         }
-        context.logger.info("profiling started: \(settings.outputDirectory) (profile id \(settings.profileID))")
         var answer: [String: Any] = ["message": "Start profiling.", "profile_id": settings.profileID, "output_dir": settings.outputDirectory,
                                      "trace": (settings.outputDirectory as NSString).appendingPathComponent(settings.fileName(rank: 0))]
         if settings.activities.contains("GPU") { answer["note"] = "this engine runs on the CPU: 'GPU' records nothing" }

@@ -62,23 +62,21 @@ final class DecodeRoom: @unchecked Sendable {
 
     var allLanded: Bool { landedCount == pages.count }
 
+    /// This half's PD phases: reserving pages and reaching the prefill,
+    /// waiting for the KV (the prefill's queue, compute and transfer), and
+    /// waiting for a place in the running batch.
+    static let phaseIntervals = [
+        PhaseInterval(phase: .decodeBootstrapWait, from: nil, to: .waitingForInput),
+        PhaseInterval(phase: .kvWait, from: .waitingForInput, to: .success),
+        PhaseInterval(phase: .decodeQueueWait, from: .success, to: nil),
+    ]
+
+    /// The phases until now.
+    var phases: RequestPhases { timeline.phases(Self.phaseIntervals) }
+
     /// The room's spans in a profile, when the side-car lets go of it.
     func trace(into recorder: TraceRecorder?) {
-        timeline.trace("decode room", phases: [
-            .init(name: "decode_bootstrap_wait", from: nil, to: .waitingForInput),
-            .init(name: "kv_wait", from: .waitingForInput, to: .success),
-            .init(name: "decode_queue_wait", from: .success, to: nil),
-        ], room: number, request: id, state: state, args: ["pages": .int(pages.count)], into: recorder)
-    }
-
-    /// This half's PD phases until now: reserving pages and reaching the
-    /// prefill, waiting for the KV (the prefill's queue, compute and
-    /// transfer), and waiting for a place in the running batch.
-    var phases: RequestPhases {
-        var phases = RequestPhases()
-        phases[.decodeBootstrapWait] = timeline.seconds(from: nil, to: .waitingForInput)
-        phases[.kvWait] = timeline.seconds(from: .waitingForInput, to: .success)
-        phases[.decodeQueueWait] = timeline.seconds(from: .success, to: nil)
-        return phases
+        timeline.trace("decode room", phases: Self.phaseIntervals, room: number, request: id, state: state,
+                       args: ["pages": .int(pages.count)], into: recorder)
     }
 }

@@ -54,22 +54,23 @@ final class PrefillRoom: @unchecked Sendable {
         return nil
     }
 
-    /// This half's PD phases: the wait for the decode's destination, and the KV transfer of `bytesPerPage`-byte pages.
+    /// This half's PD phases: the wait for the decode's destination, and the KV transfer.
+    static let phaseIntervals = [
+        PhaseInterval(phase: .prefillBootstrapWait, from: nil, to: .waitingForInput),
+        PhaseInterval(phase: .kvTransfer, from: .transferring, to: .success),
+    ]
+
+    /// The phases, and the bytes of the `bytesPerPage`-byte pages sent.
     func phases(bytesPerPage: Int) -> RequestPhases {
-        var phases = RequestPhases()
-        phases[.prefillBootstrapWait] = timeline.seconds(from: nil, to: .waitingForInput)
-        phases[.kvTransfer] = timeline.seconds(from: .transferring, to: .success)
+        var phases = timeline.phases(Self.phaseIntervals)
         phases.transferBytes = sentPages * bytesPerPage
         return phases
     }
 
     /// The room's spans in a profile, when the side-car lets go of it.
     func trace(bytesPerPage: Int, into recorder: TraceRecorder?) {
-        timeline.trace("prefill room", phases: [
-            .init(name: "prefill_bootstrap_wait", from: nil, to: .waitingForInput),
-            .init(name: "kv_transfer", from: .transferring, to: .success),
-        ], room: number, request: id, state: state,
-        args: ["pages": .int(sentPages), "bytes": .int(sentPages * bytesPerPage)], into: recorder)
+        timeline.trace("prefill room", phases: Self.phaseIntervals, room: number, request: id, state: state,
+                       args: ["pages": .int(sentPages), "bytes": .int(sentPages * bytesPerPage)], into: recorder)
     }
 
     /// No more transfer work and the engine is done with the request.
