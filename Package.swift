@@ -59,7 +59,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Models", dependencies: ["Kernels", "Tokenization", "ByteExactJSON", "Profiling"], swiftSettings: targetCPU),
-        .target(name: "Engine", dependencies: ["Models", "Kernels", "Tokenization", "Profiling"], swiftSettings: targetCPU),
+        // Constrained decoding: regex / JSON schema → byte automaton → token masks.
+        .target(name: "Grammar", dependencies: ["ByteExactJSON"], swiftSettings: targetCPU),
+        .target(name: "Engine", dependencies: ["Models", "Kernels", "Tokenization", "Profiling", "Grammar"], swiftSettings: targetCPU),
         .target(
             name: "Server",
             dependencies: [
@@ -121,7 +123,8 @@ let package = Package(
         .testTarget(name: "ByteExactJSONTests", dependencies: ["ByteExactJSON"]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ByteExactJSON"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "EngineTesting"], swiftSettings: targetCPU),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "EngineTesting"], swiftSettings: targetCPU),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "EngineTesting", "Grammar"], swiftSettings: targetCPU),
+        .testTarget(name: "GrammarTests", dependencies: ["Grammar", "ByteExactJSON"]),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"]),
         .testTarget(name: "DisaggregationTests", dependencies: [
             "Disaggregation", "Engine", "EngineTesting", "Profiling",

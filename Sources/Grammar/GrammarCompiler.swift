@@ -1,0 +1,37 @@
+import Foundation
+
+/// Compiles constraints for one vocabulary and keeps the recent ones, so a
+/// client that sends the same schema with every request compiles it once
+/// (and its automaton and masks keep growing instead of starting over).
+/// Thread-safe: request handlers compile, the engine thread walks.
+public final class GrammarCompiler: @unchecked Sendable {
+    public let vocabulary: TokenVocabulary
+    private let lock = NSLock()
+    private var recent: [GrammarSpec: Grammar] = [:]
+    private var order: [GrammarSpec] = []
+
+    public static let maxCachedGrammars = 16
+
+    public init(vocabulary: TokenVocabulary) {
+        self.vocabulary = vocabulary
+    }
+
+    public func compile(_ spec: GrammarSpec) throws(GrammarError) -> Grammar {
+        lock.lock()
+        if let hit = recent[spec] {
+            order.removeAll { $0 == spec }
+            order.append(spec)
+            lock.unlock()
+            return hit
+        }
+        lock.unlock()
+        let grammar = try Grammar(source: spec.description, node: try spec.node(), vocabulary: vocabulary)
+        // A grammar whose start allows no token is refused now rather than failing mid-request.
+        if case .stuck(let why) = GrammarMatcher(grammar).next() { throw GrammarError(why) }
+        lock.lock(); defer { lock.unlock() }
+        recent[spec] = grammar
+        order.append(spec)
+        while order.count > Self.maxCachedGrammars { recent[order.removeFirst()] = nil }
+        return grammar
+    }
+}
