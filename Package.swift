@@ -65,7 +65,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Engine", "Models", "Tokenization", "ChatTemplates", "ByteExactJSON", "Profiling",
+                "Engine", "Models", "Tokenization", "ChatTemplates", "ByteExactJSON", "Profiling", "Grammar",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "OTel", package: "swift-otel"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),

@@ -1,4 +1,18 @@
 extension JSONValue {
+    /// This object with `key` set to `value`: replaced where it is (every
+    /// occurrence of a repeated key), appended otherwise. Not an object: unchanged.
+    public func setting(_ key: String, to value: JSONValue) -> JSONValue {
+        guard case .object(var keys, var values) = self else { return self }
+        let at = keys.indices.filter { keys[$0] == key }
+        if at.isEmpty {
+            keys.append(key)
+            values.append(value)
+        } else {
+            for i in at { values[i] = value }
+        }
+        return .object(keys: keys, values: values)
+    }
+
     /// Compact JSON text (no spaces), keys in their order, strings as UTF-8
     /// with only what JSON requires escaped.
     public var compactText: String {

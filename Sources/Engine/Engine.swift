@@ -1,4 +1,5 @@
 import Foundation
+import Grammar
 import Models
 import Profiling
 import Tokenization
@@ -56,6 +57,25 @@ public final class Engine: @unchecked Sendable {
         thread.stackSize = 16 << 20
         self.thread = thread
         thread.start()
+    }
+
+    private let grammarLock = NSLock()
+    private var grammarCompiler: GrammarCompiler?
+
+    /// Compiles a constraint for this model's vocabulary; safe from any
+    /// thread. The first call lays out the vocabulary's bytes (once).
+    public func compile(_ spec: GrammarSpec) throws(GrammarError) -> Grammar {
+        grammarLock.lock()
+        let compiler: GrammarCompiler
+        if let existing = grammarCompiler {
+            compiler = existing
+        } else {
+            let tokenizer = core.tokenizer
+            compiler = GrammarCompiler(vocabulary: TokenVocabulary(count: core.model.config.vocabSize) { tokenizer.textBytes(of: $0) })
+            grammarCompiler = compiler
+        }
+        grammarLock.unlock()
+        return try compiler.compile(spec)
     }
 
     /// Why the engine would refuse `input` (fixed limits only); safe from any thread.

@@ -230,9 +230,17 @@ public final class EngineCore {
             let slice = logits[row * vocab..<(row + 1) * vocab]
             switch use {
             case .sample(let request):
+                var allowed: AllowedTokens?
+                switch output.allowedTokens(for: request) {
+                case .unconstrained: break
+                case .allowed(let tokens): allowed = tokens
+                case .stuck(let why):
+                    finish(request, .abort(message: why))
+                    continue
+                }
                 let (token, logprob) = Sampler.sample(logits: slice, params: request.params, promptTokens: Array(request.promptTokens),
                                                       outputTokens: Array(request.outputTokens), heldBack: output.heldBack(for: request),
-                                                      rng: &request.rng)
+                                                      allowed: allowed, rng: &request.rng)
                 if request.isDisaggregated, request.outputCount == 0 {
                     hooks?.sampledFirstToken(id: request.id, token: token, logprob: logprob)
                 }

@@ -1,3 +1,4 @@
+import Grammar
 import Tokenization
 
 /// Turns each sampled token into output: detokenizes incrementally, checks
@@ -22,6 +23,9 @@ struct OutputProcessor {
             request.finish = .stop(matched: nil)
             if request.params.noStopTrim { request.appendText(request.detokenizer.append(token)) }
             request.appendText(request.detokenizer.finish())
+        } else if request.grammar?.advance(token) == false {
+            // Only a PD decode can meet this: its prefill sampled the first token.
+            request.finish = .failed(RequestFailure(.invalidPeerData, "the first token (\(token)) from the prefill does not fit the request's constraint"))
         } else {
             let delta = request.detokenizer.append(token)
             request.appendText(delta)
@@ -29,6 +33,11 @@ struct OutputProcessor {
                 request.finish = .stop(matched: stop)
             } else if request.outputCount >= request.params.maxNewTokens {
                 request.finish = .length
+                request.appendText(request.detokenizer.finish())
+            } else if request.grammar?.next() == .complete, stopTokens(for: request).isEmpty {
+                // Nothing can extend the output and no stop token may end it
+                // (ignore_eos): it ends here. Otherwise the next draw is a stop token, as in SGLang.
+                request.finish = .stop(matched: nil)
                 request.appendText(request.detokenizer.finish())
             }
         }
@@ -43,10 +52,33 @@ struct OutputProcessor {
         return tokens
     }
 
+    /// What the request's constraint lets the sampler draw next: once the
+    /// output is complete, only a stop token. `.stuck` when nothing can follow.
+    func allowedTokens(for request: Request) -> Constrained {
+        guard let matcher = request.grammar else { return .unconstrained }
+        switch matcher.next() {
+        case let .tokens(mask, mayEnd):
+            return .allowed(AllowedTokens(mask: mask, ends: mayEnd ? stopTokens(for: request) : []))
+        case .complete:
+            let ends = stopTokens(for: request)
+            return ends.isEmpty ? .stuck("the output is complete but the request has no stop token to end it") : .allowed(AllowedTokens(mask: TokenMask(count: 0), ends: ends))
+        case .stuck(let why):
+            return .stuck(why)
+        }
+    }
+
+    enum Constrained {
+        case unconstrained
+        case allowed(AllowedTokens)
+        case stuck(String)
+    }
+
     /// The tokens the sampler must not draw for `request`'s next token: its
     /// stop tokens while fewer than `min_new_tokens` are out.
     func heldBack(for request: Request) -> Set<Int32> {
-        request.outputCount < request.params.minNewTokens ? stopTokens(for: request) : []
+        // A complete constrained output can only end: min_new_tokens cannot hold it open.
+        guard request.outputCount < request.params.minNewTokens, request.grammar?.next() != .complete else { return [] }
+        return stopTokens(for: request)
     }
 
     /// If a stop string occurs in the newest text, cuts the text before it

@@ -1,3 +1,4 @@
+import Grammar
 import Tokenization
 
 /// Why a request stopped.
@@ -66,6 +67,8 @@ public struct GenerateInput: Sendable {
     public var priority: Int?
     /// The client's name for it (SGLang's `rid`), shown in profiles.
     public var name: String?
+    /// What the output must match (`regex`, `json_schema`, `response_format`), compiled.
+    public var grammar: Grammar?
 
     public init(id: String, promptTokens: [Int], params: SamplingParams, bootstrap: BootstrapTarget? = nil) {
         self.id = id
@@ -131,6 +134,8 @@ final class Request {
     var firstTokenAt: ContinuousClock.Instant?
     /// What a PD side-car measured of this half.
     var transferPhases = RequestPhases()
+    /// Where the output stands in its constraint, if it has one.
+    var grammar: GrammarMatcher?
 
     init(input: GenerateInput, arrival: Int, tokenizer: Tokenizer) {
         id = input.id
@@ -144,6 +149,7 @@ final class Request {
         tokens = input.promptTokens.map { Int32($0) }
         rng = RandomSource(seed: input.params.seed ?? UInt64.random(in: .min ... .max))
         detokenizer = IncrementalDetokenizer(tokenizer: tokenizer, skipSpecialTokens: input.params.skipSpecialTokens)
+        grammar = input.grammar.map(GrammarMatcher.init)
     }
 
     var promptTokens: ArraySlice<Int32> { tokens[..<promptCount] }

@@ -1,4 +1,5 @@
 import Foundation
+import Grammar
 
 /// The log-probability of one token at one position, with the most likely alternatives.
 public struct TokenLogprob: Sendable, Equatable {
@@ -17,19 +18,38 @@ public struct TokenLogprob: Sendable, Equatable {
     }
 }
 
-/// Turns one row of logits into a token: penalties, logit bias, held-back
-/// tokens, temperature, top-k, top-p, min-p, then greedy or seeded sampling.
+/// The tokens a constraint lets the sampler draw: those in `mask`, and
+/// `ends` (stop tokens, when the output so far is complete).
+public struct AllowedTokens {
+    public var mask: TokenMask
+    public var ends: Set<Int32>
+
+    public init(mask: TokenMask, ends: Set<Int32>) {
+        self.mask = mask
+        self.ends = ends
+    }
+
+    func contains(_ token: Int) -> Bool { mask.contains(token) || ends.contains(Int32(truncatingIfNeeded: token)) }
+}
+
+/// Turns one row of logits into a token: penalties, logit bias, the
+/// constraint's mask, held-back tokens, temperature, top-k, top-p, min-p,
+/// then greedy or seeded sampling.
 /// Logprobs are those of the model's own distribution (before penalties and
 /// temperature), as vLLM and SGLang report by default.
 public enum Sampler {
-    /// `heldBack` tokens cannot be drawn (EOS and stop tokens before `min_new_tokens`).
+    /// `heldBack` tokens cannot be drawn (EOS and stop tokens before `min_new_tokens`);
+    /// with `allowed`, only those can (the caller makes sure one is left).
     public static func sample(
         logits raw: ArraySlice<Float>, params: SamplingParams, promptTokens: [Int32], outputTokens: [Int32],
-        heldBack: Set<Int32> = [], rng: inout RandomSource
+        heldBack: Set<Int32> = [], allowed: AllowedTokens? = nil, rng: inout RandomSource
     ) -> (token: Int, logprob: TokenLogprob?) {
         var logits = Array(raw)
         applyPenalties(&logits, params: params, promptTokens: promptTokens, outputTokens: outputTokens)
         for (token, bias) in params.logitBias where token < logits.count { logits[token] += bias }
+        if let allowed {
+            for token in logits.indices where !allowed.contains(token) { logits[token] = -.infinity }
+        }
         for token in heldBack where Int(token) < logits.count { logits[Int(token)] = -.infinity }
         let token = params.isGreedy ? argmax(logits) : draw(logits, params: params, rng: &rng)
         let logprob = params.returnLogprobs || params.topLogprobs > 0

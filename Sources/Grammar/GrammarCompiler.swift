@@ -27,7 +27,11 @@ public final class GrammarCompiler: @unchecked Sendable {
         lock.unlock()
         let grammar = try Grammar(source: spec.description, node: try spec.node(), vocabulary: vocabulary)
         // A grammar whose start allows no token is refused now rather than failing mid-request.
-        if case .stuck(let why) = GrammarMatcher(grammar).next() { throw GrammarError(why) }
+        switch GrammarMatcher(grammar).next() {
+        case .stuck(let why): throw GrammarError(why)
+        case .complete: throw GrammarError("the constraint matches only the empty output")
+        case .tokens: break
+        }
         lock.lock(); defer { lock.unlock() }
         recent[spec] = grammar
         order.append(spec)

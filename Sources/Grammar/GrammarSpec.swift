@@ -10,6 +10,8 @@ public enum GrammarSpec: Sendable, Hashable {
     case jsonSchema(String)
     /// The output is one JSON object (`response_format: {"type": "json_object"}`).
     case jsonObject
+    /// The output is exactly one of these texts (vLLM's `guided_choice`).
+    case choice([String])
 
     /// A schema given as JSON; its text (keys in order) names it.
     public static func jsonSchema(_ schema: JSONValue) -> GrammarSpec { .jsonSchema(schema.compactText) }
@@ -25,6 +27,9 @@ public enum GrammarSpec: Sendable, Hashable {
             return try JSONSchemaTranslator.translate(schema)
         case .jsonObject:
             return JSONSchemaTranslator.anyObject(depth: JSONSchemaTranslator.anyValueDepth, values: nil)
+        case .choice(let texts):
+            guard !texts.isEmpty else { throw GrammarError("guided_choice needs at least one choice") }
+            return .choice(texts.map(RegexNode.literal))
         }
     }
 
@@ -33,6 +38,7 @@ public enum GrammarSpec: Sendable, Hashable {
         case .regex(let pattern): "regex \(pattern)"
         case .jsonSchema(let text): "json_schema \(text)"
         case .jsonObject: "json_object"
+        case .choice(let texts): "choice \(texts)"
         }
     }
 }

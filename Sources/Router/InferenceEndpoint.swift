@@ -15,13 +15,12 @@ struct InferenceEndpoint: Sendable {
         let route = request.uri.path
         let pd = core.configuration.pdDisaggregation
         // Plain mode only reads the body when a policy wants the prompt; PD mode always, to add fields.
-        let object = pd || core.needsRoutingKey
-            ? JSONParser.foundationObject(from: Data(buffer.readableBytesView)) as? [String: Any] : nil
-        let key = core.needsRoutingKey ? object.map(RoutingKey.of) ?? "" : ""
+        let document = pd || core.needsRoutingKey ? try? JSONParser.parse(Data(buffer.readableBytesView)) : nil
+        let key = core.needsRoutingKey ? (document?.foundationObject as? [String: Any]).map(RoutingKey.of) ?? "" : ""
         if pd {
             // The bootstrap fields go into the body, so it must be a JSON object here.
-            guard let object else { throw APIError.invalid("The request body must be a JSON object.") }
-            let plan = try PDRequestPlan(route: route, body: object)
+            guard let document else { throw APIError.invalid("The request body must be a JSON object.") }
+            let plan = try PDRequestPlan(route: route, document: document)
             let routed = RoutedRequest(route: route, method: .POST, query: request.uri.query,
                                        headers: RouterCore.forwardable(request.headers, contentType: "application/json"), body: nil, routingKey: key)
             return try await PDForwarder(core: core).forward(routed, plan: plan)

@@ -1,3 +1,4 @@
+import ByteExactJSON
 import Foundation
 import NIOCore
 import Server
@@ -14,6 +15,9 @@ import Server
 struct PDRequestPlan: Sendable {
     /// The body without bootstrap fields; JSON values are immutable trees, safe to share.
     nonisolated(unsafe) let body: [String: Any]
+    /// The same body with its keys in the client's order, which is what the
+    /// halves get: a JSON schema's property order is the output's order.
+    let ordered: JSONValue
     /// The request ids to abort when the pair fails.
     let rids: [String]
     /// Items of a batch; nil for a single request.
@@ -22,8 +26,9 @@ struct PDRequestPlan: Sendable {
     /// What of the prefill's answer goes into the decode's.
     let mergers: [any PrefillAnswerMerger]
 
-    init(route: String, body original: [String: Any]) throws(APIError) {
-        var body = original
+    init(route: String, document: JSONValue) throws(APIError) {
+        guard var body = document.foundationObject as? [String: Any] else { throw .invalid("The request body must be a JSON object.") }
+        var ordered = document
         let batchSize = Self.batchSize(route: route, body: body)
         self.batchSize = batchSize
         // /generate takes one rid per item; an OpenAI request has one rid, which names all its items.
@@ -39,10 +44,12 @@ struct PDRequestPlan: Sendable {
             let made = (0..<(ridsPerItem ?? 1)).map { _ in UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }
             rids = made
             body["rid"] = ridsPerItem == nil ? made[0] as Any : made as Any
+            ordered = ordered.setting("rid", to: ridsPerItem == nil ? .string(made[0]) : .array(made.map(JSONValue.string)))
         default:
             throw .invalid("'rid' must be a string or a list of strings.", param: "rid")
         }
         self.body = body
+        self.ordered = ordered
         isStream = (body["stream"] as? Bool) == true
         mergers = Self.mergers(route: route, body: body)
     }
@@ -83,18 +90,17 @@ struct PDRequestPlan: Sendable {
 
     /// The body both halves of one attempt get: same rid, same room.
     func body(prefill: WorkerSpec) -> ByteBuffer {
-        var object = body
-        let port: Any = prefill.bootstrapPort ?? NSNull()
+        let port: JSONValue = prefill.bootstrapPort.map { .int($0) } ?? .null
+        var object = ordered
         if let batchSize {
-            object["bootstrap_host"] = Array(repeating: prefill.host, count: batchSize)
-            object["bootstrap_port"] = Array(repeating: port, count: batchSize)
-            object["bootstrap_room"] = (0..<batchSize).map { _ in Self.newRoom() }
+            object = object.setting("bootstrap_host", to: .array(Array(repeating: .string(prefill.host), count: batchSize)))
+                .setting("bootstrap_port", to: .array(Array(repeating: port, count: batchSize)))
+                .setting("bootstrap_room", to: .array((0..<batchSize).map { _ in .int(Int(Self.newRoom())) }))
         } else {
-            object["bootstrap_host"] = prefill.host
-            object["bootstrap_port"] = port
-            object["bootstrap_room"] = Self.newRoom()
+            object = object.setting("bootstrap_host", to: .string(prefill.host)).setting("bootstrap_port", to: port)
+                .setting("bootstrap_room", to: .int(Int(Self.newRoom())))
         }
-        return ByteBuffer(bytes: JSON.encode(object))
+        return ByteBuffer(bytes: Array(object.compactText.utf8))
     }
 
     /// A random 63-bit room: non-negative in every signed 64-bit parser.

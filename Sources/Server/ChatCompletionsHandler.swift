@@ -2,6 +2,7 @@ import ByteExactJSON
 import ChatTemplates
 import Engine
 import Foundation
+import Grammar
 import Hummingbird
 import Tokenization
 
@@ -33,13 +34,24 @@ struct ChatCompletionsHandler: Sendable {
         let remaining = max(0, service.engine.contextLength - tokens.count)
         let (params, n) = try SamplingParser.openAI(body, defaultMaxTokens: remaining, chat: true)
         var inputs = SamplingParser.replicas(params, n: n).map { GenerateInput(id: OpenAIFormat.newID("chatcmpl"), promptTokens: tokens, params: $0) }
+        let toolChoice = try ToolChoice(body)
+        var constraint = try ConstraintFields.spec(body, fields: ConstraintFields.openAI)
+        if let schema = try toolChoice.schema(body) {
+            if let other = constraint {
+                throw APIError.invalid("'tool_choice' forces a call, which cannot be combined with '\(other.field)'.", param: other.field)
+            }
+            constraint = ("tool_choice", .jsonSchema(schema))
+        }
+        if let grammar = try ConstraintFields.compile(constraint, engine: service.engine) {
+            for i in inputs.indices { inputs[i].grammar = grammar }
+        }
         try BootstrapFields.apply(body, mode: service.configuration.disaggregationMode, to: &inputs)
         try PriorityField.apply(body, to: &inputs)
         try service.admit(inputs)
         let id = OpenAIFormat.newID("chatcmpl")
         let model = service.configuration.servedModelName
         let created = OpenAIFormat.now
-        let tools = toolParsing(body)
+        let tools = toolCallReader(body, choice: toolChoice)
 
         if try body.bool("stream") == true {
             let includeUsage = try body.object("stream_options")?.bool("include_usage") ?? false
@@ -53,7 +65,7 @@ struct ChatCompletionsHandler: Sendable {
                     try await send(chunk([["index": index, "delta": ["role": "assistant", "content": ""], "logprobs": NSNull(), "finish_reason": NSNull()]]))
                 }
                 var totals = Array(repeating: Generation(), count: inputs.count)
-                var splitters = inputs.map { _ in tools.map { ToolCallStream(format: $0.format, declared: $0.declared) } }
+                var splitters = inputs.map { _ in tools.map(ToolCallStream.init(reader:)) }
                 while let (index, update) = try await updates.next() {
                     totals[index].absorb(update)
                     var text = splitters[index]?.feed(update.textDelta) ?? update.textDelta
@@ -83,7 +95,7 @@ struct ChatCompletionsHandler: Sendable {
 
         let results = try await service.collect(inputs, names: try RequestReader.names(body, for: inputs), channel: context.channel, logger: context.logger)
         let choices = results.enumerated().map { index, result -> [String: Any] in
-            let reply = tools.map { $0.format.extract(result.text, declared: $0.declared) } ?? ToolCallExtraction(content: result.text, calls: [])
+            let reply = tools?.extract(result.text) ?? ToolCallExtraction(content: result.text, calls: [])
             var message: [String: Any] = ["role": "assistant", "content": reply.calls.isEmpty || !reply.content.isEmpty ? reply.content : NSNull()]
             if !reply.calls.isEmpty { message["tool_calls"] = reply.calls.map { $0.openAI(id: ToolCall.newID()) } }
             return [
@@ -99,12 +111,13 @@ struct ChatCompletionsHandler: Sendable {
         ])
     }
 
-    /// The parser and the declared function names, when this reply may call tools.
-    private func toolParsing(_ body: JSONBody) -> (format: ToolCallFormat, declared: Set<String>)? {
-        guard let format = service.configuration.toolCallParser, (body.fields["tool_choice"] as? String) != "none",
-              let tools = body.fields["tools"] as? [Any], !tools.isEmpty else { return nil }
-        let names = tools.compactMap { (($0 as? [String: Any])?["function"] as? [String: Any])?["name"] as? String }
-        return (format, Set(names))
+    /// How this reply's calls are found, when it may call tools: as the
+    /// forced array, or by the configured parser among the declared functions.
+    private func toolCallReader(_ body: JSONBody, choice: ToolChoice) -> ToolCallReader? {
+        if case .forced = choice { return .forced }
+        let declared = ToolChoice.declaredNames(body)
+        guard choice != .none, let format = service.configuration.toolCallParser, !declared.isEmpty else { return nil }
+        return .format(format, declared: Set(declared))
     }
 
     /// OpenAI's "tool_calls" when a reply that ended by itself called tools.

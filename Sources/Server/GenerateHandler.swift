@@ -46,12 +46,15 @@ struct GenerateHandler: Sendable {
         options.returnTextInLogprobs = try body.bool("return_text_in_logprobs") ?? false
 
         // sampling_params: one object for all prompts, or one per prompt.
-        var perPrompt: [JSONBody?] = Array(repeating: try body.object("sampling_params"), count: prompts.count)
+        var perPrompt: [JSONBody?]
         if let list = body.fields["sampling_params"] as? [Any] {
             guard list.count == prompts.count, let objects = list as? [[String: Any]] else {
                 throw APIError.invalid("'sampling_params' must be an object or one object per prompt.", param: "sampling_params")
             }
-            perPrompt = objects.map { JSONBody(fields: $0, path: "sampling_params.") }
+            let ordered = body.ordered?["sampling_params"]?.arrayValue
+            perPrompt = objects.enumerated().map { JSONBody(fields: $1, path: "sampling_params.", ordered: ordered?[$0]) }
+        } else {
+            perPrompt = Array(repeating: try body.object("sampling_params"), count: prompts.count)
         }
         var inputs: [GenerateInput] = []
         var names: [String] = []
@@ -64,8 +67,12 @@ struct GenerateHandler: Sendable {
                 if options.logprobStartLen >= 0 { params.inputLogprobStart = options.logprobStartLen }
                 try SamplingParser.validate(params)
             }
+            let constraint = try perPrompt[i].flatMap { sampling throws(APIError) in try ConstraintFields.spec(sampling, fields: ConstraintFields.native) }
+            let grammar = try ConstraintFields.compile(constraint, engine: service.engine)
             for (j, replica) in SamplingParser.replicas(params, n: n).enumerated() {
-                inputs.append(GenerateInput(id: UUID().uuidString, promptTokens: prompt, params: replica))
+                var input = GenerateInput(id: UUID().uuidString, promptTokens: prompt, params: replica)
+                input.grammar = grammar
+                inputs.append(input)
                 let base = rids?[i] ?? inputs.last!.id
                 names.append(n == 1 ? base : "\(base)-\(j)")
             }

@@ -7,10 +7,14 @@ struct JSONBody {
     let fields: [String: Any]
     /// Prefix for field names in messages ("sampling_params.").
     let path: String
+    /// The same object as parsed, keys in the order sent (a JSON schema's
+    /// properties keep theirs); nil where the body was built from `fields`.
+    let ordered: JSONValue?
 
-    init(fields: [String: Any], path: String = "") {
+    init(fields: [String: Any], path: String = "", ordered: JSONValue? = nil) {
         self.fields = fields
         self.path = path
+        self.ordered = ordered
     }
 
     /// Parses a request body; malformed JSON or a non-object is a 400.
@@ -21,7 +25,7 @@ struct JSONBody {
     /// A parsed request body; a non-object is a 400.
     init(document: JSONValue) throws(APIError) {
         guard let object = document.foundationObject as? [String: Any] else { throw .invalid("The request body must be a JSON object.") }
-        self.init(fields: object)
+        self.init(fields: object, ordered: document)
     }
 
     /// Parses a request body, byte-exact unlike JSONSerialization (a prompt reaches the
@@ -85,7 +89,7 @@ struct JSONBody {
     func object(_ key: String) throws(APIError) -> JSONBody? {
         guard let v = raw(key) else { return nil }
         guard let o = v as? [String: Any] else { throw fail(key, "an object") }
-        return JSONBody(fields: o, path: path + key + ".")
+        return JSONBody(fields: o, path: path + key + ".", ordered: ordered?[key])
     }
 
     func array(_ key: String) throws(APIError) -> [Any]? {

@@ -15,14 +15,12 @@ enum SamplingParser {
                 || (value as? [String: Any])?.isEmpty == true
         }
         var table: [String: @Sendable (Any) -> Bool] = [:]
-        for field in ["json_schema", "regex", "ebnf", "structural_tag", "stop_regex", "guided_json", "guided_regex",
-                      "guided_grammar", "guided_choice", "lora_path", "lora_id", "image_data", "audio_data", "video_data",
+        for field in ["ebnf", "structural_tag", "stop_regex", "guided_grammar", "lora_path", "lora_id", "image_data", "audio_data", "video_data",
                       "input_embeds", "custom_logit_processor", "custom_params", "return_hidden_states", "session_params",
                       "token_ids_logprob", "stream_interval", "continue_final_message", "reasoning_effort", "modalities",
                       "audio", "prediction", "functions", "function_call", "background", "return_bytes", "return_entropy"] {
             table[field] = off
         }
-        table["response_format"] = { value in off(value) || ((value as? [String: Any])?["type"] as? String) == "text" }
         // SGLang's default; fast tokenizers ignore it as PDServe does.
         table["spaces_between_special_tokens"] = { value in value is NSNull || JSONScalar.bool(value) == true }
         return table
@@ -54,11 +52,11 @@ enum SamplingParser {
         "stop", "stop_token_ids", "ignore_eos", "skip_special_tokens", "no_stop_trim", "logit_bias",
     ]
     /// SGLang's `sampling_params` object.
-    static let nativeFields = commonFields.union(["max_new_tokens", "min_new_tokens", "n"]).union(judgedFields)
+    static let nativeFields = commonFields.union(["max_new_tokens", "min_new_tokens", "n"]).union(judgedFields).union(ConstraintFields.native)
     /// What a PD router adds to any body.
     static let routingFields: Set<String> = ["rid", "bootstrap_host", "bootstrap_port", "bootstrap_room"]
     /// OpenAI completions and chat bodies alike (with vLLM's and SGLang's extensions).
-    static let openAIFields = commonFields.union(routingFields).union(judgedFields)
+    static let openAIFields = commonFields.union(routingFields).union(judgedFields).union(ConstraintFields.openAI)
         .union(["model", "max_tokens", "max_completion_tokens", "min_tokens", "n", "stream", "stream_options", "user", PriorityField.name])
     static let completionsFields = openAIFields.union(["prompt", "logprobs", "echo", "suffix", "best_of"])
     static let chatFields = openAIFields.union([
@@ -104,12 +102,6 @@ enum SamplingParser {
         }
         if let v = try body.int("min_tokens") { p.minNewTokens = v }
         try common(body, into: &p)
-        if let choice = body.fields["tool_choice"], !(choice is NSNull) {
-            // "required" and a named function need decoding constrained to a call, which this engine does not have.
-            guard let mode = choice as? String, mode == "none" || mode == "auto" else {
-                throw .invalid("'tool_choice' may only be \"none\" or \"auto\": forcing a call needs constrained decoding, which this server does not have.", param: "tool_choice")
-            }
-        }
         if chat {
             if try body.bool("logprobs") == true {
                 p.returnLogprobs = true

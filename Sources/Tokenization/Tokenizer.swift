@@ -217,6 +217,21 @@ public final class Tokenizer: @unchecked Sendable {
 
     // MARK: - Vocabulary
 
+    /// The UTF-8 bytes `id` adds to a text it is in the middle of (a constrained
+    /// sampler walks these through its automaton); nil for special tokens and
+    /// unknown ids. A byte-level or byte-fallback token may be part of a character.
+    public func textBytes(of id: Int) -> [UInt8]? {
+        guard !isSpecial(id), let token = decoderInput(for: id, skipSpecialTokens: true) else { return nil }
+        if decoderHasByteLevel {
+            var bytes: [UInt8] = []
+            ByteLevelMapping.appendBytes(of: token, to: &bytes)
+            return bytes
+        }
+        if decoderHasByteFallback, let byte = TokenDecoder.byteValue(token) { return [byte] }
+        guard let decoder else { return Array(token.utf8) }
+        return Array(decoder.decode([token], atStart: false).utf8)
+    }
+
     /// The token string of `id` (added tokens included), or nil for an unknown id.
     public func token(forId id: Int) -> String? {
         guard id >= 0, id < tokensById.count else { return nil }

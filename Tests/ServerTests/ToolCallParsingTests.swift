@@ -64,7 +64,7 @@ struct ToolCallParsingTests {
         for first in stride(from: 0, through: characters.count, by: step) {
             for second in stride(from: first, through: characters.count, by: step * 3) {
                 let pieces = [characters[..<first], characters[first..<second], characters[second...]].map { String($0) }
-                var stream = ToolCallStream(format: c.format, declared: Self.declared)
+                var stream = ToolCallStream(reader: .format(c.format, declared: Self.declared))
                 var sent = pieces.map { stream.feed($0) }.joined()
                 let end = stream.finish()
                 sent += end.content
@@ -76,7 +76,7 @@ struct ToolCallParsingTests {
     }
 
     @Test func textThatMerelyLooksLikeTheStartOfAMarkerIsSentOnceItCannotBeOne() {
-        var stream = ToolCallStream(format: .qwen25, declared: Self.declared)
+        var stream = ToolCallStream(reader: .format(.qwen25, declared: Self.declared))
         #expect(stream.feed("a <tool") == "a ")
         #expect(stream.feed("box> b") == "<toolbox> b")
         #expect(stream.finish() == ToolCallExtraction(content: "", calls: []))

@@ -26,6 +26,16 @@ REQUESTS = [
     ("/v1/completions", {"model": "qwen-tiny", "prompt": "Once upon a time", "max_tokens": 8, "temperature": 0}),
     ("/v1/chat/completions", {"model": "qwen-tiny", "messages": [{"role": "user", "content": "Hi!"}], "max_tokens": 8, "temperature": 0}),
 ]
+# Constrained outputs: the constraint reaches both PD halves through their router as sent.
+PERSON = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 8}, "age": {"type": "integer", "minimum": 0},
+                                          "ok": {"type": "boolean"}}, "required": ["name", "age", "ok"]}
+CONSTRAINED = [
+    ("/generate", {"text": "Answer:", "sampling_params": {"max_new_tokens": 20, "temperature": 0, "regex": "(yes|no)! [0-9]{2}"}}),
+    ("/v1/chat/completions", {"model": "qwen-tiny", "messages": [{"role": "user", "content": "Hi!"}], "max_tokens": 120, "temperature": 0,
+                              "response_format": {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON}}}),
+    ("/v1/completions", {"model": "qwen-tiny", "prompt": "Data:", "max_tokens": 200, "temperature": 0,
+                         "response_format": {"type": "json_object"}}),
+]
 
 
 def comparable(obj):
@@ -86,7 +96,7 @@ def test_sglang_router_pd_mode_in_front_of_pdserve(workers, backend):
         pd = ["--pd-disaggregation", "--prefill", prefill.url, str(bootstrap_port), "--decode", decode.url]
         theirs = SGLangRouterProcess(*pd)
         ours = RouterProcess(*pd)
-        for path, body in REQUESTS:
+        for path, body in REQUESTS + CONSTRAINED:
             a, b = theirs.post(path, body), ours.post(path, body)
             assert a.status_code == 200 and b.status_code == 200, (path, a.text, b.text)
             assert comparable(a.json()) == comparable(b.json()), path

@@ -99,7 +99,7 @@ public enum ToolCallFormat: String, CaseIterable, Sendable {
     }
 
     /// A call object: a non-empty `name`, and `arguments` (or Llama's `parameters`) as an object or JSON text.
-    private static func call(_ object: JSONValue) -> ToolCall? {
+    static func call(_ object: JSONValue) -> ToolCall? {
         guard let name = object["name"]?.stringValue, !name.isEmpty else { return nil }
         switch object["arguments"] ?? object["parameters"] {
         case nil, .null?: return ToolCall(name: name, arguments: "{}")

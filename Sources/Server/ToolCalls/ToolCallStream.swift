@@ -2,25 +2,26 @@
 /// call goes out at once; from a call's marker on (or a part of one at the
 /// end, held back until the next piece decides), text is kept until the
 /// reply ends, then parsed whole. Calls that do not parse go out as text.
+/// A forced reply (`tool_choice` required or named) is held whole.
 struct ToolCallStream {
-    let format: ToolCallFormat
-    let declared: Set<String>
+    let reader: ToolCallReader
     private var reply = ""
     /// Received, not yet sent, and not (yet) known to start a call.
     private var pending = ""
     private var sentAny = false
     private var inCall = false
 
-    init(format: ToolCallFormat, declared: Set<String>) {
-        self.format = format
-        self.declared = declared
+    init(reader: ToolCallReader) {
+        self.reader = reader
+        // A forced reply is all call: nothing goes out before it is parsed.
+        if case .forced = reader { inCall = true }
     }
 
     /// The text of `delta` that can go to the client now.
     mutating func feed(_ delta: String) -> String {
         reply += delta
         pending += delta
-        guard !inCall else { return "" }
+        guard !inCall, case let .format(format, _) = reader else { return "" }
         if format.bareJSONStartsACall, !sentAny {
             let trimmed = pending.drop(while: \.isWhitespace)
             if trimmed.isEmpty { return "" }
@@ -38,7 +39,7 @@ struct ToolCallStream {
     mutating func finish() -> ToolCallExtraction {
         defer { pending = "" }
         guard inCall else { return ToolCallExtraction(content: pending, calls: []) }
-        let calls = format.extract(reply, declared: declared).calls
+        let calls = reader.extract(reply).calls
         // Calls that do not parse: everything from the marker on is text after all.
         return ToolCallExtraction(content: calls.isEmpty ? pending : "", calls: calls)
     }
