@@ -58,13 +58,19 @@ struct PDRequestPlan: Sendable {
     var relaysBeforePrefillEnds: Bool { isStream && !mergers.contains(where: \.mergesIntoFirstEvent) }
 
     /// `/generate` gets the prefill's phases and, asking for logprobs, its
-    /// input logprobs; an echoing `/v1/completions` asking for logprobs, its prompt's.
+    /// input logprobs; an OpenAI route asking for `return_phases`, the
+    /// prefill's phases; an echoing `/v1/completions` asking for logprobs, its prompt's.
     static func mergers(route: String, body: [String: Any]) -> [any PrefillAnswerMerger] {
         switch route {
         case "/generate":
             return [GeneratePhaseMerger()] + ((body["return_logprob"] as? Bool) == true ? [GenerateLogprobMerger()] : [])
-        case "/v1/completions" where (body["echo"] as? Bool) == true && !(body["logprobs"] == nil || body["logprobs"] is NSNull || (body["logprobs"] as? Bool) == false):
-            return [CompletionLogprobMerger()]
+        case "/v1/completions", "/v1/chat/completions":
+            var mergers: [any PrefillAnswerMerger] = (body["return_phases"] as? Bool) == true ? [OpenAIPhaseMerger()] : []
+            if route == "/v1/completions", (body["echo"] as? Bool) == true,
+               !(body["logprobs"] == nil || body["logprobs"] is NSNull || (body["logprobs"] as? Bool) == false) {
+                mergers.append(CompletionLogprobMerger())
+            }
+            return mergers
         default:
             return []
         }

@@ -52,6 +52,7 @@ struct ChatCompletionsHandler: Sendable {
         let model = service.configuration.servedModelName
         let created = OpenAIFormat.now
         let tools = toolCallReader(body, choice: toolChoice)
+        let phases = try body.bool(OpenAIFormat.returnPhasesField) ?? false
 
         if try body.bool("stream") == true {
             let includeUsage = try body.object("stream_options")?.bool("include_usage") ?? false
@@ -82,7 +83,7 @@ struct ChatCompletionsHandler: Sendable {
                     var choice: [String: Any] = ["index": index, "delta": delta, "logprobs": NSNull(),
                                                  "finish_reason": Self.finishReason(update.finish, calls: calls)]
                     if params.returnLogprobs { choice["logprobs"] = ["content": OpenAIFormat.chatLogprobs(update.newLogprobs, tokenizer: tokenizer)] }
-                    try await send(chunk([choice]))
+                    try await send(chunk([OpenAIFormat.withPhases(choice, totals[index], asked: phases)]))
                 }
                 if includeUsage {
                     var final = chunk([])
@@ -98,11 +99,11 @@ struct ChatCompletionsHandler: Sendable {
             let reply = tools?.extract(result.text) ?? ToolCallExtraction(content: result.text, calls: [])
             var message: [String: Any] = ["role": "assistant", "content": reply.calls.isEmpty || !reply.content.isEmpty ? reply.content : NSNull()]
             if !reply.calls.isEmpty { message["tool_calls"] = reply.calls.map { $0.openAI(id: ToolCall.newID()) } }
-            return [
+            return OpenAIFormat.withPhases([
                 "index": index, "message": message,
                 "logprobs": params.returnLogprobs ? ["content": OpenAIFormat.chatLogprobs(result.logprobs, tokenizer: tokenizer)] : NSNull(),
                 "finish_reason": Self.finishReason(result.finish, calls: reply.calls),
-            ]
+            ], result, asked: phases)
         }
         return JSON.response([
             "id": id, "object": "chat.completion", "created": created, "model": model, "choices": choices,

@@ -32,6 +32,7 @@ struct CompletionsHandler: Sendable {
         let model = service.configuration.servedModelName
         let created = OpenAIFormat.now
         let tokenizer = service.tokenizer
+        let phases = try body.bool(OpenAIFormat.returnPhasesField) ?? false
 
         if try body.bool("stream") == true {
             let includeUsage = try body.object("stream_options")?.bool("include_usage") ?? false
@@ -60,6 +61,7 @@ struct CompletionsHandler: Sendable {
                                                  "finish_reason": OpenAIFormat.finishReason(finish)]
                     if params.returnLogprobs { choice["logprobs"] = logprobs.json }
                     textOffsets[index] += text.count
+                    choice = OpenAIFormat.withPhases(choice, totals[index], asked: phases)
                     try await send(["id": id, "object": "text_completion", "created": created, "model": model, "choices": [choice]])
                 }
                 if includeUsage {
@@ -81,8 +83,8 @@ struct CompletionsHandler: Sendable {
                 logprobs = echo.logprobs(choice: index, of: result, generated: result.logprobs, tokenizer: tokenizer)
                 if !echo.keepsGeneration { finish = .length }
             }
-            return ["index": index, "text": text, "finish_reason": OpenAIFormat.finishReason(finish),
-                    "logprobs": params.returnLogprobs ? logprobs.json as Any : NSNull()]
+            return OpenAIFormat.withPhases(["index": index, "text": text, "finish_reason": OpenAIFormat.finishReason(finish),
+                                            "logprobs": params.returnLogprobs ? logprobs.json as Any : NSNull()], result, asked: phases)
         }
         // Each prompt counts once in usage, however many samples it has.
         let promptTokens = stride(from: 0, to: results.count, by: n).map { results[$0].promptTokens }.reduce(0, +)

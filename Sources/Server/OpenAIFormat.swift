@@ -10,6 +10,18 @@ enum OpenAIFormat {
 
     static var now: Int { Int(Date().timeIntervalSince1970) }
 
+    /// PDServe's request field that puts each choice's phases (as `/generate`'s
+    /// `meta_info.phases`) into the choice: whole, or in its last stream event.
+    static let returnPhasesField = "return_phases"
+
+    /// `choice` with its phases when the request asked and the choice has ended.
+    static func withPhases(_ choice: [String: Any], _ generation: Generation, asked: Bool) -> [String: Any] {
+        guard asked, generation.finish != nil else { return choice }
+        var choice = choice
+        choice["phases"] = (generation.phases ?? RequestPhases()).json
+        return choice
+    }
+
     static func usage(prompt: Int, completion: Int, cached: Int) -> [String: Any] {
         var u: [String: Any] = ["prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion]
         if cached > 0 { u["prompt_tokens_details"] = ["cached_tokens": cached] }

@@ -57,7 +57,8 @@ enum SamplingParser {
     static let routingFields: Set<String> = ["rid", "bootstrap_host", "bootstrap_port", "bootstrap_room"]
     /// OpenAI completions and chat bodies alike (with vLLM's and SGLang's extensions).
     static let openAIFields = commonFields.union(routingFields).union(judgedFields).union(ConstraintFields.openAI)
-        .union(["model", "max_tokens", "max_completion_tokens", "min_tokens", "n", "stream", "stream_options", "user", PriorityField.name])
+        .union(["model", "max_tokens", "max_completion_tokens", "min_tokens", "n", "stream", "stream_options", "user", PriorityField.name,
+                 OpenAIFormat.returnPhasesField])
     static let completionsFields = openAIFields.union(["prompt", "logprobs", "echo", "suffix", "best_of"])
     static let chatFields = openAIFields.union([
         "messages", "logprobs", "top_logprobs", "tools", "tool_choice", "parallel_tool_calls", "add_generation_prompt",

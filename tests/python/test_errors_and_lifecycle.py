@@ -39,7 +39,8 @@ BAD_REQUESTS = [
     ("/v1/chat/completions", json.dumps({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}).encode(), 400, "text parts"),
     ("/generate", json.dumps({"sampling_params": {"max_new_tokens": 2}}).encode(), 400, "input_ids"),
     ("/generate", json.dumps({"text": "hi", "sampling_params": {"max_new_tokens": -3}}).encode(), 400, "max_new_tokens"),
-    ("/generate", json.dumps({"text": "hi", "sampling_params": {"regex": "a+"}}).encode(), 400, "not supported"),
+    ("/generate", json.dumps({"text": "hi", "sampling_params": {"ebnf": "root ::= \"a\""}}).encode(), 400, "not supported"),
+    ("/generate", json.dumps({"text": "hi", "sampling_params": {"regex": "a(b"}}).encode(), 400, "missing ')'"),
 ]
 
 

@@ -88,3 +88,39 @@ def test_each_pd_half_reports_only_its_own_phases(pd):
     check(decode.json()["meta_info"], DECODE)
     check(prefill.json()["meta_info"], PREFILL)
     pair.assert_pools_whole()
+
+
+def openai_final_choices(response):
+    """The last event of each choice of an OpenAI stream."""
+    last = {}
+    for line in response.iter_lines():
+        if line.startswith(b"data: {"):
+            for choice in json.loads(line[6:]).get("choices", []):
+                last[choice["index"]] = choice
+    return [last[i] for i in sorted(last)]
+
+
+OPENAI = [
+    ("/v1/completions", {"model": "qwen-tiny", "prompt": ["first prompt", "and a second"], "max_tokens": 5, "temperature": 0}),
+    ("/v1/chat/completions", {"model": "qwen-tiny", "messages": [{"role": "user", "content": "Hi"}], "n": 2, "max_tokens": 5,
+                              "temperature": 0}),
+]
+
+
+@pytest.mark.parametrize("path, body", OPENAI)
+def test_openai_choices_carry_phases_when_asked(qwen_server, pd, path, body):
+    """`return_phases`: each choice has its phases (the streamed choice in its
+    last event); through the PD router both halves'; unasked, none."""
+    _, router = pd
+    for url, names in ((qwen_server.url, UNIFIED), (router.url, PREFILL | DECODE)):
+        plain = requests.post(url + path, json=body, timeout=60).json()
+        assert all("phases" not in c for c in plain["choices"])
+        whole = requests.post(url + path, json={**body, "return_phases": True}, timeout=60).json()
+        assert len(whole["choices"]) == 2
+        for choice in whole["choices"]:
+            check(choice, names)
+        stream = requests.post(url + path, json={**body, "return_phases": True, "stream": True}, timeout=60, stream=True)
+        for choice in openai_final_choices(stream):
+            assert choice["finish_reason"] is not None
+            check(choice, names)
+    assert requests.post(qwen_server.url + path, json={**body, "return_phases": 1}, timeout=60).status_code == 400

@@ -112,11 +112,19 @@ def test_a_conversation_continues_after_the_tool_answers(parser_server):
     assert after.choices[0].message.content == "It is sunny in Paris."
 
 
-def test_forcing_a_call_is_refused_by_name(parser_server):
+def test_forcing_a_call_constrains_the_reply_to_declared_calls(parser_server):
+    """tool_choice required / named: whatever the parser, the reply is the
+    JSON array the constraint makes the model write, returned as tool_calls."""
     _, server = parser_server
-    for choice in ["required", {"type": "function", "function": {"name": "get_weather"}}]:
-        with pytest.raises(openai.BadRequestError, match="constrained decoding"):
-            ask(server.url, "qwen25", tools=TOOLS, tool_choice=choice)
+    # This model's replies never end a string by themselves: bounded strings do.
+    bounded = [{"type": "function", "function": {**t["function"], "parameters": {
+        "type": "object", "properties": {"city": {"type": "string", "maxLength": 12}}, "required": ["city"]}}} for t in TOOLS]
+    for choice, names in [("required", {"get_weather", "get_time"}), ({"type": "function", "function": {"name": "get_time"}}, {"get_time"})]:
+        reply = ask(server.url, "qwen25", tools=bounded, tool_choice=choice, parallel_tool_calls=False, max_tokens=200)
+        assert reply.finish_reason == "tool_calls", reply.message.content
+        [call] = reply.message.tool_calls
+        assert call.function.name in names
+        assert isinstance(json.loads(call.function.arguments), dict)
 
 
 def test_without_a_parser_replies_stay_text(started):
