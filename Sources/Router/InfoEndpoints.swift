@@ -86,7 +86,7 @@ struct InfoEndpoints: Sendable {
         return JSON.response(ranks)
     }
 
-    /// `/flush_cache` and `/abort_request`: sent to every worker; 502 when any failed.
+    /// `/flush_cache`, `/abort_request`, `/start_profile`, `/stop_profile`: sent to every worker; 502 when any failed.
     func broadcast(_ request: Request, path: String) async throws -> Response {
         var body: Any?
         if request.method == .post {

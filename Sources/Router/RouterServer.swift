@@ -16,7 +16,7 @@ public struct RouterServer: Sendable {
     static let knownRoutes: Set<String> = [
         "/generate", "/v1/completions", "/v1/chat/completions", "/health", "/health_generate", "/v1/models",
         "/get_model_info", "/model_info", "/get_server_info", "/server_info", "/get_load", "/flush_cache",
-        "/abort_request", "/metrics", "/workers", "/liveness", "/readiness",
+        "/abort_request", "/metrics", "/workers", "/liveness", "/readiness", "/start_profile", "/stop_profile",
     ]
 
     public init(configuration: RouterConfiguration, logger: Logger) {
@@ -46,6 +46,11 @@ public struct RouterServer: Sendable {
         router.post("/flush_cache") { request, _ in try await info.broadcast(request, path: "/flush_cache") }
         router.get("/flush_cache") { request, _ in try await info.broadcast(request, path: "/flush_cache") }
         router.post("/abort_request") { request, _ in try await info.broadcast(request, path: "/abort_request") }
+        // Every instance (both halves of each PD pair) profiles itself and writes its own trace.
+        for path in ["/start_profile", "/stop_profile"] {
+            router.post(RouterPath(path)) { request, _ in try await info.broadcast(request, path: path) }
+            router.get(RouterPath(path)) { request, _ in try await info.broadcast(request, path: path) }
+        }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(string: core.metrics.render(workers: core.registry.all))))

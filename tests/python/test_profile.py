@@ -263,3 +263,25 @@ def test_bench_serving_pd_separated_profiles_only_the_named_workers(tmp_path, st
     assert unprofiled.returncode != 0 and "need --profile --pd-separated" in unprofiled.stderr
     warned = bench("--base-url", router.url, "--pd-separated", "--profile")
     assert warned.returncode == 0 and "requires --profile-prefill-url or --profile-decode-url" in warned.stderr
+
+
+def test_the_pd_router_profiles_both_halves(tmp_path, started):
+    """`/start_profile` and `/stop_profile` sent to `pdserve router` reach every
+    instance behind it (SGLang's bench_serving --profile posts them to the
+    base URL); each half writes its own trace, naming the room."""
+    pair, router = pair_behind_router()
+    started(pair)
+    started(router)
+    started_reply = requests.post(router.url + "/start_profile", json={"output_dir": str(tmp_path)}, timeout=30)
+    assert started_reply.status_code == 200, started_reply.text
+    assert sorted(started_reply.json()["succeeded"]) == sorted([pair.prefill.url, pair.decode.url])
+    generate(router.url, 3)
+    stopped = requests.post(router.url + "/stop_profile", timeout=60)
+    assert stopped.status_code == 200, stopped.text
+    traces = [t for reply in stopped.json()["responses"].values() for t in reply["traces"]]
+    assert len(traces) == 2
+    rooms = sorted((len(room_spans(trace, "prefill room")), len(room_spans(trace, "decode room"))) for trace in map(read_trace, traces))
+    assert rooms == [(0, 1), (1, 0)], rooms
+    # Nothing left to stop anywhere: a 502 that names both.
+    again = requests.post(router.url + "/stop_profile", timeout=60)
+    assert again.status_code == 502 and len(again.json()["failed"]) == 2
