@@ -28,8 +28,6 @@ public struct AllowedTokens {
         self.mask = mask
         self.ends = ends
     }
-
-    func contains(_ token: Int) -> Bool { mask.contains(token) || ends.contains(Int32(truncatingIfNeeded: token)) }
 }
 
 /// Turns one row of logits into a token: penalties, logit bias, the
@@ -48,7 +46,9 @@ public enum Sampler {
         applyPenalties(&logits, params: params, promptTokens: promptTokens, outputTokens: outputTokens)
         for (token, bias) in params.logitBias where token < logits.count { logits[token] += bias }
         if let allowed {
-            for token in logits.indices where !allowed.contains(token) { logits[token] = -.infinity }
+            let ends = allowed.ends.filter { Int($0) < logits.count }.map { (Int($0), logits[Int($0)]) }
+            allowed.mask.mask(&logits)
+            for (token, logit) in ends { logits[token] = logit }
         }
         for token in heldBack where Int(token) < logits.count { logits[Int(token)] = -.infinity }
         let token = params.isGreedy ? argmax(logits) : draw(logits, params: params, rng: &rng)

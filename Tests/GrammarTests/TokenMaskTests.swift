@@ -60,6 +60,22 @@ struct TokenMaskTests {
         #expect { try compiler.compile(.regex("zzz")) } throws: { ($0 as? GrammarError)?.message.contains("no token") == true }
     }
 
+    /// Masking logits a word at a time leaves exactly the members finite,
+    /// whatever the fill of each word; ids past the mask's count are masked.
+    @Test func maskingLogitsKeepsExactlyTheMembers() {
+        var rng = SystemRandomNumberGenerator()
+        for count in [0, 1, 63, 64, 65, 200, 1000] {
+            for density in [0.0, 0.03, 0.5, 0.97, 1.0] {
+                var mask = TokenMask(count: count)
+                for id in 0..<count where Double.random(in: 0..<1, using: &rng) < density { mask.insert(id) }
+                if density == 1 { for id in 0..<count { mask.insert(id) } }
+                var logits = (0..<(count + 7)).map { Float($0) }
+                mask.mask(&logits)
+                #expect(logits.indices.allSatisfy { logits[$0].isFinite == mask.contains($0) }, "count \(count) density \(density)")
+            }
+        }
+    }
+
     @Test func compiledGrammarsAreShared() throws {
         let compiler = GrammarCompiler(vocabulary: Self.vocabulary())
         #expect(try compiler.compile(.jsonObject) === compiler.compile(.jsonObject))
