@@ -20,6 +20,8 @@ public struct EngineSnapshot: Sendable {
     public var inflight: Int
     /// Decode side: pages of ended requests that a peer may still write.
     public var leasedPages: Int
+    /// Requests sent back to the queue because pages ran out, since start.
+    public var retractions: Int
 }
 
 /// Runs an `EngineCore` on a dedicated thread and talks to callers through
@@ -194,7 +196,7 @@ public final class Engine: @unchecked Sendable {
                 waiting: core.waitingCount, running: core.runningCount, runningTokens: core.runningTokenCount,
                 freePages: core.freePageCount, totalPages: core.totalPageCount, cachedPages: core.cachedPageCount,
                 pageSize: core.options.pageSize, parked: core.parkedCount, inflight: core.inflightCount,
-                leasedPages: core.leasedPageCount))
+                leasedPages: core.leasedPageCount, retractions: core.retractionCount))
         }
     }
 

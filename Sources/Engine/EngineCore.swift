@@ -158,13 +158,30 @@ public final class EngineCore {
 
     // MARK: disaggregation (called by the side-car on the engine thread)
 
-    /// Decode side: pages for a parked request's whole prompt, or nil when
-    /// they would eat the headroom running requests need (try again later).
+    /// Decode side: pages for a parked request's whole prompt, or nil (try
+    /// again later) when they would eat the reserve of the requests that
+    /// decode or hold pages here (`reservedDecodeTokens`), this one's
+    /// included, so admitting it never forces a retraction. (How many run at
+    /// once is the side-car's activation gate: KV may arrive ahead of a slot.)
     public func preallocate(id: String) -> [Int32]? {
         guard let request = parked[id] else { return nil }
         if !request.pages.isEmpty { return request.pages }
-        guard kv.extend(request, to: request.promptCount, headroom: scheduler.decodingCount) else { return nil }
+        let holders = scheduler.running + parked.values.filter { !$0.pages.isEmpty }
+        // Alone, a request needs only its prompt's pages: the refusal check
+        // lets in any request whose prompt fits the empty pool.
+        let reserve = holders.isEmpty ? 0 : holders.reduce(reservedPages(for: request, holding: kv.pages(for: request.promptCount))) {
+            $0 + reservedPages(for: $1, holding: $1.pages.count)
+        }
+        guard kv.extend(request, to: request.promptCount, headroom: reserve) else { return nil }
         return request.pages
+    }
+
+    /// Pages `request` still needs for its next `reservedDecodeTokens` output
+    /// tokens (at least the next one), beyond the `holding` it has.
+    private func reservedPages(for request: Request, holding: Int) -> Int {
+        let left = request.params.maxNewTokens - request.outputCount
+        let tokens = max(request.tokens.count, request.promptCount) + max(1, min(left, options.reservedDecodeTokens))
+        return max(0, kv.pages(for: tokens) - holding)
     }
 
     /// Decode side: the prompt's KV arrived in the preallocated pages; the

@@ -8,8 +8,14 @@ public struct EngineOptions: Sendable {
     public var maxTotalTokens: Int?
     /// Memory for the KV pool when `maxTotalTokens` is not given.
     public var kvCacheBudgetBytes = 2 << 30
-    /// Requests decoding at once (`--max-running-requests`).
+    /// Requests decoding at once (`--max-running-requests`); a PD decode
+    /// counts those whose pages it reserved too.
     public var maxRunningRequests = 64
+    /// A PD decode admits a request only while the pool keeps, for every
+    /// request that decodes here, room for its next this many output tokens
+    /// (or all it has left), so an admission never forces a retraction
+    /// (SGLang's `--num-reserved-decode-tokens`).
+    public var reservedDecodeTokens = 512
     /// Prompt tokens processed per step (`--chunked-prefill-size`).
     public var chunkedPrefillSize = 512
     /// KV element type (`--kv-cache-dtype`).

@@ -61,6 +61,7 @@ struct InfoHandlers: Sendable {
             "host": configuration.host, "port": configuration.port, "tp_size": 1, "dp_size": 1,
             "disaggregation_mode": configuration.disaggregationMode, "page_size": o.pageSize,
             "max_total_num_tokens": service.engine.kvCapacity, "max_running_requests": o.maxRunningRequests,
+            "num_reserved_decode_tokens": o.reservedDecodeTokens,
             "max_queued_requests": configuration.maxQueuedRequests, "chunked_prefill_size": o.chunkedPrefillSize,
             "context_length": service.engine.contextLength, "kv_cache_dtype": o.kvCacheDType.rawValue,
             "matmul_precision": o.matmulPrecision.rawValue,
@@ -69,7 +70,7 @@ struct InfoHandlers: Sendable {
                         "leased_pages": s.leasedPages, "page_size": s.pageSize],
             "internal_states": [[
                 "num_running_reqs": s.running, "num_waiting_reqs": s.waiting, "num_running_tokens": s.runningTokens,
-                "num_transferring_reqs": s.parked, "num_inflight_reqs": s.inflight,
+                "num_transferring_reqs": s.parked, "num_inflight_reqs": s.inflight, "num_retracted_reqs": s.retractions,
             ]],
             "version": PDServeVersion.string,
         ]

@@ -17,6 +17,10 @@ struct EngineFlags: ParsableArguments {
     @Option(name: .customLong("max-running-requests"), help: "Most requests decoding at once.")
     var maxRunningRequests: Int = 64
 
+    @Option(name: .customLong("num-reserved-decode-tokens"),
+            help: "PD decode: admit a request only while every request decoding here keeps room for its next this many output tokens (or all it has left), so admitting never forces a retraction.")
+    var numReservedDecodeTokens: Int = EngineOptions().reservedDecodeTokens
+
     @Option(name: .customLong("chunked-prefill-size"), help: "Most prompt tokens run in one step; longer prompts are split into chunks.")
     var chunkedPrefillSize: Int = 512
 
@@ -52,6 +56,7 @@ struct EngineFlags: ParsableArguments {
     func validate() throws {
         guard pageSize >= 1, pageSize <= 1024 else { throw ValidationError("--page-size must be in 1...1024") }
         guard maxRunningRequests >= 1 else { throw ValidationError("--max-running-requests must be at least 1") }
+        guard numReservedDecodeTokens >= 0 else { throw ValidationError("--num-reserved-decode-tokens must be >= 0") }
         guard chunkedPrefillSize >= 1 else { throw ValidationError("--chunked-prefill-size must be at least 1") }
         guard DType(name: kvCacheDType) != nil else { throw ValidationError("--kv-cache-dtype must be float32 or bfloat16, got \(kvCacheDType)") }
         guard MatmulPrecision(rawValue: matmulPrecision) != nil else { throw ValidationError(MatmulPrecisionHelp.invalid(matmulPrecision)) }
@@ -71,6 +76,7 @@ struct EngineFlags: ParsableArguments {
         o.pageSize = pageSize
         o.maxTotalTokens = maxTotalTokens
         o.maxRunningRequests = maxRunningRequests
+        o.reservedDecodeTokens = numReservedDecodeTokens
         o.chunkedPrefillSize = chunkedPrefillSize
         o.kvCacheDType = DType(name: kvCacheDType) ?? .f32
         o.matmulPrecision = MatmulPrecision(rawValue: matmulPrecision) ?? .fp32

@@ -442,3 +442,37 @@ def test_parallel_samples_through_pd_get_a_room_each(pair, unified):
     assert refused.status_code == 400 and "entries for 2 inputs" in refused.json()["error"]["message"]
     pair.assert_pools_whole()
 
+
+
+@pytest.mark.parametrize("reserved", [512, 0])
+def test_decode_admission_reserves_output_room(unified, reserved):
+    """A decode with a small pool admits a request only while every request
+    decoding there keeps room for its next --num-reserved-decode-tokens
+    output tokens: admitting never forces a retraction, and outputs equal
+    unified serving. Reserving nothing (one page each) retracts."""
+    pd = PDPair(MODEL, prefill_args=("--page-size", "8"),
+                decode_args=("--max-total-tokens", "320", "--page-size", "8", "--num-reserved-decode-tokens", str(reserved)),
+                env=SHORT_TIMEOUTS)
+    try:
+        prompts = [list(range(100 + 9 * i, 124 + 9 * i)) for i in range(8)]
+        expected = [unified.post("/generate", greedy_body(p, n=64)).json()["output_ids"] for p in prompts]
+        results = [None] * len(prompts)
+
+        def one(i):
+            decode, _ = pd.post("/generate", pd.bootstrap(greedy_body(prompts[i], n=64)), timeout=120)
+            results[i] = decode.json().get("output_ids", decode.text)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert results == expected
+        retracted = pd.decode.get("/get_server_info").json()["internal_states"][0]["num_retracted_reqs"]
+        if reserved:
+            assert retracted == 0
+        else:
+            assert retracted > 0, "the pool was big enough that nothing needed the reserve"
+        pd.assert_pools_whole()
+    finally:
+        pd.stop()
