@@ -22,6 +22,8 @@ public struct EngineSnapshot: Sendable {
     public var leasedPages: Int
     /// Requests sent back to the queue because pages ran out, since start.
     public var retractions: Int
+    /// Running requests sent back to the queue for a more urgent one, since start.
+    public var preemptions: Int
 }
 
 /// Runs an `EngineCore` on a dedicated thread and talks to callers through
@@ -196,7 +198,8 @@ public final class Engine: @unchecked Sendable {
                 waiting: core.waitingCount, running: core.runningCount, runningTokens: core.runningTokenCount,
                 freePages: core.freePageCount, totalPages: core.totalPageCount, cachedPages: core.cachedPageCount,
                 pageSize: core.options.pageSize, parked: core.parkedCount, inflight: core.inflightCount,
-                leasedPages: core.leasedPageCount, retractions: core.retractionCount))
+                leasedPages: core.leasedPageCount, retractions: core.retractionCount,
+                preemptions: core.preemptionCount))
         }
     }
 

@@ -45,7 +45,8 @@ public final class EngineCore {
         storage = try PagedKVStorage(layers: model.config.layerCount, pageCount: pageCount, pageSize: options.pageSize,
                                      width: model.kvWidth, dtype: options.kvCacheDType, sharedMemoryPath: options.kvSharedMemoryPath)
         kv = KVCacheManager(pageCount: pageCount, pageSize: options.pageSize, enablePrefixCache: options.enablePrefixCache)
-        scheduler = Scheduler(kv: kv, policy: options.schedulePolicy.makeWaitingPolicy(priority: options.priorityScheduling), maxRunningRequests: options.maxRunningRequests,
+        scheduler = Scheduler(kv: kv, policy: options.schedulePolicy.makeWaitingPolicy(priority: options.priorityScheduling),
+                              priority: options.priorityScheduling, maxRunningRequests: options.maxRunningRequests,
                               stepTokens: options.chunkedPrefillSize)
         output = OutputProcessor(eosTokens: Set((model.config.eosTokenIds + tokenizer.eosTokenIds).map { Int32($0) }))
         pool = ComputePool(threads: options.threads)
@@ -70,6 +71,8 @@ public final class EngineCore {
     public var cachedPageCount: Int { kv.cachedPageCount }
     /// Requests sent back to the queue because pages ran out, since start.
     public var retractionCount: Int { scheduler.retractionCount }
+    /// Running requests sent back to the queue for a more urgent one, since start.
+    public var preemptionCount: Int { scheduler.preemptionCount }
     /// Tokens in the running batch (for load reports).
     public var runningTokenCount: Int { scheduler.runningTokenCount }
     public var allocator: PageAllocator { kv.allocator }

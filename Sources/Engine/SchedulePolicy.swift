@@ -85,16 +85,33 @@ struct ShortestPromptFirst: WaitingPolicy {
 /// SGLang's priority scheduling (`--enable-priority-scheduling`): waiting
 /// requests are admitted by priority first — larger values first, or
 /// smaller with `--schedule-low-priority-values-first` — and within one
-/// priority in the policy's order. A running request is never preempted for
-/// a higher priority one (SGLang's `--disable-priority-preemption`).
+/// priority in the policy's order. A waiting request that cannot start
+/// (no running slot, or no pages for its first chunk) preempts running ones
+/// whose priority is lower by more than `preemptionThreshold` (SGLang's
+/// `--priority-scheduling-preemption-threshold`, 10); nil turns preemption
+/// off (`--disable-priority-preemption`).
 public struct PriorityScheduling: Sendable, Equatable {
     public var lowValuesFirst: Bool
     /// The priority of a request that gives none (`--default-priority-value`).
     public var defaultValue: Int
+    public var preemptionThreshold: Int?
 
-    public init(lowValuesFirst: Bool = false, defaultValue: Int = 0) {
+    public init(lowValuesFirst: Bool = false, defaultValue: Int = 0, preemptionThreshold: Int? = 10) {
         self.lowValuesFirst = lowValuesFirst
         self.defaultValue = defaultValue
+        self.preemptionThreshold = preemptionThreshold
+    }
+
+    /// How urgent `request` is: larger is served first.
+    func rank(_ request: Request) -> Int {
+        let value = request.priority ?? defaultValue
+        return lowValuesFirst ? -value : value
+    }
+
+    /// Whether `waiting` may preempt `running`.
+    func preempts(_ waiting: Request, _ running: Request) -> Bool {
+        guard let preemptionThreshold else { return false }
+        return rank(waiting) - rank(running) > preemptionThreshold
     }
 }
 
@@ -103,9 +120,6 @@ struct PriorityFirst: WaitingPolicy {
     let scheduling: PriorityScheduling
 
     func order(_ waiting: [Request], context: SchedulingContext) -> [Request] {
-        ordered(inner.order(waiting, context: context)) { request in
-            let value = request.priority ?? scheduling.defaultValue
-            return scheduling.lowValuesFirst ? value : -value
-        }
+        ordered(inner.order(waiting, context: context)) { -scheduling.rank($0) }
     }
 }

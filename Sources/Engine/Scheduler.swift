@@ -80,13 +80,18 @@ final class Scheduler {
     let stepTokens: Int
     /// Requests sent back to the queue because pages ran out, since start.
     private(set) var retractionCount = 0
+    /// Running requests sent back to the queue for a more urgent one, since start.
+    private(set) var preemptionCount = 0
+    private let priority: PriorityScheduling?
 
     /// The newest arrival number seen (the aging clock of `sprf`).
     private var newestArrival = 0
 
-    init(kv: KVCacheManager, policy: any WaitingPolicy = FirstComeFirstServed(), maxRunningRequests: Int, stepTokens: Int) {
+    init(kv: KVCacheManager, policy: any WaitingPolicy = FirstComeFirstServed(), priority: PriorityScheduling? = nil,
+         maxRunningRequests: Int, stepTokens: Int) {
         self.kv = kv
         self.policy = policy
+        self.priority = priority
         self.maxRunningRequests = maxRunningRequests
         self.stepTokens = stepTokens
     }
@@ -121,6 +126,7 @@ final class Scheduler {
     /// PD request waits until its decode half has said where its KV goes).
     func nextBatch(mayStart: (Request) -> Bool) -> ScheduledBatch {
         var next = ScheduledBatch()
+        preemptForTheMostUrgent(mayStart: mayStart)
         scheduleDecodes(into: &next)
         var budget = TokenBudget(stepTokens: stepTokens, alreadyScheduled: next.batch.tokens.count)
         continuePrefills(into: &next, budget: &budget)
@@ -173,6 +179,27 @@ final class Scheduler {
         }
     }
 
+    /// Priority preemption, before the step is planned (a request already in
+    /// the step's batch cannot leave it): while the most urgent waiting
+    /// request could not start — no running slot, or no pages for its first
+    /// chunk and the decoding requests' headroom — the least urgent running
+    /// request it may preempt goes back to the queue (the newest of equals).
+    /// PD halves are never preempted: their KV is in flight.
+    private func preemptForTheMostUrgent(mayStart: (Request) -> Bool) {
+        guard let priority, priority.preemptionThreshold != nil else { return }
+        let context = SchedulingContext(cachedPrefix: { [kv] in kv.cachedPrefixLength($0) }, newestArrival: newestArrival)
+        guard let urgent = policy.order(waiting, context: context).first, mayStart(urgent) else { return }
+        func blocked() -> Bool {
+            let pages = kv.pages(for: min(stepTokens, urgent.pendingCount)) + decodingCount
+            return running.count >= maxRunningRequests || kv.freeCount + kv.cachedPageCount < pages
+        }
+        while blocked() {
+            let victims = running.filter { !$0.isDisaggregated && priority.preempts(urgent, $0) }
+            guard let victim = victims.min(by: { priority.rank($0) < priority.rank($1) || (priority.rank($0) == priority.rank($1) && $0.arrival > $1.arrival) }) else { return }
+            retract(victim, preempted: true)
+        }
+    }
+
     /// Pages for positions 0..<end, retracting the newest requests not in this step when needed.
     private func reserve(_ request: Request, upTo end: Int, protecting next: ScheduledBatch) -> Bool {
         while !kv.extend(request, to: end) {
@@ -184,10 +211,10 @@ final class Scheduler {
 
     /// Frees a running request's pages and queues it first in line; it will
     /// recompute its KV (through the prefix cache where it can).
-    private func retract(_ request: Request) {
+    private func retract(_ request: Request, preempted: Bool = false) {
         running.removeAll { $0 === request }
         kv.release(request)
         waiting.insert(request, at: 0)
-        retractionCount += 1
+        if preempted { preemptionCount += 1 } else { retractionCount += 1 }
     }
 }

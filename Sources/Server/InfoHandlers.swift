@@ -71,6 +71,7 @@ struct InfoHandlers: Sendable {
             "internal_states": [[
                 "num_running_reqs": s.running, "num_waiting_reqs": s.waiting, "num_running_tokens": s.runningTokens,
                 "num_transferring_reqs": s.parked, "num_inflight_reqs": s.inflight, "num_retracted_reqs": s.retractions,
+                "num_preempted_reqs": s.preemptions,
             ]],
             "version": PDServeVersion.string,
         ]

@@ -41,11 +41,18 @@ struct EngineFlags: ParsableArguments {
     @Option(name: .customLong("schedule-policy"), help: ArgumentHelp("Order in which waiting requests are admitted.", discussion: SchedulePolicy.help))
     var schedulePolicy: String = SchedulePolicy.fcfs.rawValue
 
-    @Flag(name: .customLong("enable-priority-scheduling"), help: "Admit waiting requests by their 'priority' first (larger first), then by --schedule-policy; without it a request giving a priority is refused. Running requests are never preempted.")
+    @Flag(name: .customLong("enable-priority-scheduling"), help: "Admit waiting requests by their 'priority' first (larger first), then by --schedule-policy; a request that cannot start preempts running ones of lower priority. Without it a request giving a priority is refused.")
     var enablePriorityScheduling = false
 
     @Flag(name: .customLong("schedule-low-priority-values-first"), help: "With --enable-priority-scheduling: smaller 'priority' values first.")
     var scheduleLowPriorityValuesFirst = false
+
+    @Flag(name: .customLong("disable-priority-preemption"), help: "With --enable-priority-scheduling: never send a running request back to the queue for a more urgent one.")
+    var disablePriorityPreemption = false
+
+    @Option(name: .customLong("priority-scheduling-preemption-threshold"),
+            help: "With --enable-priority-scheduling: a waiting request preempts a running one only when its priority is more urgent by more than this.")
+    var priorityPreemptionThreshold = 10
 
     @Option(name: .customLong("default-priority-value"), help: "With --enable-priority-scheduling: the priority of a request that gives none.")
     var defaultPriorityValue = 0
@@ -65,6 +72,10 @@ struct EngineFlags: ParsableArguments {
         if !enablePriorityScheduling, scheduleLowPriorityValuesFirst {
             throw ValidationError("--schedule-low-priority-values-first needs --enable-priority-scheduling")
         }
+        if !enablePriorityScheduling, disablePriorityPreemption {
+            throw ValidationError("--disable-priority-preemption needs --enable-priority-scheduling")
+        }
+        guard priorityPreemptionThreshold >= 0 else { throw ValidationError("--priority-scheduling-preemption-threshold must be >= 0") }
         guard SchedulePolicy(rawValue: schedulePolicy) != nil else {
             let known = schedulePolicy == "dfs-weight" ? " (SGLang's dfs-weight is not built)" : ""
             throw ValidationError("--schedule-policy \(schedulePolicy)\(known): use one of \(SchedulePolicy.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -85,7 +96,8 @@ struct EngineFlags: ParsableArguments {
         o.enablePrefixCache = !disableRadixCache
         o.schedulePolicy = SchedulePolicy(rawValue: schedulePolicy) ?? .fcfs
         if enablePriorityScheduling {
-            o.priorityScheduling = PriorityScheduling(lowValuesFirst: scheduleLowPriorityValuesFirst, defaultValue: defaultPriorityValue)
+            o.priorityScheduling = PriorityScheduling(lowValuesFirst: scheduleLowPriorityValuesFirst, defaultValue: defaultPriorityValue,
+                                                      preemptionThreshold: disablePriorityPreemption ? nil : priorityPreemptionThreshold)
         }
         return o
     }

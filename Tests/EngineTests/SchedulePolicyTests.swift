@@ -9,8 +9,9 @@ struct SchedulePolicyTests {
     /// 343 tokens, and 16 tokens: exactly one step's budget below.
     let long = 21, short = 5
 
-    func core(_ policy: SchedulePolicy, priority: PriorityScheduling? = nil) throws -> EngineCore {
+    func core(_ policy: SchedulePolicy, priority: PriorityScheduling? = nil, maxRunning: Int = 64) throws -> EngineCore {
         var options = EngineOptions()
+        options.maxRunningRequests = maxRunning
         options.chunkedPrefillSize = 16
         options.schedulePolicy = policy
         options.priorityScheduling = priority
@@ -48,6 +49,46 @@ struct SchedulePolicyTests {
         var input = GenerateInput(id: "x", promptTokens: reference.prompts[short], params: .greedy(1))
         input.priority = 3
         #expect(throws: InvalidRequest.self) { try self.core(.fcfs).add(input) }
+    }
+
+    /// Two slots, both decoding priority-0 requests: a priority-20 arrival
+    /// preempts one (threshold 10) and has its first token as soon as its
+    /// 16-token prompt is through (two steps beside two decodes), and the
+    /// preempted one recomputes to the same tokens; with preemption off, or a
+    /// threshold the difference does not exceed, it waits for a slot.
+    @Test(arguments: [10, 30, nil] as [Int?])
+    func aMoreUrgentRequestPreemptsARunningOne(threshold: Int?) throws {
+        let reference = try ModelReference.load(fixture)
+        let core = try core(.fcfs, priority: PriorityScheduling(preemptionThreshold: threshold), maxRunning: 2)
+        for (id, prompt) in [("low-a", 3), ("low-b", 4)] {
+            var input = GenerateInput(id: id, promptTokens: reference.prompts[prompt], params: .greedy(reference.maxNewTokens))
+            input.priority = 0
+            try core.add(input)
+        }
+        var outputs: [String: [Int]] = [:]
+        func step() -> [RequestUpdate] {
+            let updates = core.step()
+            for update in updates { outputs[update.id, default: []] += update.newTokens }
+            return updates
+        }
+        for _ in 1...4 { _ = step() }
+        var urgent = GenerateInput(id: "urgent", promptTokens: reference.prompts[short], params: .greedy(reference.maxNewTokens))
+        urgent.priority = 20
+        try core.add(urgent)
+        var waited = 0
+        while waited < 200, !step().contains(where: { $0.id == "urgent" && !$0.newTokens.isEmpty }) { waited += 1 }
+        for (id, update) in core.runToCompletion() { outputs[id, default: []] += update.tokens }
+        if threshold == 10 {
+            #expect(waited <= 1 && core.preemptionCount == 1, "waited \(waited), preempted \(core.preemptionCount)")
+        } else {
+            #expect(waited > reference.maxNewTokens - 8 && core.preemptionCount == 0, "waited \(waited) steps")
+        }
+        #expect(core.retractionCount == 0)
+        for (id, prompt) in [("low-a", 3), ("low-b", 4), ("urgent", short)] {
+            #expect(reference.mismatch(prompt: prompt, output: outputs[id] ?? []) == nil, "\(id)")
+        }
+        core.flushCache()
+        #expect(core.freePageCount == core.totalPageCount)
     }
 
     @Test func aShortPromptPassesALongOneUnderSPRF() throws {

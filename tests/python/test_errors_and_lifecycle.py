@@ -253,6 +253,36 @@ def test_empty_text_is_tokenized_like_any_other():
         server.stop()
 
 
+def test_an_urgent_request_preempts_through_the_server(qwen_server):
+    """Both slots busy with long low-priority generations: a priority-50
+    request finishes long before them, they still end with the outputs they
+    have alone, and the server counts one preemption."""
+    server = Server("--model-path", str(FIXTURES / "qwen2-fp32"), "--enable-priority-scheduling", "--max-running-requests", "2",
+                    "--context-length", "20000")
+    try:
+        long_body = {"input_ids": [11, 12, 13], "sampling_params": {"max_new_tokens": 3000, "temperature": 0, "ignore_eos": True}}
+        expected = qwen_server.post("/generate", long_body).json()["output_ids"]
+        results, done = {}, {}
+
+        def run(name, body):
+            results[name] = server.post("/generate", body).json()
+            done[name] = time.monotonic()
+
+        lows = [threading.Thread(target=run, args=(f"low-{i}", {**long_body, "priority": 0})) for i in range(2)]
+        for t in lows:
+            t.start()
+        wait_until(lambda: server.get("/get_server_info").json()["internal_states"][0]["num_running_reqs"] == 2, what="both slots busy")
+        run("urgent", {"text": "urgent", "priority": 50, "sampling_params": {"max_new_tokens": 4, "temperature": 0}})
+        for t in lows:
+            t.join(120)
+        assert all(done["urgent"] < done[f"low-{i}"] for i in range(2))
+        assert [results[f"low-{i}"]["output_ids"] for i in range(2)] == [expected, expected]
+        assert server.get("/get_server_info").json()["internal_states"][0]["num_preempted_reqs"] == 1
+        server.assert_pool_whole()
+    finally:
+        server.stop()
+
+
 def test_priority_is_refused_without_priority_scheduling_and_taken_with_it(qwen_server):
     bodies = [("/generate", {"text": "urgent", "priority": 7, "sampling_params": {"max_new_tokens": 2}}),
               ("/v1/completions", {"prompt": "urgent", "priority": 7, "max_tokens": 2}),
