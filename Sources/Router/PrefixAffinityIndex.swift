@@ -4,15 +4,26 @@ import Foundation
 /// prompt is remembered as hashes of its prefixes at fixed block boundaries
 /// (plus its full length), so "how much of this prompt did worker W already
 /// see?" is a walk down the blocks until a hash is missing. Bounded per
-/// worker; least recently used prefixes are dropped first. Thread-safe.
+/// worker by two generations, an approximate LRU with no sort and no copy:
+/// prefixes go into the current generation; when it would pass half the
+/// bound, the previous one is dropped and the current one takes its place. A
+/// prefix used again joins the current generation, so what was used within
+/// the last half-bound of insertions is never forgotten. Thread-safe.
 final class PrefixAffinityIndex: @unchecked Sendable {
     /// Prompt bytes per block: finer blocks match more exactly and cost more entries.
     static let blockBytes = 16
 
+    private struct Generations {
+        var current = Set<UInt64>()
+        var previous = Set<UInt64>()
+
+        func contains(_ hash: UInt64) -> Bool { current.contains(hash) || previous.contains(hash) }
+        var count: Int { current.count + previous.count }
+    }
+
     private let lock = NSLock()
     private let maxEntriesPerWorker: Int
-    private var entries: [String: [UInt64: UInt64]] = [:]
-    private var clock: UInt64 = 0
+    private var workers: [String: Generations] = [:]
 
     init(maxBytesPerWorker: Int) {
         maxEntriesPerWorker = max(64, maxBytesPerWorker / Self.blockBytes)
@@ -43,40 +54,38 @@ final class PrefixAffinityIndex: @unchecked Sendable {
     func matchedBytes(_ key: (hashes: [UInt64], lengths: [Int]), url: String) -> Int {
         lock.lock()
         defer { lock.unlock() }
-        guard let known = entries[url] else { return 0 }
+        guard let known = workers[url] else { return 0 }
         var matched = 0
         for (hash, length) in zip(key.hashes, key.lengths) {
-            guard known[hash] != nil else { break }
+            guard known.contains(hash) else { break }
             matched = length
         }
         return matched
     }
 
-    /// Entries remembered for `url` (its "tree size").
+    /// Entries remembered for `url` (its "tree size"; a prefix in both generations counts twice).
     func size(url: String) -> Int {
         lock.lock()
         defer { lock.unlock() }
-        return entries[url]?.count ?? 0
+        return workers[url]?.count ?? 0
     }
 
     func insert(_ key: (hashes: [UInt64], lengths: [Int]), url: String) {
         lock.lock()
         defer { lock.unlock() }
-        clock &+= 1
-        let now = clock
-        // In place: a copy taken out of `entries` and stored back would copy the whole table on every insert.
-        entries[url, default: [:]].merge(key.hashes.lazy.map { ($0, now) }) { _, new in new }
-        if let count = entries[url]?.count, count > maxEntriesPerWorker {
-            // Evict the older half in one go so insertion stays amortised O(1).
-            let keep = maxEntriesPerWorker / 2
-            let cutoff = entries[url]!.values.sorted(by: >)[keep - 1]
-            entries[url] = entries[url]!.filter { $0.value >= cutoff }
+        // Taken out and put back: the sets stay uniquely referenced, so they grow in place, uncopied.
+        var known = workers.removeValue(forKey: url) ?? Generations()
+        if known.current.count + key.hashes.count > maxEntriesPerWorker / 2 {
+            known.previous = known.current
+            known.current = []
         }
+        known.current.formUnion(key.hashes)
+        workers[url] = known
     }
 
     func forget(url: String) {
         lock.lock()
         defer { lock.unlock() }
-        entries[url] = nil
+        workers[url] = nil
     }
 }

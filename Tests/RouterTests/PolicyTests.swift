@@ -66,4 +66,19 @@ import Testing
         for i in 0..<200 { index.insert(PrefixAffinityIndex.prefixHashes("prompt number \(i) " + String(repeating: "z", count: 40)), url: "w") }
         #expect(index.size(url: "w") <= 64)
     }
+
+    /// Two generations: a prefix used within the last half-bound of
+    /// insertions is still known; one not used for a whole bound is gone.
+    @Test func prefixIndexKeepsWhatIsUsedAndForgetsTheRest() {
+        let index = PrefixAffinityIndex(maxBytesPerWorker: 64 * PrefixAffinityIndex.blockBytes)
+        let hot = PrefixAffinityIndex.prefixHashes(String(repeating: "hot ", count: 8)), cold = PrefixAffinityIndex.prefixHashes(String(repeating: "cold", count: 8))
+        index.insert(hot, url: "w")
+        index.insert(cold, url: "w")
+        for i in 0..<200 {
+            index.insert(PrefixAffinityIndex.prefixHashes("filler \(i) " + String(repeating: "f", count: 20)), url: "w")
+            if i % 5 == 0 { index.insert(hot, url: "w") }
+        }
+        #expect(index.matchedBytes(hot, url: "w") == 32)
+        #expect(index.matchedBytes(cold, url: "w") == 0)
+    }
 }
