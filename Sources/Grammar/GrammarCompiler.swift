@@ -10,7 +10,9 @@ public final class GrammarCompiler: @unchecked Sendable {
     private var recent: [GrammarSpec: Grammar] = [:]
     private var order: [GrammarSpec] = []
 
-    public static let maxCachedGrammars = 16
+    /// At most this many grammars are kept (each up to 16 MB of automaton
+    /// and 256 masks of vocabulary/8 bytes).
+    public static let maxCachedGrammars = 8
 
     public init(vocabulary: TokenVocabulary) {
         self.vocabulary = vocabulary

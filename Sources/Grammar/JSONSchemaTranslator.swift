@@ -13,8 +13,15 @@ import ByteExactJSON
 struct JSONSchemaTranslator {
     private let root: JSONValue
     private var refDepth: [String: Int] = [:]
+    private var refExpansions = 0
+    private var nesting = 0
 
+    /// Schemas nest at most this deep (each level is a few stack frames here and in the automaton's compiler).
+    static let maxNesting = 64
     static let maxRefDepth = 3
+    /// `$ref`s that reference each other can multiply (A uses B twice, B uses
+    /// C twice, …): past this many expansions the schema is refused.
+    static let maxRefExpansions = 2_000
     static let anyValueDepth = 5
     /// Bounds beyond this are out of what an integer in the output could reach anyway.
     static let boundLimit = 1_000_000_000_000_000
@@ -78,6 +85,9 @@ struct JSONSchemaTranslator {
     }
 
     private mutating func node(_ schema: JSONValue, path: String) throws(GrammarError) -> RegexNode {
+        nesting += 1
+        defer { nesting -= 1 }
+        guard nesting <= Self.maxNesting else { throw fail(path, "the schema nests deeper than \(Self.maxNesting) levels") }
         if let b = schema.boolValue { return b ? Self.anyValue(depth: Self.anyValueDepth) : .never }
         guard let (keys, _) = schema.objectMembers else { throw fail(path, "a schema must be an object or a boolean") }
         if let unknown = keys.first(where: { !Self.supported.contains($0) }) {
@@ -162,6 +172,10 @@ struct JSONSchemaTranslator {
         }
         let depth = refDepth[pointer, default: 0]
         guard depth < Self.maxRefDepth else { return .never }
+        refExpansions += 1
+        guard refExpansions <= Self.maxRefExpansions else {
+            throw fail(path, "its '$ref's expand to more than \(Self.maxRefExpansions) copies")
+        }
         refDepth[pointer] = depth + 1
         defer { refDepth[pointer] = depth }
         return try node(target, path: pointer)

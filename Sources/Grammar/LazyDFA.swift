@@ -13,8 +13,10 @@ struct LazyDFA {
     static let dead: Int32 = 0
     private(set) var start: Int32 = 0
 
-    /// More states than this fail the request that needed them (see `GrammarMatcher`).
-    static let maxStates = 100_000
+    /// More states than this fail the request that needed them (see
+    /// `GrammarMatcher`): each state's table row is 1 KB, so a grammar's
+    /// automaton stays within 16 MB.
+    static let maxStates = 16_384
 
     init(_ nfa: ByteNFA) {
         self.nfa = nfa

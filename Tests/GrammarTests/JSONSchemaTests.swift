@@ -66,6 +66,21 @@ struct JSONSchemaTests {
         #expect(try !accepts(node, #"{"a":}"#))
     }
 
+    /// Hostile shapes end in a clear error, not in memory or stack
+    /// exhaustion: references that multiply, nesting as deep as JSON allows,
+    /// repetitions whose automaton would be too large.
+    @Test func hostileSchemasAreRefused() throws {
+        let chain = (0..<24).map { ##""d\##($0)":{"anyOf":[{"$ref":"#/$defs/d\##($0 + 1)"},{"$ref":"#/$defs/d\##($0 + 1)"}]}"## }.joined(separator: ",")
+        let multiplying = ##"{"$ref":"#/$defs/d0","$defs":{"## + chain + ##","d24":{"type":"integer"}}}"##
+        #expect { try schema(multiplying) } throws: { ($0 as? GrammarError)?.message.contains("expand to more than") == true }
+        func nested(_ levels: Int) -> String {
+            String(repeating: #"{"type":"array","items":"#, count: levels) + "{}" + String(repeating: "}", count: levels)
+        }
+        #expect(try accepts(schema(nested(60)), String(repeating: "[", count: 60) + "1" + String(repeating: "]", count: 60)))
+        #expect { try schema(nested(250)) } throws: { ($0 as? GrammarError)?.message.contains("nests deeper than 64") == true }
+        #expect { try ByteNFA(try RegexParser.parse("(a{1000}){1000}")) } throws: { ($0 as? GrammarError)?.message.contains("too large") == true }
+    }
+
     @Test(arguments: [
         (#"{"type":"string","minLength":"x"}"#, "'minLength' must be"), (#"{"not":{}}"#, "'not' is not supported"),
         (#"{"type":"number","minimum":0}"#, "bounds on 'number'"), (#"{"$ref":"http://x"}"#, "local"),
