@@ -7,6 +7,7 @@ vocabulary: left alone it writes noise, so every valid output is the
 constraint's doing."""
 import json
 import re
+import time
 
 import jsonschema
 import openai
@@ -214,3 +215,54 @@ def test_pd_pair_gives_the_unified_outputs(server):
     finally:
         router.stop()
         pair.stop()
+
+
+def test_many_schemas_at_once_beside_free_requests(server):
+    """Sixteen concurrent constrained requests with twelve distinct schemas
+    (more than the eight compiled grammars an instance keeps), a bad one and
+    an aborted one among them, while free requests decode: every constrained
+    output is valid, free outputs equal their solo runs, the pool is whole."""
+    import threading
+
+    free_body = {"text": "free running", "sampling_params": {"max_new_tokens": 40, "temperature": 0, "ignore_eos": True}}
+    solo = requests.post(server.url + "/generate", json=free_body, timeout=60).json()["output_ids"]
+    schemas = [{"type": "object", "properties": {f"k{i}": {"type": "integer", "minimum": 0, "maximum": 10 * i + 9},
+                                                 "s": {"type": "string", "maxLength": 6}}, "required": [f"k{i}", "s"]}
+               for i in range(12)]
+    results, errors = {}, []
+
+    def constrained(i):
+        schema = schemas[i % len(schemas)]
+        body = {"text": f"item {i}", "sampling_params": {"max_new_tokens": 120, "temperature": 1.0, "seed": i,
+                                                         "json_schema": json.dumps(schema)}}
+        reply = requests.post(server.url + "/generate", json=body, timeout=60)
+        try:
+            jsonschema.validate(json.loads(reply.json()["text"]), schema)
+        except Exception as error:  # noqa: BLE001 - collected and reported below
+            errors.append((i, reply.text, error))
+
+    def free(i):
+        results[i] = requests.post(server.url + "/generate", json=free_body, timeout=60).json()["output_ids"]
+
+    def bad():
+        reply = requests.post(server.url + "/generate", json={"text": "x", "sampling_params": {"regex": "[z-a]"}}, timeout=60)
+        results["bad"] = reply.status_code
+
+    def aborted():
+        body = {"text": "abort me", "rid": "constrained-abort",
+                "sampling_params": {"max_new_tokens": 400, "json_schema": json.dumps({"type": "array"})}}
+        results["aborted"] = requests.post(server.url + "/generate", json=body, timeout=60).json()["meta_info"]["finish_reason"]
+
+    threads = [threading.Thread(target=constrained, args=(i,)) for i in range(16)]
+    threads += [threading.Thread(target=free, args=(i,)) for i in range(4)] + [threading.Thread(target=bad), threading.Thread(target=aborted)]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    requests.post(server.url + "/abort_request", json={"rid": "constrained-abort"}, timeout=10)
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:2]
+    assert [results[i] for i in range(4)] == [solo] * 4
+    assert results["bad"] == 400
+    assert results["aborted"]["type"] in ("abort", "length", "stop")
+    server.assert_pool_whole()
