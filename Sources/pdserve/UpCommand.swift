@@ -20,7 +20,7 @@ struct UpCommand: ParsableCommand {
     var prefill = 1
     @Option(name: .customLong("decode"), help: "Decode instances.")
     var decode = 1
-    @Option(name: .customLong("transfer-backend"), help: "KV transfer backend between them: tcp, shm, fake or nixl.")
+    @Option(name: .customLong("transfer-backend"), help: "KV transfer backend between them: tcp, shm, fake, nixl or mooncake.")
     var transferBackend = "tcp"
     @Option(name: .customLong("model-path"), help: "Checkpoint folder, or 'demo' for the built-in random-weight demo model.")
     var modelPath = "demo"
