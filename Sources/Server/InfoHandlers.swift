@@ -63,6 +63,7 @@ struct InfoHandlers: Sendable {
             "max_total_num_tokens": service.engine.kvCapacity, "max_running_requests": o.maxRunningRequests,
             "num_reserved_decode_tokens": o.reservedDecodeTokens,
             "max_queued_requests": configuration.maxQueuedRequests, "chunked_prefill_size": o.chunkedPrefillSize,
+            "schedule_policy": o.schedulePolicy.rawValue,
             "context_length": service.engine.contextLength, "kv_cache_dtype": o.kvCacheDType.rawValue,
             "matmul_precision": o.matmulPrecision.rawValue,
             "enable_prefix_cache": o.enablePrefixCache, "threads": o.threads,

@@ -34,6 +34,14 @@ struct UpCommand: ParsableCommand {
     var matmulPrecision = "fp32"
     @Option(name: .customLong("policy"), help: "Router policy: random, round_robin, power_of_two or cache_aware.")
     var policy = "round_robin"
+    @Option(name: .customLong("schedule-policy"), help: ArgumentHelp("Waiting-queue order of the prefill instances.", discussion: SchedulePolicy.help))
+    var schedulePolicy: String?
+    @Option(name: .customLong("chunked-prefill-size"), help: "Most prompt tokens a prefill instance runs in one step (see serve --help).")
+    var chunkedPrefillSize: Int?
+    @Option(name: .customLong("max-running-requests"), help: "Most requests decoding at once on each decode instance.")
+    var maxRunningRequests: Int?
+    @Option(name: .customLong("num-reserved-decode-tokens"), help: "Output tokens a decode instance keeps room for per request before admitting another (see serve --help).")
+    var numReservedDecodeTokens: Int?
     @Option(name: .customLong("log-level"), help: "Log level of every process.")
     var logLevel = "warning"
     @Option(name: .customLong("ready-timeout"), help: "Seconds to wait for the cluster to become ready.")
@@ -44,6 +52,22 @@ struct UpCommand: ParsableCommand {
         try TransferBackends.check(transferBackend)
         guard MatmulPrecision(rawValue: matmulPrecision) != nil else { throw ValidationError(MatmulPrecisionHelp.invalid(matmulPrecision)) }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
+        if let schedulePolicy, SchedulePolicy(rawValue: schedulePolicy) == nil {
+            throw ValidationError("--schedule-policy \(schedulePolicy): use one of \(SchedulePolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if let chunkedPrefillSize, chunkedPrefillSize < 1 { throw ValidationError("--chunked-prefill-size must be at least 1") }
+        if let maxRunningRequests, maxRunningRequests < 1 { throw ValidationError("--max-running-requests must be at least 1") }
+        if let numReservedDecodeTokens, numReservedDecodeTokens < 0 { throw ValidationError("--num-reserved-decode-tokens must be >= 0") }
+    }
+
+    /// `serve` flags given only where they were set: prefill-side, then decode-side.
+    private var prefillFlags: [String] {
+        (schedulePolicy.map { ["--schedule-policy", $0] } ?? []) + (chunkedPrefillSize.map { ["--chunked-prefill-size", String($0)] } ?? [])
+    }
+
+    private var decodeFlags: [String] {
+        (maxRunningRequests.map { ["--max-running-requests", String($0)] } ?? [])
+            + (numReservedDecodeTokens.map { ["--num-reserved-decode-tokens", String($0)] } ?? [])
     }
 
     func run() throws {
@@ -68,7 +92,7 @@ struct UpCommand: ParsableCommand {
                 "serve", "--model-path", modelFolder, "--host", host, "--port", String(httpPort), "--threads", String(threads),
                 "--matmul-precision", matmulPrecision, "--disaggregation-mode", "prefill", "--disaggregation-bootstrap-port", String(bootstrapPort),
                 "--disaggregation-transfer-backend", transferBackend, "--log-level", logLevel,
-            ] + servedName, healthURL: (host, httpPort))
+            ] + prefillFlags + servedName, healthURL: (host, httpPort))
             prefillArgs += ["--prefill", "http://\(host):\(httpPort)", String(bootstrapPort)]
         }
         var decodeArgs: [String] = []
@@ -77,7 +101,7 @@ struct UpCommand: ParsableCommand {
             try cluster.start(name: "decode-\(i)", binary: binary, arguments: [
                 "serve", "--model-path", modelFolder, "--host", host, "--port", String(httpPort), "--threads", String(threads),
                 "--matmul-precision", matmulPrecision, "--disaggregation-mode", "decode", "--disaggregation-transfer-backend", transferBackend, "--log-level", logLevel,
-            ] + servedName, healthURL: (host, httpPort))
+            ] + decodeFlags + servedName, healthURL: (host, httpPort))
             decodeArgs += ["--decode", "http://\(host):\(httpPort)"]
         }
         let routerPort = port == 0 ? try Self.freePort(host) : port

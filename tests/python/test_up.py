@@ -18,7 +18,9 @@ def children_of(pid):
 
 def test_up_serves_through_router_and_stops_everything(tmp_path):
     log = open(tmp_path / "up.log", "w+")
-    proc = subprocess.Popen([BIN, "up", "--port", "0", "--model-path", str(FIXTURES / "qwen2-fp32"), "--threads-per-instance", "1"],
+    proc = subprocess.Popen([BIN, "up", "--port", "0", "--model-path", str(FIXTURES / "qwen2-fp32"), "--threads-per-instance", "1",
+                             "--schedule-policy", "sprf", "--chunked-prefill-size", "64", "--max-running-requests", "5",
+                             "--num-reserved-decode-tokens", "32"],
                             stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         url = None
@@ -31,6 +33,10 @@ def test_up_serves_through_router_and_stops_everything(tmp_path):
                 url = match.group(1)
         workers = requests.get(url + "/workers", timeout=10).json()["workers"]
         assert sorted(w["mode"] for w in workers) == ["decode", "prefill"]
+        # Scheduling flags reach the side they are for.
+        info = {w["mode"]: requests.get(w["url"] + "/get_server_info", timeout=10).json() for w in workers}
+        assert (info["prefill"]["schedule_policy"], info["prefill"]["chunked_prefill_size"]) == ("sprf", 64)
+        assert (info["decode"]["max_running_requests"], info["decode"]["num_reserved_decode_tokens"]) == (5, 32)
         out = requests.post(url + "/generate", json={"input_ids": [5, 6, 7, 8, 9], "sampling_params": {"max_new_tokens": 6, "temperature": 0, "ignore_eos": True}}, timeout=60).json()
         assert len(out["output_ids"]) == 6
         kids = children_of(proc.pid)
