@@ -13,10 +13,8 @@ import Server
 /// (An instance given a scalar room for a batch uses `room + i` for item
 /// `i`, so either form keeps the items' rooms apart.)
 struct PDRequestPlan: Sendable {
-    /// The body without bootstrap fields; JSON values are immutable trees, safe to share.
-    nonisolated(unsafe) let body: [String: Any]
-    /// The same body with its keys in the client's order, which is what the
-    /// halves get: a JSON schema's property order is the output's order.
+    /// The body without bootstrap fields, keys in the client's order, which
+    /// is what the halves get: a JSON schema's property order is the output's order.
     let ordered: JSONValue
     /// The request ids to abort when the pair fails.
     let rids: [String]
@@ -27,7 +25,7 @@ struct PDRequestPlan: Sendable {
     let mergers: [any PrefillAnswerMerger]
 
     init(route: String, document: JSONValue) throws(APIError) {
-        guard var body = document.foundationObject as? [String: Any] else { throw .invalid("The request body must be a JSON object.") }
+        guard let body = document.foundationObject as? [String: Any] else { throw .invalid("The request body must be a JSON object.") }
         var ordered = document
         let batchSize = Self.batchSize(route: route, body: body)
         self.batchSize = batchSize
@@ -43,12 +41,10 @@ struct PDRequestPlan: Sendable {
         case nil, is NSNull:
             let made = (0..<(ridsPerItem ?? 1)).map { _ in UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }
             rids = made
-            body["rid"] = ridsPerItem == nil ? made[0] as Any : made as Any
             ordered = ordered.setting("rid", to: ridsPerItem == nil ? .string(made[0]) : .array(made.map(JSONValue.string)))
         default:
             throw .invalid("'rid' must be a string or a list of strings.", param: "rid")
         }
-        self.body = body
         self.ordered = ordered
         isStream = (body["stream"] as? Bool) == true
         mergers = Self.mergers(route: route, body: body)

@@ -42,9 +42,7 @@ struct ChatCompletionsHandler: Sendable {
             }
             constraint = ("tool_choice", .jsonSchema(schema))
         }
-        if let grammar = try ConstraintFields.compile(constraint, engine: service.engine) {
-            for i in inputs.indices { inputs[i].grammar = grammar }
-        }
+        try ConstraintFields.apply(constraint, engine: service.engine, to: &inputs)
         try BootstrapFields.apply(body, mode: service.configuration.disaggregationMode, to: &inputs)
         try PriorityField.apply(body, to: &inputs)
         try service.admit(inputs)

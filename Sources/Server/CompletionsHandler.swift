@@ -24,7 +24,7 @@ struct CompletionsHandler: Sendable {
         var inputs = prompts.flatMap { prompt in
             SamplingParser.replicas(params, n: n).map { GenerateInput(id: OpenAIFormat.newID("cmpl"), promptTokens: prompt, params: $0) }
         }
-        try ConstraintFields.apply(body, fields: ConstraintFields.openAI, engine: service.engine, to: &inputs)
+        try ConstraintFields.apply(try ConstraintFields.spec(body, fields: ConstraintFields.openAI), engine: service.engine, to: &inputs)
         try BootstrapFields.apply(body, mode: service.configuration.disaggregationMode, to: &inputs)
         try PriorityField.apply(body, to: &inputs)
         try service.admit(inputs)

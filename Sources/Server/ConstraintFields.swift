@@ -37,9 +37,9 @@ enum ConstraintFields {
         }
     }
 
-    /// Reads and compiles `body`'s constraint onto every input.
-    static func apply(_ body: JSONBody, fields: Set<String>, engine: Engine, to inputs: inout [GenerateInput]) throws(APIError) {
-        guard let grammar = try compile(try spec(body, fields: fields), engine: engine) else { return }
+    /// Compiles `spec` onto every input.
+    static func apply(_ spec: (field: String, spec: GrammarSpec)?, engine: Engine, to inputs: inout [GenerateInput]) throws(APIError) {
+        guard let grammar = try compile(spec, engine: engine) else { return }
         for i in inputs.indices { inputs[i].grammar = grammar }
     }
 

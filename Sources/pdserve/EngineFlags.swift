@@ -60,6 +60,13 @@ struct EngineFlags: ParsableArguments {
     @Flag(name: .customLong("disable-radix-cache"), help: "Do not reuse the KV cache of shared prompt prefixes.")
     var disableRadixCache = false
 
+    /// `--schedule-policy`'s value, checked the same for `serve` and `up`.
+    static func checkSchedulePolicy(_ value: String) throws {
+        guard SchedulePolicy(rawValue: value) == nil else { return }
+        let known = value == "dfs-weight" ? " (SGLang's dfs-weight is not built)" : ""
+        throw ValidationError("--schedule-policy \(value)\(known): use one of \(SchedulePolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+
     func validate() throws {
         guard pageSize >= 1, pageSize <= 1024 else { throw ValidationError("--page-size must be in 1...1024") }
         guard maxRunningRequests >= 1 else { throw ValidationError("--max-running-requests must be at least 1") }
@@ -76,10 +83,7 @@ struct EngineFlags: ParsableArguments {
             throw ValidationError("--disable-priority-preemption needs --enable-priority-scheduling")
         }
         guard priorityPreemptionThreshold >= 0 else { throw ValidationError("--priority-scheduling-preemption-threshold must be >= 0") }
-        guard SchedulePolicy(rawValue: schedulePolicy) != nil else {
-            let known = schedulePolicy == "dfs-weight" ? " (SGLang's dfs-weight is not built)" : ""
-            throw ValidationError("--schedule-policy \(schedulePolicy)\(known): use one of \(SchedulePolicy.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
+        try Self.checkSchedulePolicy(schedulePolicy)
     }
 
     var options: EngineOptions {

@@ -52,9 +52,7 @@ struct UpCommand: ParsableCommand {
         try TransferBackends.check(transferBackend)
         guard MatmulPrecision(rawValue: matmulPrecision) != nil else { throw ValidationError(MatmulPrecisionHelp.invalid(matmulPrecision)) }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
-        if let schedulePolicy, SchedulePolicy(rawValue: schedulePolicy) == nil {
-            throw ValidationError("--schedule-policy \(schedulePolicy): use one of \(SchedulePolicy.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
+        if let schedulePolicy { try EngineFlags.checkSchedulePolicy(schedulePolicy) }
         if let chunkedPrefillSize, chunkedPrefillSize < 1 { throw ValidationError("--chunked-prefill-size must be at least 1") }
         if let maxRunningRequests, maxRunningRequests < 1 { throw ValidationError("--max-running-requests must be at least 1") }
         if let numReservedDecodeTokens, numReservedDecodeTokens < 0 { throw ValidationError("--num-reserved-decode-tokens must be >= 0") }
