@@ -5,8 +5,13 @@ serving on the same cores under the same mixed load — chat requests
 with `pdserve bench serving --workload mixed` through `pdserve router`.
 
 Configurations (each behind a router, so both pay the same extra hop):
-  unified-cN  `pdserve serve --threads 2 --chunked-prefill-size N` + `pdserve router --worker-urls`
-  pd-1p1d     `pdserve up --prefill 1 --decode 1 --threads-per-instance 1` (router + 2 instances)
+  unified-cN      `pdserve serve --threads 2 --chunked-prefill-size N` + `pdserve router --worker-urls`
+  pd-1p1d-POLICY  `pdserve up --prefill 1 --decode 1 --threads-per-instance 1 --schedule-policy POLICY`
+                  (router + 2 instances; the policy orders the prefill's waiting queue)
+
+`--rate-scales 0.5 1 1.5` runs every configuration at those multiples of
+both rates (a goodput-vs-rate sweep); `--sampled` sends temperature 1.0 /
+top_p 0.9 instead of greedy.
 
 Writes docs/benchmarks/pd.md (tables, exact commands, machine notes, load
 conditions, date), docs/benchmarks/pd.png (plots) and docs/benchmarks/pd.json
@@ -143,10 +148,15 @@ class Cluster:
                 p.wait()
 
 
+def precision_flags(args):
+    return ["--matmul-precision", args.matmul_precision] if args.matmul_precision else []
+
+
 def start_unified(cluster, args, chunk):
     worker, router = free_port(), free_port()
     w = cluster.start("serve", [args.bin, "serve", "--model-path", args.model_path, "--port", str(worker),
-                                "--threads", "2", "--chunked-prefill-size", str(chunk), "--log-level", "warning"])
+                                "--threads", "2", "--chunked-prefill-size", str(chunk), "--log-level", "warning",
+                                *precision_flags(args)])
     wait_http(f"http://127.0.0.1:{worker}/health", 300, [w])
     r = cluster.start("router", [args.bin, "router", "--worker-urls", f"http://127.0.0.1:{worker}",
                                  "--policy", "round_robin", "--port", str(router), "--log-level", "warning"])
@@ -156,28 +166,36 @@ def start_unified(cluster, args, chunk):
     return base
 
 
-def start_pd(cluster, args):
+def start_pd(cluster, args, policy):
     port = free_port()
+    chunk = ["--chunked-prefill-size", str(args.pd_chunk)] if args.pd_chunk else []
     p = cluster.start("up", [args.bin, "up", "--prefill", "1", "--decode", "1", "--threads-per-instance", "1",
-                             "--model-path", args.model_path, "--port", str(port),
-                             "--transfer-backend", args.transfer_backend, "--log-level", "warning"])
+                             "--model-path", args.model_path, "--port", str(port), "--schedule-policy", policy, *chunk,
+                             "--transfer-backend", args.transfer_backend, "--log-level", "warning",
+                             *precision_flags(args)])
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/health", 300, [p])
     probe_generate(base, 300)
     return base
 
 
-def run_client(args, base, name, pd, cluster):
+SAMPLED = {"temperature": 1.0, "top_p": 0.9}
+
+
+def run_client(args, base, name, pd, cluster, scale):
     raw = args.work_dir / f"{name}.jsonl"
     raw.unlink(missing_ok=True)
     cmd = [args.bin, "bench", "serving", "--backend", "sglang", "--base-url", base, "--workload", "mixed",
-           "--duration", str(args.duration), "--chat-rate", str(args.chat_rate), "--chat-input-len", "64",
-           "--chat-output-len", "128", "--doc-rate", str(args.doc_rate), "--doc-input-len", "1024",
+           "--duration", str(args.duration), "--chat-rate", f"{args.chat_rate * scale:g}", "--chat-input-len", "64",
+           "--chat-output-len", "128", "--doc-rate", f"{args.doc_rate * scale:g}", "--doc-input-len", "1024",
            "--doc-output-len", "4", "--seed", str(args.seed), "--warmup-requests", "2",
            "--goodput", *args.goodput, "--output-file", str(raw), "--output-details", "--progress-interval", "10"]
+    if args.sampled:
+        cmd += ["--sampling-params", json.dumps(SAMPLED, separators=(",", ":"))]
     if pd:
         cmd.append("--pd-separated")
     print("  $", " ".join(cmd), flush=True)
+    shown = " ".join(f"'{a}'" if a.startswith("{") else a for a in cmd)
     # What else ran during the measurement: all busy CPU time minus this
     # experiment's (servers, router, client), as a share of both cores.
     roots = [p.pid for p in cluster.procs]
@@ -191,7 +209,7 @@ def run_client(args, base, name, pd, cluster):
     ours = (tree_jiffies(roots) - ours0) / tick + (client1.ru_utime - client0.ru_utime) + (client1.ru_stime - client0.ru_stime)
     total = (busy_jiffies() - busy0) / tick
     load = {"wall_s": wall, "ours_core_s": ours, "others_core_s": max(0.0, total - ours), "cores": os.cpu_count()}
-    return json.loads(raw.read_text().splitlines()[-1]), " ".join(cmd), load
+    return json.loads(raw.read_text().splitlines()[-1]), shown, load
 
 
 def summarise(record):
@@ -226,12 +244,12 @@ def machine_notes():
     return f"{os.cpu_count()} cores, {cpu} ({', '.join(feats)}), {int(mem) // 1024 // 1024} GiB RAM, {platform.system()} {platform.release()}"
 
 
-def plot(results, order, path):
+def plot(results, order, path, sweep):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
+    fig, axes = plt.subplots(1, 4 if sweep else 3, figsize=(23 if sweep else 17, 4.8))
     ax = axes[0]
     for name in order:
         itls = results[name]["chat_itls_ms"]
@@ -271,6 +289,18 @@ def plot(results, order, path):
     ax.set_title("Chat TTFT over the run (a rising line = a queue that grows)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    if sweep:
+        ax = axes[3]
+        for config, points in sweep.items():
+            points = sorted(points)
+            ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=config)
+        top = max(p[0] for points in sweep.values() for p in points)
+        ax.plot([0, top], [0, top], color="grey", lw=0.6, ls=":", label="offered")
+        ax.set_xlabel("offered load (req/s, chat + doc)")
+        ax.set_ylabel("goodput (req/s)")
+        ax.set_title("Goodput vs request rate")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -279,10 +309,16 @@ def write_markdown(args, results, order, commands, loads, path, started):
     def f(v, digits=0):
         return "—" if v is None else f"{v:,.{digits}f}"
 
+    scales = "" if args.rate_scales == [1.0] else (
+        f" Every configuration ran at {', '.join(f'{x:g}' for x in args.rate_scales)} × these rates (`@x` in its name).")
+    sampling = ("temperature 1.0 / top_p 0.9 (sampled)" if args.sampled else "greedy (temperature 0)")
+    precision = f" `--matmul-precision {args.matmul_precision}` on every instance." if args.matmul_precision else ""
     lines = [
         "# PD experiment: unified vs disaggregated on the same two cores",
         "",
         f"Run {started:%Y-%m-%d %H:%M} UTC by `bench/pd_experiment.py` (DESIGN §7). Machine: {machine_notes()}.",
+        "",
+        f"Sampling: {sampling}.{precision}{scales}",
         "",
         f"Mixed load, {args.duration:g} s of Poisson arrivals per configuration, same seed ({args.seed}) so every",
         f"configuration gets the same requests at the same times: **chat** 64 prompt / 128 output tokens at",
@@ -342,7 +378,14 @@ def main():
     ap.add_argument("--doc-rate", type=float, default=0.6)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--chunks", type=int, nargs="*", default=[512, 128], help="unified --chunked-prefill-size values to try")
-    ap.add_argument("--no-pd", action="store_true", help="skip the PD configuration")
+    ap.add_argument("--no-pd", action="store_true", help="skip the PD configurations")
+    ap.add_argument("--pd-policies", nargs="+", default=["fcfs"],
+                    help="prefill --schedule-policy values to try, one PD configuration each")
+    ap.add_argument("--pd-chunk", type=int, help="the prefill instance's --chunked-prefill-size (its default otherwise)")
+    ap.add_argument("--matmul-precision", choices=["fp32", "bf16"], help="passed to every instance")
+    ap.add_argument("--rate-scales", type=float, nargs="+", default=[1.0],
+                    help="run every configuration at these multiples of --chat-rate and --doc-rate")
+    ap.add_argument("--sampled", action="store_true", help="temperature 1.0 / top_p 0.9 instead of greedy")
     ap.add_argument("--transfer-backend", default="tcp")
     ap.add_argument("--goodput", nargs="+", default=["ttft:1000", "tpot:100", "doc.ttft:5000"])
     ap.add_argument("--max-busy", type=float, default=0.25, help="refuse to start while the cores are busier than this")
@@ -361,9 +404,12 @@ def main():
     args.work_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.datetime.now(datetime.timezone.utc)
 
-    configs = [(f"unified-c{c}", c) for c in args.chunks] + ([] if args.no_pd else [("pd-1p1d", None)])
-    results, commands, loads = {}, {}, {}
-    for name, chunk in configs:
+    base_configs = [(f"unified-c{c}", ("unified", c)) for c in args.chunks] + (
+        [] if args.no_pd else [(f"pd-1p1d-{p}", ("pd", p)) for p in args.pd_policies])
+    configs = [(name if args.rate_scales == [1.0] else f"{name}@x{scale:g}", kind, scale, name)
+               for scale in args.rate_scales for name, kind in base_configs]
+    results, commands, loads, sweep = {}, {}, {}, {}
+    for name, (mode, setting), scale, base_name in configs:
         busy = cpu_busy_fraction()
         if busy > args.max_busy:
             sys.exit(f"cores {busy * 100:.0f}% busy before {name}: wait for a quiet machine (or raise --max-busy)")
@@ -371,21 +417,23 @@ def main():
         print(f"{name}: starting (cores {busy * 100:.0f}% busy)", flush=True)
         cluster = Cluster(args.work_dir, name)
         try:
-            base = start_pd(cluster, args) if chunk is None else start_unified(cluster, args, chunk)
-            record, client_cmd, during = run_client(args, base, name, chunk is None, cluster)
+            base = start_pd(cluster, args, setting) if mode == "pd" else start_unified(cluster, args, setting)
+            record, client_cmd, during = run_client(args, base, name, mode == "pd", cluster, scale)
         finally:
             cluster.stop()
         commands[name] = cluster.commands + [client_cmd]
         results[name] = summarise(record)
         results[name]["load"] = during
+        results[name]["offered_rate"] = (args.chat_rate + args.doc_rate) * scale
+        sweep.setdefault(base_name, []).append((results[name]["offered_rate"], results[name]["goodput"]))
         c = results[name]["chat"]
         print(f"{name}: chat ITL p50/p99 {c['median_itl_ms']:.1f}/{c['p99_itl_ms']:.1f} ms, chat TTFT p50/p99 "
               f"{c['median_ttft_ms']:.0f}/{c['p99_ttft_ms']:.0f} ms, doc TTFT p50 {results[name]['doc']['median_ttft_ms']:.0f} ms, "
               f"goodput {results[name]['goodput']:.2f} req/s", flush=True)
 
-    order = [n for n, _ in configs]
+    order = [c[0] for c in configs]
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    plot(results, order, args.out_dir / f"{args.name}.png")
+    plot(results, order, args.out_dir / f"{args.name}.png", sweep if len(args.rate_scales) > 1 else None)
     compact = {n: {k: v for k, v in r.items() if k not in ("chat_itls_ms", "ttft_over_time")} for n, r in results.items()}
     (args.out_dir / f"{args.name}.json").write_text(json.dumps({"date": started.isoformat(), "args": sys.argv[1:], "loads": loads,
                                                       "results": compact}, indent=1) + "\n")

@@ -35,12 +35,16 @@ public enum ServingBackend: String, CaseIterable, Sendable {
     }
 
     /// The JSON body for one prompt. Every backend asks for `ignore_eos` so
-    /// each request generates exactly `outputLength` tokens.
-    public func body(for prompt: ServingPrompt, model: String?, stream: Bool) -> [String: Any] {
+    /// each request generates exactly `outputLength` tokens. `sampling`
+    /// (`--sampling-params`) replaces the greedy default field by field where
+    /// each API keeps its sampling fields: inside `sampling_params` for
+    /// `/generate`, at the top level for the OpenAI routes.
+    public func body(for prompt: ServingPrompt, model: String?, stream: Bool, sampling: [String: Any] = [:]) -> [String: Any] {
         switch api {
         case .generate:
+            let params: [String: Any] = ["max_new_tokens": prompt.outputLength, "temperature": 0.0, "ignore_eos": true]
             var body: [String: Any] = [
-                "sampling_params": ["max_new_tokens": prompt.outputLength, "temperature": 0.0, "ignore_eos": true] as [String: Any],
+                "sampling_params": params.merging(sampling) { $1 },
                 "stream": stream,
             ]
             if let ids = prompt.tokenIds { body["input_ids"] = ids } else { body["text"] = prompt.text }
@@ -53,7 +57,7 @@ public enum ServingBackend: String, CaseIterable, Sendable {
             ]
             if stream { body["stream_options"] = ["include_usage": true] }
             if let model { body["model"] = model }
-            return body
+            return body.merging(sampling) { $1 }
         case .chat:
             var body: [String: Any] = [
                 "messages": [["role": "user", "content": prompt.text]],
@@ -61,7 +65,7 @@ public enum ServingBackend: String, CaseIterable, Sendable {
             ]
             if stream { body["stream_options"] = ["include_usage": true] }
             if let model { body["model"] = model }
-            return body
+            return body.merging(sampling) { $1 }
         }
     }
 }

@@ -15,11 +15,14 @@ public final class ServingClient: Sendable {
     private let timeoutSeconds: Double
     /// Merged into every request body's top level (`--extra-request-body`), as sglang.bench_serving does.
     private nonisolated(unsafe) let extraBody: [String: Any]
+    /// Sampling fields every request uses instead of greedy (`--sampling-params`).
+    private nonisolated(unsafe) let sampling: [String: Any]
     private let clock = ContinuousClock()
 
     public init(baseURL: String, backend: ServingBackend, model: String?, stream: Bool, timeoutSeconds: Double,
-                extraBody: [String: Any] = [:]) {
+                extraBody: [String: Any] = [:], sampling: [String: Any] = [:]) {
         self.extraBody = extraBody
+        self.sampling = sampling
         var configuration = HTTPClient.Configuration(
             timeout: .init(connect: .seconds(10)),
             connectionPool: .init(idleTimeout: .seconds(120), concurrentHTTP1ConnectionsPerHostSoftLimit: 4096)
@@ -58,7 +61,7 @@ public final class ServingClient: Sendable {
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         do {
-            let fields = backend.body(for: prompt, model: model, stream: stream).merging(extraBody) { $1 }
+            let fields = backend.body(for: prompt, model: model, stream: stream, sampling: sampling).merging(extraBody) { $1 }
             let body = try JSONSerialization.data(withJSONObject: fields)
             request.body = .bytes(ByteBuffer(bytes: body))
         } catch {

@@ -11,8 +11,9 @@ public enum SchedulePolicy: String, Sendable, CaseIterable {
     case random
     /// Shortest remaining prompt first, with aging: a prompt's length counts
     /// `SchedulingContext.agingTokensPerArrival` tokens less for every request
-    /// that arrived after it, so short prompts pass long ones without
-    /// starving them (a long prompt waits at most length ÷ that many later arrivals).
+    /// that arrived after it, so short prompts pass long ones — also one
+    /// part-way through its chunks — without starving them (a long prompt
+    /// waits at most length ÷ that many later arrivals).
     case sprf
 
     public static let help = "fcfs (default), lpm (longest cached prefix first), lof (longest output first), random, or sprf (shortest remaining prompt first, aged so long prompts never starve)."
@@ -30,6 +31,13 @@ struct SchedulingContext {
 /// The order in which waiting requests are considered for admission.
 protocol WaitingPolicy {
     func order(_ waiting: [Request], context: SchedulingContext) -> [Request]
+    /// Whether prompts part-way through their chunks are ordered together
+    /// with the waiting ones (else they take the step's budget first).
+    var ordersPartialPrefills: Bool { get }
+}
+
+extension WaitingPolicy {
+    var ordersPartialPrefills: Bool { true }
 }
 
 extension SchedulePolicy {
@@ -76,7 +84,11 @@ final class RandomOrder: WaitingPolicy {
     func order(_ waiting: [Request], context: SchedulingContext) -> [Request] { waiting.shuffled(using: &rng) }
 }
 
+/// Prompts part-way through their chunks are ordered by what remains of
+/// them too, so a short prompt that arrives during a long one's chunks goes
+/// ahead in the next step instead of waiting for the long one to finish.
 struct ShortestPromptFirst: WaitingPolicy {
+    var ordersPartialPrefills: Bool { true }
     func order(_ waiting: [Request], context: SchedulingContext) -> [Request] {
         ordered(waiting) { $0.pendingCount - SchedulingContext.agingTokensPerArrival * (context.newestArrival - $0.arrival) }
     }
@@ -118,6 +130,7 @@ public struct PriorityScheduling: Sendable, Equatable {
 struct PriorityFirst: WaitingPolicy {
     let inner: any WaitingPolicy
     let scheduling: PriorityScheduling
+    var ordersPartialPrefills: Bool { inner.ordersPartialPrefills }
 
     func order(_ waiting: [Request], context: SchedulingContext) -> [Request] {
         ordered(inner.order(waiting, context: context)) { -scheduling.rank($0) }

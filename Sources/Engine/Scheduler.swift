@@ -70,7 +70,9 @@ struct TokenBudget {
 /// Answers "what is the next batch?" for continuous batching with chunked
 /// prefill: every decoding request gets its next token (retracting the
 /// newest requests when pages run out), then the token budget goes to
-/// prompts part-way through, then to new requests in the policy's order.
+/// prompts part-way through, then to new requests in the policy's order —
+/// or, under a policy that orders partial prompts too (`sprf`), to both in
+/// that policy's order.
 final class Scheduler {
     private(set) var waiting: [Request] = []
     private(set) var running: [Request] = []
@@ -129,9 +131,24 @@ final class Scheduler {
         preemptForTheMostUrgent(mayStart: mayStart)
         scheduleDecodes(into: &next)
         var budget = TokenBudget(stepTokens: stepTokens, alreadyScheduled: next.batch.tokens.count)
-        continuePrefills(into: &next, budget: &budget)
-        admit(into: &next, budget: &budget, mayStart: mayStart)
+        let partial = running.filter { !$0.isDecoding && !next.contains($0) }
+        let candidates = policy.ordersPartialPrefills
+            ? policy.order(partial + waiting, context: context)
+            : partial + policy.order(waiting, context: context)
+        // Once one waiting request cannot start, later ones do not jump it; prompts part-way through go on.
+        var admitting = true
+        for request in candidates where !budget.isSpent {
+            if partial.contains(where: { $0 === request }) {
+                guard continuePrefill(request, into: &next, budget: &budget) else { break }
+            } else if admitting {
+                admitting = admit(request, into: &next, budget: &budget, mayStart: mayStart)
+            }
+        }
         return next
+    }
+
+    private var context: SchedulingContext {
+        SchedulingContext(cachedPrefix: { [kv] in kv.cachedPrefixLength($0) }, newestArrival: newestArrival)
     }
 
     private func scheduleDecodes(into next: inout ScheduledBatch) {
@@ -150,33 +167,34 @@ final class Scheduler {
         }
     }
 
-    private func continuePrefills(into next: inout ScheduledBatch, budget: inout TokenBudget) {
-        for request in running where !request.isDecoding && !next.contains(request) && !budget.isSpent {
-            let count = budget.grant(request.pendingCount)
-            guard kv.extend(request, to: request.computed + count) else { break }
-            next.add(request, count: count, pageSize: kv.pageSize)
-            budget.spend(count)
-        }
+    /// The next chunk of a prompt part-way through; false when pages ran out (nothing more fits this step).
+    private func continuePrefill(_ request: Request, into next: inout ScheduledBatch, budget: inout TokenBudget) -> Bool {
+        let count = budget.grant(request.pendingCount)
+        guard kv.extend(request, to: request.computed + count) else { return false }
+        next.add(request, count: count, pageSize: kv.pageSize)
+        budget.spend(count)
+        return true
     }
 
-    private func admit(into next: inout ScheduledBatch, budget: inout TokenBudget, mayStart: (Request) -> Bool) {
-        let context = SchedulingContext(cachedPrefix: { [kv] in kv.cachedPrefixLength($0) }, newestArrival: newestArrival)
-        for request in policy.order(waiting, context: context) {
-            guard !budget.isSpent, running.count < maxRunningRequests else { return }
-            guard mayStart(request) else { continue }
-            kv.admitPrefix(request)
-            let count = budget.grant(request.pendingCount)
-            // Keep one page of headroom per decoding request so admission
-            // does not immediately force a retraction.
-            guard kv.extend(request, to: request.computed + count, headroom: decodingCount) else {
-                kv.release(request)
-                return
-            }
-            waiting.removeAll { $0 === request }
-            running.append(request)
-            next.add(request, count: count, pageSize: kv.pageSize)
-            budget.spend(count)
+    /// Starts a waiting request with its first chunk; false when nothing more
+    /// can start this step (no running slot, or no pages).
+    private func admit(_ request: Request, into next: inout ScheduledBatch, budget: inout TokenBudget,
+                       mayStart: (Request) -> Bool) -> Bool {
+        guard running.count < maxRunningRequests else { return false }
+        guard mayStart(request) else { return true }
+        kv.admitPrefix(request)
+        let count = budget.grant(request.pendingCount)
+        // Keep one page of headroom per decoding request so admission
+        // does not immediately force a retraction.
+        guard kv.extend(request, to: request.computed + count, headroom: decodingCount) else {
+            kv.release(request)
+            return false
         }
+        waiting.removeAll { $0 === request }
+        running.append(request)
+        next.add(request, count: count, pageSize: kv.pageSize)
+        budget.spend(count)
+        return true
     }
 
     /// Priority preemption, before the step is planned (a request already in
@@ -187,7 +205,6 @@ final class Scheduler {
     /// PD halves are never preempted: their KV is in flight.
     private func preemptForTheMostUrgent(mayStart: (Request) -> Bool) {
         guard let priority, priority.preemptionThreshold != nil else { return }
-        let context = SchedulingContext(cachedPrefix: { [kv] in kv.cachedPrefixLength($0) }, newestArrival: newestArrival)
         guard let urgent = policy.order(waiting, context: context).first, mayStart(urgent) else { return }
         func blocked() -> Bool {
             let pages = kv.pages(for: min(stepTokens, urgent.pendingCount)) + decodingCount

@@ -88,7 +88,8 @@ struct BenchEngineCommand: ParsableCommand {
 
         benchLog("warm-up")
         _ = runner.prefill(prompts: [runner.prompt(length: promptLen, seed: 999)])
-        _ = runner.decode(batch: 2, promptLen: decodePromptLen, tokens: 4, seed: 998)
+        // No larger than the largest measured batch: the engine runs at most that many requests at once.
+        _ = runner.decode(batch: min(2, batchSizes.max() ?? 1), promptLen: decodePromptLen, tokens: 4, seed: 998)
 
         var prefillRuns: [Double] = []
         for r in 0..<repeats {

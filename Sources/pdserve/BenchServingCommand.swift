@@ -86,6 +86,9 @@ struct BenchServingCommand: AsyncParsableCommand {
     @Option(name: .customLong("extra-request-body"),
             help: "A JSON object merged into every request body's top level, e.g. '{\"temperature\": 0.8, \"top_p\": 0.95}' for sampled OpenAI requests (as sglang.bench_serving; for --backend sglang it replaces top-level fields such as sampling_params).")
     var extraRequestBody: String?
+    @Option(name: .customLong("sampling-params"),
+            help: "A JSON object of sampling fields every request uses instead of greedy, e.g. '{\"temperature\": 1.0, \"top_p\": 0.9}': merged into sampling_params for --backend sglang (keeping each request's max_new_tokens), into the top level for the OpenAI backends.")
+    var samplingParams: String?
 
     @Option(name: .customLong("output-file"), help: "Append the results as one JSON line (sglang's keys) to this file.")
     var outputFile: String?
@@ -234,8 +237,16 @@ struct BenchServingCommand: AsyncParsableCommand {
             extraBody = object
             settings["extra_request_body"] = object
         }
+        var sampling: [String: Any] = [:]
+        if let samplingParams {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(samplingParams.utf8)) as? [String: Any] else {
+                throw ValidationError("--sampling-params must be a JSON object, got: \(samplingParams)")
+            }
+            sampling = object
+            settings["sampling_params"] = object
+        }
         let client = ServingClient(baseURL: url, backend: backend, model: modelName, stream: !disableStream, timeoutSeconds: requestTimeout,
-                                   extraBody: extraBody)
+                                   extraBody: extraBody, sampling: sampling)
         let result: ServingRunResult
         do {
             let bench = ServingBenchmark(client: client, options: options)

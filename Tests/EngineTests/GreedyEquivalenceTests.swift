@@ -3,8 +3,9 @@ import EngineTesting
 import Testing
 
 /// Greedy outputs equal transformers.generate token for token — one request
-/// at a time, all in one continuous batch, with chunked prefill, and with
-/// prefix-cache hits — and the KV pool is whole again afterwards.
+/// at a time, all in one continuous batch, with chunked prefill, under every
+/// schedule policy, and with prefix-cache hits — and the KV pool is whole
+/// again afterwards.
 struct GreedyEquivalenceTests {
     @discardableResult
     func check(_ fixture: String, options: EngineOptions, together: Bool) throws -> EngineCore {
@@ -59,6 +60,20 @@ struct GreedyEquivalenceTests {
         options.chunkedPrefillSize = 64
         let core = try check(fixture, options: options, together: true)
         #expect(core.retractionCount > 0, "the pool was big enough that nothing was retracted")
+    }
+
+    /// Every waiting-queue policy reorders admission (SPRF also prompts
+    /// part-way through their chunks), with retraction under page pressure:
+    /// the order changes, the tokens do not.
+    @Test(arguments: Fixtures.modelNames, [SchedulePolicy.sprf, .lpm, .lof, .random])
+    func everySchedulePolicyWithChunksAndPagePressure(fixture: String, policy: SchedulePolicy) throws {
+        var options = EngineOptions()
+        options.schedulePolicy = policy
+        options.chunkedPrefillSize = 37
+        options.pageSize = 5
+        options.maxRunningRequests = 7
+        options.maxTotalTokens = 400
+        try check(fixture, options: options, together: true)
     }
 
     /// Fixtures whose reference also records generate() stopping at EOS.

@@ -105,6 +105,32 @@ struct SchedulePolicyTests {
         #expect(waited[.fcfs]! > 10, "under FCFS the short prompt waits for the long one's chunks")
     }
 
+    /// A short prompt that arrives while a long one is part-way through its
+    /// chunks: under SPRF it goes first in the very next step (and the long
+    /// one takes the rest of that step's budget); under FCFS it waits for
+    /// every remaining chunk. Both give the oracle's tokens.
+    @Test func aShortPromptPassesALongOneMidChunksUnderSPRF() throws {
+        let reference = try ModelReference.load(fixture)
+        var waited: [SchedulePolicy: Int] = [:]
+        for policy in [SchedulePolicy.fcfs, .sprf] {
+            let core = try core(policy)
+            try core.add(GenerateInput(id: "long", promptTokens: reference.prompts[long], params: .greedy(reference.maxNewTokens)))
+            var longTokens = core.step().filter { $0.id == "long" }.flatMap(\.newTokens)
+            try core.add(GenerateInput(id: "short", promptTokens: reference.prompts[short], params: .greedy(reference.maxNewTokens)))
+            for step in 1...100 where waited[policy] == nil {
+                let updates = core.step()
+                longTokens += updates.filter { $0.id == "long" }.flatMap(\.newTokens)
+                if updates.contains(where: { $0.id == "short" && !$0.newTokens.isEmpty }) { waited[policy] = step }
+            }
+            longTokens += core.runToCompletion()["long"]?.tokens ?? []
+            #expect(reference.mismatch(prompt: long, output: longTokens) == nil)
+            core.flushCache()
+            #expect(core.freePageCount == core.totalPageCount)
+        }
+        #expect(waited[.sprf] == 1)
+        #expect(waited[.fcfs]! > 10, "under FCFS the short prompt waits for the long one's remaining chunks")
+    }
+
     /// A steady stream of short prompts, each filling a whole step's budget:
     /// without aging the long prompt would never be admitted.
     @Test func aLongPromptStillGetsItsTurnUnderSPRF() throws {
