@@ -162,6 +162,15 @@ struct BenchServingCommand: AsyncParsableCommand {
         return value
     }
 
+    /// A flag whose value is a JSON object; empty when the flag is absent.
+    private func jsonObjectOption(_ text: String?, flag: String) throws -> [String: Any] {
+        guard let text else { return [:] }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+            throw ValidationError("\(flag) must be a JSON object, got: \(text)")
+        }
+        return object
+    }
+
     func run() async throws {
         let log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
         let backend = ServingBackend(rawValue: self.backend)!
@@ -229,22 +238,10 @@ struct BenchServingCommand: AsyncParsableCommand {
         options.maxConcurrency = maxConcurrency
         options.progressInterval = disableProgress ? .infinity : progressInterval
         options.objectives = objectives
-        var extraBody: [String: Any] = [:]
-        if let extraRequestBody {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(extraRequestBody.utf8)) as? [String: Any] else {
-                throw ValidationError("--extra-request-body must be a JSON object, got: \(extraRequestBody)")
-            }
-            extraBody = object
-            settings["extra_request_body"] = object
-        }
-        var sampling: [String: Any] = [:]
-        if let samplingParams {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(samplingParams.utf8)) as? [String: Any] else {
-                throw ValidationError("--sampling-params must be a JSON object, got: \(samplingParams)")
-            }
-            sampling = object
-            settings["sampling_params"] = object
-        }
+        let extraBody = try jsonObjectOption(extraRequestBody, flag: "--extra-request-body")
+        let sampling = try jsonObjectOption(samplingParams, flag: "--sampling-params")
+        if extraRequestBody != nil { settings["extra_request_body"] = extraBody }
+        if samplingParams != nil { settings["sampling_params"] = sampling }
         let client = ServingClient(baseURL: url, backend: backend, model: modelName, stream: !disableStream, timeoutSeconds: requestTimeout,
                                    extraBody: extraBody, sampling: sampling)
         let result: ServingRunResult

@@ -98,3 +98,19 @@ def test_sharegpt_file_gives_first_turns_as_prompts(tmp_path, server):
     assert record["dataset_name"] == "sharegpt" and record["sharegpt_output_len"] == 3
     too_many = bench("--base-url", server.url, "--dataset-name", "sharegpt", "--dataset-path", str(path), "--num-prompts", "6")
     assert too_many.returncode != 0 and "only 5 usable" in too_many.stderr
+
+
+@pytest.mark.parametrize("backend", ["sglang", "openai-chat"])
+def test_sampling_params_sample_every_request_and_keep_each_length(tmp_path, server, backend):
+    record, _ = run_and_read(tmp_path, server, "--backend", backend, "--num-prompts", "4",
+                             "--random-input-len", "8", "--random-output-len", "6", "--random-range-ratio", "1",
+                             "--sampling-params", '{"temperature": 1.0, "top_p": 0.9}')
+    assert record["completed"] == 4 and record["failed"] == 0
+    # Merged into each request's sampling fields, so max_new_tokens/max_tokens survive.
+    assert record["output_lens"] == [6] * 4
+    assert record["sampling_params"] == {"temperature": 1.0, "top_p": 0.9}
+
+
+def test_sampling_params_must_be_a_json_object(server):
+    bad = bench("--base-url", server.url, "--num-prompts", "1", "--sampling-params", "[1]")
+    assert bad.returncode != 0 and "--sampling-params must be a JSON object" in bad.stderr
