@@ -37,7 +37,7 @@ protocol WaitingPolicy {
 }
 
 extension WaitingPolicy {
-    var ordersPartialPrefills: Bool { true }
+    var ordersPartialPrefills: Bool { false }
 }
 
 extension SchedulePolicy {
@@ -82,14 +82,10 @@ struct LongestOutputFirst: WaitingPolicy {
 /// number), not reshuffled every step: with a fresh shuffle per step, page
 /// pressure made each step admit a different request whose first chunk
 /// the next step's decodes retracted again, and nothing finished.
-struct RandomOrder: WaitingPolicy {
-    let seed: UInt64
-    func order(_ waiting: [Request], context: SchedulingContext) -> [Request] {
-        ordered(waiting) { request in
-            var draw = RandomSource(seed: seed ^ UInt64(truncatingIfNeeded: request.arrival))
-            return Int(truncatingIfNeeded: draw.next() >> 1)
-        }
-    }
+final class RandomOrder: WaitingPolicy {
+    private var rng: RandomSource
+    init(seed: UInt64) { rng = RandomSource(seed: seed) }
+    func order(_ waiting: [Request], context: SchedulingContext) -> [Request] { waiting.shuffled(using: &rng) }
 }
 
 /// Prompts part-way through their chunks are ordered by what remains of
