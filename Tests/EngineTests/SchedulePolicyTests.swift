@@ -107,12 +107,13 @@ struct SchedulePolicyTests {
 
     /// A short prompt that arrives while a long one is part-way through its
     /// chunks: under SPRF it goes first in the very next step (and the long
-    /// one takes the rest of that step's budget); under FCFS it waits for
-    /// every remaining chunk. Both give the oracle's tokens.
+    /// one takes the rest of that step's budget); under every other policy
+    /// it waits for every remaining chunk (they order only the waiting
+    /// queue). All give the oracle's tokens.
     @Test func aShortPromptPassesALongOneMidChunksUnderSPRF() throws {
         let reference = try ModelReference.load(fixture)
         var waited: [SchedulePolicy: Int] = [:]
-        for policy in [SchedulePolicy.fcfs, .sprf] {
+        for policy in SchedulePolicy.allCases {
             let core = try core(policy)
             try core.add(GenerateInput(id: "long", promptTokens: reference.prompts[long], params: .greedy(reference.maxNewTokens)))
             var longTokens = core.step().filter { $0.id == "long" }.flatMap(\.newTokens)
@@ -128,7 +129,9 @@ struct SchedulePolicyTests {
             #expect(core.freePageCount == core.totalPageCount)
         }
         #expect(waited[.sprf] == 1)
-        #expect(waited[.fcfs]! > 10, "under FCFS the short prompt waits for the long one's remaining chunks")
+        for policy in SchedulePolicy.allCases where policy != .sprf {
+            #expect(waited[policy]! > 10, "under \(policy) the short prompt waits for the long one's remaining chunks")
+        }
     }
 
     /// A steady stream of short prompts, each filling a whole step's budget:
