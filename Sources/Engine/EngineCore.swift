@@ -96,7 +96,12 @@ public final class EngineCore {
         if let bad = input.params.logitBias.keys.first(where: { $0 >= vocab }) {
             return InvalidRequest("logit_bias names token \(bad), outside the vocabulary (0..<\(vocab))")
         }
-        let total = input.promptTokens.count + input.params.maxNewTokens
+        if let bad = input.params.stopTokenIds.first(where: { $0 >= vocab }) {
+            return InvalidRequest("stop_token_ids names token \(bad), outside the vocabulary (0..<\(vocab))")
+        }
+        // Saturating: validate() bounds max_new_tokens, but this sum must not trap whoever calls.
+        let (sum, overflow) = input.promptTokens.count.addingReportingOverflow(input.params.maxNewTokens)
+        let total = overflow ? Int.max : sum
         guard total <= contextLength else {
             return InvalidRequest("this model's context length is \(contextLength) tokens, but the request needs \(total) (\(input.promptTokens.count) prompt + \(input.params.maxNewTokens) max new tokens)")
         }

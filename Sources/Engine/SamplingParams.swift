@@ -41,6 +41,11 @@ public struct SamplingParams: Sendable, Equatable {
     public static let maxStopStrings = 16
     public static let maxStopStringLength = 256
     public static let maxTopLogprobs = 20
+    /// The most tokens a request may ask for (and the largest offset into one):
+    /// far beyond any context length, small enough that sums of them cannot overflow.
+    public static let maxTokenCount = Int(Int32.max)
+    /// The largest token id a request may name (vocabularies are far smaller; the engine checks the real one).
+    public static let maxTokenID = Int(Int32.max)
 
     public static let maxLogitBiasEntries = 1024
 
@@ -53,7 +58,7 @@ public struct SamplingParams: Sendable, Equatable {
     /// Rejects values no sampler can honour, naming the field.
     public func validate() throws(InvalidRequest) {
         func fail(_ message: String) -> InvalidRequest { InvalidRequest(message) }
-        guard maxNewTokens >= 0 else { throw fail("max_new_tokens must be >= 0, got \(maxNewTokens)") }
+        guard (0...Self.maxTokenCount).contains(maxNewTokens) else { throw fail("max_new_tokens must be in [0, \(Self.maxTokenCount)], got \(maxNewTokens)") }
         guard temperature.isFinite, temperature >= 0, temperature <= 100 else { throw fail("temperature must be in [0, 100], got \(temperature)") }
         guard topP.isFinite, topP > 0, topP <= 1 else { throw fail("top_p must be in (0, 1], got \(topP)") }
         guard topK >= -1 else { throw fail("top_k must be -1 (disabled) or positive, got \(topK)") }
@@ -65,14 +70,14 @@ public struct SamplingParams: Sendable, Equatable {
         guard stopStrings.allSatisfy({ !$0.isEmpty && $0.utf8.count <= Self.maxStopStringLength }) else {
             throw fail("stop strings must be non-empty and at most \(Self.maxStopStringLength) bytes")
         }
-        guard stopTokenIds.allSatisfy({ $0 >= 0 }) else { throw fail("stop_token_ids must be non-negative") }
-        guard minNewTokens >= 0 else { throw fail("min_new_tokens must be >= 0, got \(minNewTokens)") }
+        guard stopTokenIds.allSatisfy({ (0...Self.maxTokenID).contains($0) }) else { throw fail("stop_token_ids must be token ids in [0, \(Self.maxTokenID)]") }
+        guard (0...Self.maxTokenCount).contains(minNewTokens) else { throw fail("min_new_tokens must be in [0, \(Self.maxTokenCount)], got \(minNewTokens)") }
         guard logitBias.count <= Self.maxLogitBiasEntries else { throw fail("logit_bias holds \(logitBias.count) entries; at most \(Self.maxLogitBiasEntries)") }
         for (token, bias) in logitBias {
             guard token >= 0 else { throw fail("logit_bias keys must be token ids >= 0, got \(token)") }
             guard bias.isFinite, abs(bias) <= 100 else { throw fail("logit_bias values must be in [-100, 100], got \(bias) for token \(token)") }
         }
-        if let start = inputLogprobStart, start < 0 { throw fail("logprob_start_len must be >= 0, got \(start)") }
+        if let start = inputLogprobStart, !(0...Self.maxTokenCount).contains(start) { throw fail("logprob_start_len must be in [0, \(Self.maxTokenCount)], got \(start)") }
         guard topLogprobs >= 0, topLogprobs <= Self.maxTopLogprobs else { throw fail("top_logprobs must be in [0, \(Self.maxTopLogprobs)], got \(topLogprobs)") }
     }
 }

@@ -34,6 +34,15 @@ struct CircuitBreaker: Sendable {
         return state != .open
     }
 
+    /// The worker was seen down and answers its health check again (a
+    /// restart): an open circuit goes half-open now instead of waiting out
+    /// its cooldown, so the next request is its trial.
+    mutating func workerCameBack() {
+        guard state == .open else { return }
+        state = .halfOpen
+        halfOpenSuccesses = 0
+    }
+
     mutating func recordSuccess() {
         consecutiveFailures = 0
         if state == .halfOpen {

@@ -18,8 +18,8 @@ struct InferenceEndpoint: Sendable {
         let document = pd || core.needsRoutingKey ? try? JSONParser.parse(Data(buffer.readableBytesView)) : nil
         let key = core.needsRoutingKey ? (document?.foundationObject as? [String: Any]).map(RoutingKey.of) ?? "" : ""
         if pd {
-            // The bootstrap fields go into the body, so it must be a JSON object here.
-            guard let document else { throw APIError.invalid("The request body must be a JSON object.") }
+            // The bootstrap fields go into the body, so it must parse here: say why it does not.
+            let document = try document ?? RequestDocument.parse(Data(buffer.readableBytesView))
             let plan = try PDRequestPlan(route: route, document: document)
             let routed = RoutedRequest(route: route, method: .POST, query: request.uri.query,
                                        headers: RouterCore.forwardable(request.headers, contentType: "application/json"), body: nil, routingKey: key)

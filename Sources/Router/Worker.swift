@@ -10,6 +10,8 @@ public final class Worker: @unchecked Sendable {
     private var ready: Bool
     private var healthFailures = 0
     private var healthSuccesses = 0
+    /// A health check failed, or a request found no one listening, since the last good check.
+    private var seenDown = false
     private var breaker: CircuitBreaker
     private var reportedRequests = 0
     private var reportedTokens = 0
@@ -60,10 +62,13 @@ public final class Worker: @unchecked Sendable {
             if ok {
                 healthFailures = 0
                 healthSuccesses += 1
+                if seenDown { breaker.workerCameBack() }
+                seenDown = false
                 if !ready && healthSuccesses >= healthSettings.successThreshold { ready = true }
             } else {
                 healthSuccesses = 0
                 healthFailures += 1
+                seenDown = true
                 lastError = detail
                 // A worker that never answered stays out from the first failure.
                 if ready && healthFailures >= healthSettings.failureThreshold { ready = false }
@@ -78,6 +83,7 @@ public final class Worker: @unchecked Sendable {
     func markUnreachable(_ detail: String) {
         locked {
             guard !healthSettings.disabled else { return }
+            seenDown = true
             ready = false
             healthSuccesses = 0
             lastError = detail

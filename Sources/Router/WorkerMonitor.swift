@@ -53,7 +53,9 @@ final class WorkerMonitor: Service, @unchecked Sendable {
             lock.lock()
             defer { lock.unlock() }
             guard let last = lastChecked[worker.url] else { return true }
-            let interval = worker.isReady ? settings.intervalSeconds : settings.notReadyIntervalSeconds
+            // An open circuit is watched as closely as a worker that is down, so a restart closes it soon.
+            let watched = worker.isReady && worker.circuitState != .open
+            let interval = watched ? settings.intervalSeconds : settings.notReadyIntervalSeconds
             return now - last >= .seconds(interval)
         }
         // Workers checked now poll their load after the check.

@@ -1,3 +1,4 @@
+import NIOHTTP1
 import Engine
 import Foundation
 import Hummingbird
@@ -51,6 +52,11 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     public static func bodyNotRead(_ error: any Error, limit: Int) -> APIError {
         if error is NIOTooManyBytesError {
             return APIError(.contentTooLarge, type: "invalid_request_error", "The request body exceeds \(limit) bytes.")
+        }
+        if let parse = error as? HTTPParserError, parse != .invalidEOFState {
+            // The client is still there (an early end is the one parse error that says it left):
+            // what it sent cannot be read, a malformed chunk size say.
+            return .invalid("The request body is not valid HTTP/1.1 (\(parse)).", param: nil)
         }
         return APIError(.badRequest, type: "client_disconnected", "The request body was not received in full: \(error).")
     }

@@ -53,7 +53,7 @@ struct ChatCompletionsHandler: Sendable {
         let phases = try body.bool(OpenAIFormat.returnPhasesField) ?? false
 
         if try body.bool("stream") == true {
-            let includeUsage = try body.object("stream_options")?.bool("include_usage") ?? false
+            let includeUsage = try OpenAIFormat.streamIncludesUsage(body)
             let updates = try await service.start(inputs, names: try RequestReader.names(body, for: inputs), channel: context.channel, logger: context.logger)
             let inputs = inputs
             return SSE.response { send in

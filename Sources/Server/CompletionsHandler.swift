@@ -18,7 +18,7 @@ struct CompletionsHandler: Sendable {
         let (prompts, _) = try PromptParser.batch(promptValue, field: "prompt", form: .either, tokenizer: service.tokenizer)
         var (params, n) = try SamplingParser.openAI(body, defaultMaxTokens: 16, chat: false)
         let echo = try CompletionEcho(body, prompts: prompts, params: &params, samples: n, tokenizer: service.tokenizer)
-        if let bestOf = try body.int("best_of"), bestOf != n {
+        if let bestOf = try body.int("best_of", in: RequestBounds.samples), bestOf != n {
             throw APIError.invalid("'best_of' other than n is not supported.", param: "best_of")
         }
         var inputs = prompts.flatMap { prompt in
@@ -35,7 +35,7 @@ struct CompletionsHandler: Sendable {
         let phases = try body.bool(OpenAIFormat.returnPhasesField) ?? false
 
         if try body.bool("stream") == true {
-            let includeUsage = try body.object("stream_options")?.bool("include_usage") ?? false
+            let includeUsage = try OpenAIFormat.streamIncludesUsage(body)
             let updates = try await service.start(inputs, names: try RequestReader.names(body, for: inputs), channel: context.channel, logger: context.logger)
             let (inputs, params) = (inputs, params)
             return SSE.response { send in

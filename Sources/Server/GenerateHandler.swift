@@ -41,8 +41,8 @@ struct GenerateHandler: Sendable {
         }
         var options = Options()
         options.returnLogprob = try body.bool("return_logprob") ?? false
-        options.topLogprobsNum = try body.int("top_logprobs_num") ?? 0
-        options.logprobStartLen = try body.int("logprob_start_len") ?? -1
+        options.topLogprobsNum = try body.int("top_logprobs_num", in: RequestBounds.topLogprobs) ?? 0
+        options.logprobStartLen = try body.int("logprob_start_len", in: RequestBounds.promptOffset) ?? -1
         options.returnTextInLogprobs = try body.bool("return_text_in_logprobs") ?? false
 
         // sampling_params: one object for all prompts, or one per prompt.

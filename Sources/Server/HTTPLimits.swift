@@ -31,7 +31,13 @@ public struct HTTPLimits: Sendable {
 
     /// The whole body of `request`, refused as too large past `limit` bytes
     /// and as timed out (408) when it has not all come after `bodyTimeoutSeconds`.
+    /// A body sent with a `Content-Encoding` other than identity is a 415:
+    /// nothing here decompresses, and reading gzip bytes as JSON would blame the client's JSON.
     public func body(of request: Request, limit: Int) async throws(APIError) -> ByteBuffer {
+        if let encoding = request.headers[.contentEncoding], encoding.lowercased() != "identity" {
+            throw APIError(.unsupportedMediaType, type: "invalid_request_error",
+                           "Content-Encoding '\(encoding)' is not supported; send the body uncompressed.")
+        }
         let seconds = bodyTimeoutSeconds
         do {
             return try await TimeLimit.run(seconds: seconds) { try await request.body.collect(upTo: limit) }
@@ -47,7 +53,8 @@ public struct HTTPLimits: Sendable {
 /// request with a 503 (`Retry-After`) and closes it — a clean refusal
 /// instead of file-descriptor exhaustion. A refused connection that sends
 /// nothing is closed after `refusalGrace`, so idle ones past the limit do
-/// not hold descriptors until the idle timeout.
+/// not hold descriptors until the idle timeout. A health probe on such a
+/// connection is answered all the same.
 public final class ConnectionLimitHandler: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
     public typealias InboundIn = HTTPRequestPart
     public typealias OutboundIn = HTTPResponsePart
@@ -57,6 +64,8 @@ public final class ConnectionLimitHandler: ChannelDuplexHandler, RemovableChanne
     private let limit: Int
     private var counted = false
     private var refused = false
+    /// A refused connection's request is a health probe, let through.
+    private var probing = false
     private var closer: Scheduled<Void>?
     static let refusalGrace = TimeAmount.seconds(1)
 
@@ -83,11 +92,20 @@ public final class ConnectionLimitHandler: ChannelDuplexHandler, RemovableChanne
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard refused else { return context.fireChannelRead(data) }
-        guard case .head = unwrapInboundIn(data) else { return }
+        let part = unwrapInboundIn(data)
+        // Probes are answered past the cap: an orchestrator must not restart a
+        // healthy instance because clients hold every connection.
+        if case .head(let head) = part { probing = FrontDoor.probePaths.contains(Self.path(head.path)) }
+        if probing { return context.fireChannelRead(data) }
+        guard case .head = part else { return }
         var error = APIError(.serviceUnavailable, type: "too_many_connections",
                              "The server holds its limit of \(limit) connections; retry shortly.")
         error.retryAfterSeconds = 1
         ClosingAnswer.send(error, on: context)
+    }
+
+    private static func path(_ target: String?) -> String {
+        String((target ?? "").prefix { $0 != "?" })
     }
 
     private func release() {

@@ -72,31 +72,38 @@ public struct InstanceServer: Sendable {
             onServerRunning: { channel in await onReady(channel.localAddress?.port ?? 0) },
             logger: logger
         )
-        // Listed last, so it hears the shutdown signal first and starts the
-        // deadline while the HTTP server drains.
-        let deadline = ShutdownDeadline(engine: engine, lifecycle: service.lifecycle, seconds: configuration.shutdownTimeout, logger: logger)
+        // Listed last, so it hears the shutdown signal first: the HTTP server
+        // keeps accepting (and answering 503) until it has drained.
+        let deadline = ShutdownDeadline(engine: engine, lifecycle: service.lifecycle, inFlight: { service.inFlightCount },
+                                        seconds: configuration.shutdownTimeout, logger: logger)
         let group = ServiceGroup(configuration: .init(services: extraServices + [app, deadline], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         engine.shutdown()
     }
 }
 
-/// Aborts whatever is still running `seconds` after a graceful shutdown
-/// began, so a slow client cannot hold the process open.
+/// SIGTERM (or SIGINT) drains first: the listener stays open and new
+/// requests get a retryable 503 while what was admitted finishes, for at
+/// most `seconds`; then whatever still runs is aborted and the HTTP server
+/// is let go (it stops accepting once this service returns, being listed
+/// after it).
 struct ShutdownDeadline: Service {
     let engine: Engine
     let lifecycle: InstanceLifecycle
+    let inFlight: @Sendable () -> Int
     let seconds: Double
     let logger: Logger
 
     func run() async throws {
         try? await gracefulShutdown()
         lifecycle.drain()
-        let engine = self.engine, logger = self.logger, seconds = self.seconds
-        logger.info("shutting down: in-flight requests have \(seconds)s to finish")
-        Task.detached {
-            try? await Task.sleep(for: .seconds(seconds))
-            logger.warning("shutdown deadline passed; aborting in-flight requests")
+        logger.info("shutting down: draining, in-flight requests have \(seconds)s to finish", metadata: ["in_flight": "\(inFlight())"])
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while inFlight() > 0, ContinuousClock.now < deadline, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        if inFlight() > 0 {
+            logger.warning("shutdown deadline passed; aborting in-flight requests", metadata: ["in_flight": "\(inFlight())"])
             engine.abortEverything(message: "server shutting down")
         }
     }

@@ -30,14 +30,7 @@ struct JSONBody {
 
     /// Parses a request body, byte-exact unlike JSONSerialization (a prompt reaches the
     /// tokenizer as sent); empty or malformed JSON is a 400.
-    static func document(_ data: Data) throws(APIError) -> JSONValue {
-        guard !data.isEmpty else { throw .invalid("The request body is empty; expected a JSON object.") }
-        do {
-            return try JSONParser.parse(data)
-        } catch {
-            throw .invalid("The request body is not valid JSON: \(error.description).")
-        }
-    }
+    static func document(_ data: Data) throws(APIError) -> JSONValue { try RequestDocument.parse(data) }
 
     /// A field not in `allowed` is a 400 that names it: a misspelled or
     /// unknown option is never silently dropped.
@@ -74,11 +67,22 @@ struct JSONBody {
         return b
     }
 
-    func int(_ key: String) throws(APIError) -> Int? {
+    /// An integer field, refused unless it lies in `range`: every count, id
+    /// and offset a client sends is bounded where it is parsed, so no later
+    /// arithmetic on it can overflow.
+    func int(_ key: String, in range: ClosedRange<Int>) throws(APIError) -> Int? {
         guard let v = raw(key) else { return nil }
-        guard let i = Self.integer(v) else { throw fail(key, "an integer") }
+        return try Self.bounded(v, in: range, or: fail(key, "an integer in \(Self.describe(range))"))
+    }
+
+    /// `value` as an integer in `range`, or `error`.
+    static func bounded(_ value: Any, in range: ClosedRange<Int>, or error: APIError) throws(APIError) -> Int {
+        guard let i = integer(value), range.contains(i) else { throw error }
         return i
     }
+
+    /// "[0, 2147483647]" — what error messages quote.
+    static func describe(_ range: ClosedRange<Int>) -> String { "[\(range.lowerBound), \(range.upperBound)]" }
 
     func number(_ key: String) throws(APIError) -> Double? {
         guard let v = raw(key) else { return nil }
@@ -106,21 +110,24 @@ struct JSONBody {
         return list
     }
 
-    func integers(_ key: String) throws(APIError) -> [Int]? {
+    func integers(_ key: String, in range: ClosedRange<Int>) throws(APIError) -> [Int]? {
         guard let a = try array(key) else { return nil }
+        let error = fail(key, "an array of integers in \(Self.describe(range))")
         var out: [Int] = []
-        for item in a {
-            guard let i = Self.integer(item) else { throw fail(key, "an array of integers") }
-            out.append(i)
-        }
+        for item in a { out.append(try Self.bounded(item, in: range, or: error)) }
         return out
     }
+}
 
-    /// An integer field that may also be an explicit boolean-like JSON number (OpenAI `logprobs` in completions).
-    func intOrBool(_ key: String) throws(APIError) -> Int? {
-        guard let v = raw(key) else { return nil }
-        if Self.isBool(v) { return (v as? Bool) == true ? 0 : nil }
-        guard let i = Self.integer(v) else { throw fail(key, "an integer") }
-        return i
+/// A request body parsed byte-exact, with the 400 instances and routers
+/// alike answer for an empty or malformed one.
+public enum RequestDocument {
+    public static func parse(_ data: Data) throws(APIError) -> JSONValue {
+        guard !data.isEmpty else { throw .invalid("The request body is empty; expected a JSON object.") }
+        do {
+            return try JSONParser.parse(data)
+        } catch {
+            throw .invalid("The request body is not valid JSON: \(error.description).")
+        }
     }
 }

@@ -12,6 +12,14 @@ enum OpenAIFormat {
 
     /// PDServe's request field that puts each choice's phases (as `/generate`'s
     /// `meta_info.phases`) into the choice: whole, or in its last stream event.
+    /// Whether a stream ends with a usage chunk: OpenAI's `stream_options`,
+    /// an object whose only key this server knows is `include_usage`.
+    static func streamIncludesUsage(_ body: JSONBody) throws(APIError) -> Bool {
+        guard let options = try body.object("stream_options") else { return false }
+        try options.rejectUnknown(allowed: ["include_usage"])
+        return try options.bool("include_usage") ?? false
+    }
+
     static let returnPhasesField = "return_phases"
 
     /// `choice` with its phases when the request asked and the choice has ended.

@@ -7,7 +7,7 @@ enum PriorityField {
     static let name = "priority"
 
     static func apply(_ body: JSONBody, to inputs: inout [GenerateInput]) throws(APIError) {
-        guard let priority = try body.int(name) else { return }
+        guard let priority = try body.int(name, in: RequestBounds.priority) else { return }
         for i in inputs.indices { inputs[i].priority = priority }
     }
 }

@@ -80,8 +80,8 @@ struct ProfileHandler {
         }
         // Shapes (tokens per step and per kernel) are always in the spans' arguments.
         _ = try body.bool("record_shapes")
-        let startStep = try body.int("start_step"), numSteps = try body.int("num_steps")
-        if let startStep, startStep < 0 { throw .invalid("'start_step' must be 0 or more.", param: "start_step") }
+        let startStep = try body.int("start_step", in: RequestBounds.steps)
+        let numSteps = try body.int("num_steps", in: RequestBounds.steps)
         if let numSteps, numSteps < 1 { throw .invalid("'num_steps' must be 1 or more.", param: "num_steps") }
         let id = try body.string("profile_id") ?? String(now.timeIntervalSince1970)
         let prefix = try body.string("profile_prefix") ?? ""

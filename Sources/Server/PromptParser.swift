@@ -29,8 +29,7 @@ enum PromptParser {
         if let list = value as? [Any], form != .text {
             var ids: [Int] = []
             for item in list {
-                guard let id = JSONBody.integer(item) else { throw .invalid("'\(field)' must be \(form.expected).", param: field) }
-                ids.append(id)
+                ids.append(try JSONBody.bounded(item, in: RequestBounds.tokenID, or: .invalid("'\(field)' must be \(form.expected).", param: field)))
             }
             guard !ids.isEmpty else { throw .invalid("'\(field)' is empty.", param: field) }
             return ids

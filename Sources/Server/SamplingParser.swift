@@ -69,14 +69,14 @@ enum SamplingParser {
     static func common(_ body: JSONBody, into p: inout SamplingParams) throws(APIError) {
         if let v = try body.number("temperature") { p.temperature = Float(v) }
         if let v = try body.number("top_p") { p.topP = Float(v) }
-        if let v = try body.int("top_k") { p.topK = v == 0 ? -1 : v }
+        if let v = try body.int("top_k", in: RequestBounds.topK) { p.topK = v == 0 ? -1 : v }
         if let v = try body.number("min_p") { p.minP = Float(v) }
         if let v = try body.number("repetition_penalty") { p.repetitionPenalty = Float(v) }
         if let v = try body.number("frequency_penalty") { p.frequencyPenalty = Float(v) }
         if let v = try body.number("presence_penalty") { p.presencePenalty = Float(v) }
-        if let v = try body.int("seed") { p.seed = UInt64(bitPattern: Int64(v)) }
+        if let v = try body.int("seed", in: RequestBounds.seed) { p.seed = UInt64(bitPattern: Int64(v)) }
         if let v = try body.strings("stop") { p.stopStrings = v }
-        if let v = try body.integers("stop_token_ids") { p.stopTokenIds = v }
+        if let v = try body.integers("stop_token_ids", in: RequestBounds.tokenID) { p.stopTokenIds = v }
         if let v = try body.bool("ignore_eos") { p.ignoreEOS = v }
         if let v = try body.bool("skip_special_tokens") { p.skipSpecialTokens = v }
         if let v = try body.bool("no_stop_trim") { p.noStopTrim = v }
@@ -94,29 +94,35 @@ enum SamplingParser {
     /// An OpenAI completions or chat body. Returns the params and `n`.
     static func openAI(_ body: JSONBody, defaultMaxTokens: Int, chat: Bool) throws(APIError) -> (SamplingParams, Int) {
         var p = SamplingParams()
-        if let v = try body.int("max_completion_tokens") {
+        if let v = try body.int("max_completion_tokens", in: RequestBounds.tokenCount) {
             p.maxNewTokens = v
-        } else if let v = try body.int("max_tokens") {
+        } else if let v = try body.int("max_tokens", in: RequestBounds.tokenCount) {
             p.maxNewTokens = v
         } else {
             p.maxNewTokens = defaultMaxTokens
         }
-        if let v = try body.int("min_tokens") { p.minNewTokens = v }
+        if let v = try body.int("min_tokens", in: RequestBounds.tokenCount) { p.minNewTokens = v }
+        // Read only by the handlers that stream, or by nothing: checked here so a wrong shape is never let through.
+        _ = try OpenAIFormat.streamIncludesUsage(body)
+        _ = try body.string("user")
+        if chat { _ = try body.object("chat_template_kwargs") }
         try common(body, into: &p)
         if chat {
             if try body.bool("logprobs") == true {
                 p.returnLogprobs = true
-                p.topLogprobs = try body.int("top_logprobs") ?? 0
+                p.topLogprobs = try body.int("top_logprobs", in: RequestBounds.topLogprobs) ?? 0
             } else if body.has("top_logprobs") {
                 throw .invalid("'top_logprobs' needs 'logprobs': true.", param: "top_logprobs")
             }
-        } else if let k = try body.intOrBool("logprobs") {
+        } else if let flag = body.fields["logprobs"], JSONScalar.bool(flag) == false {
+            // Clients that mean "none" send false as often as null.
+        } else if let k = try body.int("logprobs", in: RequestBounds.topLogprobs) {
+            // A count of alternatives here, unlike chat's boolean: `true` is refused, not read as 0.
             p.returnLogprobs = true
             p.topLogprobs = k
         }
-        let n = try body.int("n") ?? 1
-        guard (1...64).contains(n) else { throw .invalid("'n' must be between 1 and 64, got \(n).", param: "n") }
-        try validate(p)
+        let n = try body.int("n", in: RequestBounds.samples) ?? 1
+        try validate(p, minName: "min_tokens", maxName: body.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens")
         return (p, n)
     }
 
@@ -125,20 +131,20 @@ enum SamplingParser {
         var p = SamplingParams()
         guard let body else { return (p, 1) }
         try body.rejectUnknown(allowed: nativeFields)
-        if let v = try body.int("max_new_tokens") { p.maxNewTokens = v }
-        if let v = try body.int("min_new_tokens") { p.minNewTokens = v }
+        if let v = try body.int("max_new_tokens", in: RequestBounds.tokenCount) { p.maxNewTokens = v }
+        if let v = try body.int("min_new_tokens", in: RequestBounds.tokenCount) { p.minNewTokens = v }
         try common(body, into: &p)
-        let n = try body.int("n") ?? 1
-        guard (1...64).contains(n) else { throw .invalid("'sampling_params.n' must be between 1 and 64, got \(n).", param: "sampling_params.n") }
+        let n = try body.int("n", in: RequestBounds.samples) ?? 1
         try validate(p)
         return (p, n)
     }
 
-    static func validate(_ p: SamplingParams) throws(APIError) {
+    /// `minName`/`maxName`: how the request spelled the two counts (OpenAI's `min_tokens`, `max_tokens`).
+    static func validate(_ p: SamplingParams, minName: String = "min_new_tokens", maxName: String = "max_new_tokens") throws(APIError) {
         do { try p.validate() } catch { throw .invalid(error.message) }
         // Checked here, not by the engine: a PD prefill lowers max_new_tokens to 1 for its half.
         guard p.minNewTokens <= p.maxNewTokens else {
-            throw .invalid("min_new_tokens (\(p.minNewTokens)) must not exceed max_new_tokens (\(p.maxNewTokens)).")
+            throw .invalid("\(minName) (\(p.minNewTokens)) must not exceed \(maxName) (\(p.maxNewTokens)).", param: minName)
         }
     }
 

@@ -26,6 +26,40 @@ import Testing
         #expect(!allowed)
     }
 
+    @Test func aWorkerThatCameBackHalfOpensItsCircuitBeforeTheCooldown() {
+        var breaker = CircuitBreaker(settings: settings(threshold: 1, cooldown: 60))
+        breaker.recordFailure()
+        #expect(breaker.state == .open)
+        breaker.workerCameBack()
+        #expect(breaker.state == .halfOpen)
+        breaker.recordSuccess()
+        #expect(breaker.state == .closed)
+        breaker.workerCameBack() // a closed circuit stays closed
+        #expect(breaker.state == .closed)
+    }
+
+    /// Only a worker seen down (a failed check, or no one listening) and then
+    /// healthy half-opens its circuit: one whose checks pass while its
+    /// requests fail keeps the cooldown.
+    @Test func onlyAGoodCheckAfterTheWorkerWasDownHalfOpensTheCircuit() {
+        var health = HealthSettings()
+        health.successThreshold = 1
+        var breakerSettings = settings(threshold: 1, cooldown: 60)
+        breakerSettings.enabled = true
+        let worker = Worker(spec: try! WorkerSpec(url: "http://w:1", role: .regular), health: health, breaker: breakerSettings)
+        worker.recordHealth(ok: true)
+        worker.recordOutcome(failed: true, detail: "answered 500")
+        #expect(worker.circuitState == .open)
+        worker.recordHealth(ok: true)
+        #expect(worker.circuitState == .open)
+        worker.markUnreachable("connection refused")
+        worker.recordHealth(ok: false, detail: "refused")
+        #expect(worker.circuitState == .open)
+        worker.recordHealth(ok: true)
+        #expect(worker.circuitState == .halfOpen)
+        #expect(worker.isAvailable)
+    }
+
     @Test func halfOpensAfterCooldownAndClosesOnSuccess() {
         var breaker = CircuitBreaker(settings: settings(threshold: 1, cooldown: 5))
         let start = ContinuousClock.now

@@ -133,6 +133,19 @@ def post_raw(port, path, body):
     return sock
 
 
+def read_response(sock, seconds=10):
+    """What a raw socket receives until it closes or `seconds` pass without a byte."""
+    import socket
+    sock.settimeout(seconds)
+    data = b""
+    try:
+        while chunk := sock.recv(4096):
+            data += chunk
+    except socket.timeout:
+        pass
+    return data
+
+
 def reference(name):
     return json.loads((FIXTURES / name / "reference.json").read_text())
 

@@ -44,3 +44,9 @@ def read_frame(sock):
     assert header[:4] == b"PDKV", header
     _, kind, length = struct.unpack("<HHQ", header[4:])
     return kind, recv_exact(sock, length)
+
+
+def frame_type(data):
+    """The type of the frame `data` starts with."""
+    assert data[:4] == b"PDKV", data[:16]
+    return struct.unpack("<H", data[6:8])[0]

@@ -12,6 +12,10 @@
 /// replayed or moved to another room on the way. Without a key proofs are
 /// empty and a side that has one refuses a side that does not, naming the flag.
 enum TransferHandshake {
+    /// The most a handshake frame may carry (a hello with the largest backend
+    /// descriptor is far smaller): what a peer that proved nothing can make the other side read.
+    static let maxFrameBytes = 1 << 20
+
     static let missingKey = "set the same --disaggregation-auth-key (or \(ChannelKey.environmentName)) on every prefill and decode instance"
 
     // MARK: prefill side
@@ -46,7 +50,7 @@ enum TransferHandshake {
 
     /// Reads step 1.
     static func readChallenge(_ connection: FrameConnection) throws -> [UInt8] {
-        let (header, payload) = try connection.readFrame()
+        let (header, payload) = try connection.readFrame(maxPayload: maxFrameBytes)
         switch try TransferCodec.decode(header, payload: payload) {
         case .challenge(let nonce) where nonce.count == 16: return nonce
         case .error(let message): throw TransferProtocolError("refused the connection: \(message)")

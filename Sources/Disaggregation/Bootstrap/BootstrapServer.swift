@@ -126,6 +126,9 @@ public struct BootstrapServer: Sendable {
         }
     }
 
+    /// A registration is a few hundred bytes; this bounds what a caller can make the server hold.
+    static let maxRegistrationBytes = 1 << 20
+
     func makeRouter() -> Router<BootstrapRequestContext> {
         let router = Router(context: BootstrapRequestContext.self)
         let registry = self.registry, key = self.key
@@ -139,14 +142,21 @@ public struct BootstrapServer: Sendable {
             return Answer.json(["drained": answer]).response(to: request, key: key)
         }
         router.put("/route") { request, _ -> Response in
-            let body = try? await request.body.collect(upTo: 1 << 20)
+            let body: ByteBuffer
+            do {
+                body = try await request.body.collect(upTo: Self.maxRegistrationBytes)
+            } catch is NIOTooManyBytesError {
+                return Answer.failure(.contentTooLarge, "PUT /route bodies are at most \(Self.maxRegistrationBytes) bytes").response(to: request, key: key)
+            } catch {
+                return Answer.failure(.badRequest, "PUT /route: the body was not received in full: \(error)").response(to: request, key: key)
+            }
             if let key {
                 let signature = HTTPField.Name(BootstrapAuth.signatureHeader).flatMap { request.headers[$0] }
-                if let refusal = BootstrapAuth.refusal(ofRegistration: signature, body: body.map { Array($0.readableBytesView) } ?? [], key: key) {
+                if let refusal = BootstrapAuth.refusal(ofRegistration: signature, body: Array(body.readableBytesView), key: key) {
                     return Answer.failure(.unauthorized, refusal).response(to: request, key: nil)
                 }
             }
-            guard let body, let object = JSONParser.foundationObject(from: Data(body.readableBytesView)) as? [String: Any] else {
+            guard let object = JSONParser.foundationObject(from: Data(body.readableBytesView)) as? [String: Any] else {
                 return Answer.failure(.badRequest, "PUT /route needs a JSON object").response(to: request, key: key)
             }
             guard let route = PrefillRoute(json: object) else {

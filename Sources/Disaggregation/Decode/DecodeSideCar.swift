@@ -251,7 +251,7 @@ public final class DecodeSideCar: EngineHooks, @unchecked Sendable {
             let mine = TransferHandshake.decodeHello(.init(role: "decode", instance: "decode", layout: layout, backend: backend.name, descriptor: backend.localDescriptor),
                                                      challenge: challenge, key: authKey)
             try connection.send(.hello(mine))
-            let (header, payload) = try connection.readFrame()
+            let (header, payload) = try connection.readFrame(maxPayload: TransferHandshake.maxFrameBytes)
             switch try TransferCodec.decode(header, payload: payload) {
             case .hello(let hello) where hello.role == "prefill":
                 if let refusal = TransferHandshake.refusal(ofPrefill: hello, challenge: challenge, decodeNonce: mine.nonce, key: authKey) {

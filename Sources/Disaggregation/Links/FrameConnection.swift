@@ -146,11 +146,22 @@ public final class FrameConnection: @unchecked Sendable {
         try transferAll(parts.map { iovec(iov_base: $0.baseAddress, iov_len: $0.count) }, what: "receive from") { readv(fd, $0, $1) }
     }
 
+    /// Reads exactly `count` bytes. Past `eagerBytes` the buffer grows only as
+    /// bytes arrive, so a header that announces megabytes and sends nothing
+    /// costs its sender, not this process.
     public func readBytes(_ count: Int) throws -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: count)
-        if count > 0 { try bytes.withUnsafeMutableBytes { try read(into: $0.baseAddress!, count: count) } }
+        var bytes = [UInt8](repeating: 0, count: min(count, Self.eagerBytes))
+        if !bytes.isEmpty { try bytes.withUnsafeMutableBytes { try read(into: $0.baseAddress!, count: $0.count) } }
+        while bytes.count < count {
+            let chunk = min(count - bytes.count, Self.eagerBytes)
+            let start = bytes.count
+            bytes.append(contentsOf: repeatElement(0, count: chunk))
+            try bytes.withUnsafeMutableBytes { try read(into: $0.baseAddress! + start, count: chunk) }
+        }
         return bytes
     }
+
+    static let eagerBytes = 64 << 10
 
     /// Reads and drops `count` bytes (payloads of frames that are refused).
     public func discard(_ count: UInt64) throws {
@@ -166,9 +177,13 @@ public final class FrameConnection: @unchecked Sendable {
 
     /// Reads the next frame: its header and buffered payload (for kvPages the fixed part; the page bytes stay in the socket).
     /// On a sealed connection the frame's tag is checked too, and an unknown type is an error (it cannot be checked).
-    public func readFrame() throws -> (TransferCodec.Header, [UInt8]) {
+    /// `maxPayload` bounds the payload further (a handshake's frames, before the peer proved anything).
+    public func readFrame(maxPayload: Int = TransferCodec.maxControlPayload) throws -> (TransferCodec.Header, [UInt8]) {
         let head = try readBytes(TransferCodec.headerSize)
         let header = try TransferCodec.decodeHeader(head)
+        guard header.payloadLength <= UInt64(maxPayload) else {
+            throw TransferProtocolError("a frame of \(header.payloadLength) bytes exceeds the \(maxPayload) allowed here")
+        }
         guard TransferCodec.isKnown(header.type) else {
             if seal != nil { throw TransferProtocolError("unknown frame type \(header.type) on an authenticated connection") }
             return (header, [])

@@ -45,7 +45,10 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
     /// Rooms that ended recently, so a late destination is refused at once instead of waiting out the timeout.
     private var endedRooms: [UInt64: (at: Double, why: String)] = [:]
     private var nextLinkID = 0
+    /// Paired decodes: a connection takes a slot here only once its hello checked out.
     private var links: [Int: DecodeLink] = [:]
+    /// Connections still in their handshake, by link id (ids grow, so the smallest is the oldest).
+    private var handshaking: [Int: FrameConnection] = [:]
     /// The soonest time an early destination or an ended room expires: `willStep` scans the tables only then.
     private var nextExpiry = Double.infinity
     /// Sessions of lost links whose last transfer job has run, and when.
@@ -54,9 +57,14 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
     private var earlyPages = 0
     static let maxEarlyDestinations = 4096
     static let maxEndedRooms = 16384
-    /// Open transfer connections (one per decode instance in a deployment);
-    /// each holds a reader thread, so beyond this a new one is refused at once.
+    /// Paired transfer connections (one per decode instance in a deployment);
+    /// each holds a reader thread, so beyond this a new decode is refused.
     static let maxLinks = 256
+    /// Connections that have not finished their handshake. Past this the
+    /// oldest is dropped: a flood of connections that never prove anything
+    /// cannot keep a real decode (which answers the challenge within a
+    /// round trip) from pairing, nor hold more than this many threads.
+    static let maxHandshakes = 64
     /// Seconds a new connection has to complete its hello.
     static let handshakeTimeout = 10.0
     /// An early destination waits for its request this long at most: the
@@ -87,8 +95,8 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
 
     public func stop() {
         listener.close()
-        let open = lock.withLock { Array(links.values) }
-        for link in open { link.connection.close() }
+        let open = lock.withLock { links.values.map(\.connection) + handshaking.values }
+        for connection in open { connection.close() }
         queues.stop()
         backend.shutdown()
     }
@@ -317,19 +325,18 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
 
     private func acceptLoop() {
         while let connection = listener.accept() {
-            let link = lock.withLock { () -> DecodeLink? in
-                guard links.count < Self.maxLinks else { return nil }
+            let (link, dropped) = lock.withLock { () -> (DecodeLink, FrameConnection?) in
+                var dropped: FrameConnection?
+                if handshaking.count >= Self.maxHandshakes, let oldest = handshaking.keys.min() {
+                    dropped = handshaking.removeValue(forKey: oldest)
+                }
                 nextLinkID += 1
-                let link = DecodeLink(id: nextLinkID, connection: connection)
-                links[link.id] = link
-                return link
+                handshaking[nextLinkID] = connection
+                return (DecodeLink(id: nextLinkID, connection: connection), dropped)
             }
-            guard let link else {
-                logger.warning("refused a transfer connection from \(connection.peer): \(Self.maxLinks) are open")
-                connection.setSendTimeout(1)
-                try? connection.send(.error(message: "the prefill instance has \(Self.maxLinks) transfer connections open; try again later"))
-                connection.close()
-                continue
+            if let dropped {
+                logger.warning("dropped transfer connection from \(dropped.peer): \(Self.maxHandshakes) handshakes are open and it is the oldest")
+                dropped.close()
             }
             let thread = Thread { [weak self] in self?.serve(link) }
             thread.name = "pdserve-kv-link-\(link.id)"
@@ -355,6 +362,7 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
             reason = "transfer connection from \(link.connection.peer) closed: \(error)"
             logger.info("\(reason)")
         }
+        lock.withLock { handshaking[link.id] = nil }
         linkFailed(link, reason)
         // Kept until drained so `isDrained` can tell "still running" from "unknown".
         queues.submit(shard: link.shard) { [self] in lock.withLock { links[link.id] = nil } }
@@ -363,7 +371,7 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
     private func handshake(_ link: DecodeLink) throws {
         link.connection.setReceiveTimeout(Self.handshakeTimeout)
         let challenge = try TransferHandshake.challenge(link.connection)
-        let (header, payload) = try link.connection.readFrame()
+        let (header, payload) = try link.connection.readFrame(maxPayload: TransferHandshake.maxFrameBytes)
         guard case .hello(let hello) = try TransferCodec.decode(header, payload: payload), hello.role == "decode" else {
             throw TransferProtocolError("the first frame must be a decode's hello")
         }
@@ -374,6 +382,16 @@ public final class PrefillSideCar: EngineHooks, @unchecked Sendable {
         if let mismatch = layout.mismatch(with: hello.layout) ?? (hello.backend == backend.name ? nil : "transfer backend differs: \(backend.name) here, \(hello.backend) there") {
             try? link.connection.send(.error(message: "cannot pair: \(mismatch)"))
             throw TransferProtocolError("refused decode instance \(hello.instance): \(mismatch)")
+        }
+        // Proven (or no key asked for): only now does the connection take a link slot.
+        let paired = lock.withLock { () -> Bool in
+            guard handshaking.removeValue(forKey: link.id) != nil, links.count < Self.maxLinks else { return false }
+            links[link.id] = link
+            return true
+        }
+        guard paired else {
+            try? link.connection.send(.error(message: "the prefill instance has \(Self.maxLinks) decode instances paired; try again later"))
+            throw TransferProtocolError("refused decode instance \(hello.instance): \(Self.maxLinks) are paired (or its handshake was dropped)")
         }
         do {
             link.writer = try backend.makeWriter(peerDescriptor: hello.descriptor, connection: link.connection)
