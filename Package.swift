@@ -118,7 +118,7 @@ let package = Package(
             swiftSettings: targetCPU
         ),
         // Helpers shared by test targets: fixture discovery and engine drivers.
-        .target(name: "EngineTesting", dependencies: ["Engine", "Models", "Tokenization"], path: "Tests/EngineTesting"),
+        .target(name: "EngineTesting", dependencies: ["Engine", "Models", "Kernels", "Profiling", "Tokenization"], path: "Tests/EngineTesting"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: targetCPU),
         .testTarget(name: "ByteExactJSONTests", dependencies: ["ByteExactJSON"]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ByteExactJSON"]),
@@ -127,7 +127,7 @@ let package = Package(
         .testTarget(name: "GrammarTests", dependencies: ["Grammar", "ByteExactJSON"]),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"]),
         .testTarget(name: "DisaggregationTests", dependencies: [
-            "Disaggregation", "Engine", "EngineTesting", "Profiling",
+            "Disaggregation", "Engine", "EngineTesting", "Models", "Profiling", "Tokenization",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: targetCPU),
         .testTarget(name: "BenchTests", dependencies: ["Bench"]),

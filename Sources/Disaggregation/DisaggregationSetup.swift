@@ -1,4 +1,5 @@
 import Engine
+import Kernels
 import Foundation
 import Hummingbird
 import Logging
@@ -23,9 +24,8 @@ public enum DisaggregationSetup {
     /// The KV pool shape both halves must share.
     public static func layout(of core: EngineCore) -> KVLayout {
         let c = core.model.config
-        let model = "\(c.architecture.rawValue)/\(c.layerCount)x\(c.hiddenSize)/\(c.headCount):\(c.kvHeadCount)x\(c.headDim)/v\(c.vocabSize)"
-        return KVLayout(layers: UInt32(core.storage.layers), pageSize: UInt32(core.storage.pageSize),
-                        width: UInt32(core.storage.width), dtype: core.storage.dtype == .f32 ? 0 : 1, model: model)
+        let model = "\(c.architecture)/\(c.layerCount)x\(c.hiddenSize)/\(c.headCount):\(c.kvHeadCount)x\(c.headDim)/v\(c.vocabSize)"
+        return KVLayout(pageSize: UInt32(core.storage.pageSize), spec: core.storage.spec, model: model)
     }
 
     /// Engine options a side needs before the engine exists (the shm backend's decode pool lives in shared memory).

@@ -48,7 +48,7 @@ public final class Engine: @unchecked Sendable {
     private var thread: Thread?
 
     public var tokenizer: Tokenizer { core.tokenizer }
-    public var model: LlamaModel { core.model }
+    public var model: any CausalLM { core.model }
     public var contextLength: Int { core.contextLength }
     public var options: EngineOptions { core.options }
     /// `/start_profile`'s profiler; safe from any thread.

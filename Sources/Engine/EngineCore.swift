@@ -13,7 +13,7 @@ import Tokenization
 /// queue (its transfer still reads the pages), or a decode-side lease (a
 /// peer may still write them). Nothing else; `PageCustody` says which.
 public final class EngineCore {
-    public let model: LlamaModel
+    public let model: any CausalLM
     public let tokenizer: Tokenizer
     public let options: EngineOptions
     public let storage: PagedKVStorage
@@ -35,15 +35,14 @@ public final class EngineCore {
     private var arrivals = 0
     public let contextLength: Int
 
-    public init(model: LlamaModel, tokenizer: Tokenizer, options: EngineOptions) throws {
+    public init(model: any CausalLM, tokenizer: Tokenizer, options: EngineOptions) throws {
         self.model = model
         self.tokenizer = tokenizer
         self.options = options
-        let bytesPerToken = 2 * model.config.layerCount * model.kvWidth * options.kvCacheDType.size
-        let tokens = options.maxTotalTokens ?? max(options.pageSize, options.kvCacheBudgetBytes / bytesPerToken)
+        let spec = model.kvCacheSpec(dtype: options.kvCacheDType)
+        let tokens = options.maxTotalTokens ?? max(options.pageSize, options.kvCacheBudgetBytes / spec.bytesPerToken)
         let pageCount = max(1, tokens / options.pageSize)
-        storage = try PagedKVStorage(layers: model.config.layerCount, pageCount: pageCount, pageSize: options.pageSize,
-                                     width: model.kvWidth, dtype: options.kvCacheDType, sharedMemoryPath: options.kvSharedMemoryPath)
+        storage = try PagedKVStorage(spec: spec, pageCount: pageCount, pageSize: options.pageSize, sharedMemoryPath: options.kvSharedMemoryPath)
         kv = KVCacheManager(pageCount: pageCount, pageSize: options.pageSize, enablePrefixCache: options.enablePrefixCache)
         scheduler = Scheduler(kv: kv, policy: options.schedulePolicy.makeWaitingPolicy(priority: options.priorityScheduling),
                               priority: options.priorityScheduling, maxRunningRequests: options.maxRunningRequests,

@@ -22,7 +22,7 @@ public enum ModelLoader {
         let directory = try resolve(modelPath)
         progress("loading \(directory.path)")
         let started = Date()
-        let model = try LlamaModel(directory: directory, matmulPrecision: options.matmulPrecision) { done, total in
+        let model = try ModelRegistry.load(directory: directory, matmulPrecision: options.matmulPrecision) { done, total in
             progress("  layers \(done)/\(total)")
         }
         var options = options
@@ -36,7 +36,7 @@ public enum ModelLoader {
         let c = model.config
         progress(String(format: "loaded %@ (%.1fM params, %d layers, hidden %d, vocab %d) in %.2fs; KV pool %d pages × %d tokens (%.0f MiB %@); "
                         + "packed weights %.0f MiB; matmul precision %@",
-                        c.architecture.rawValue, Double(model.parameterCount) / 1e6, c.layerCount, c.hiddenSize, c.vocabSize,
+                        c.architecture, Double(model.parameterCount) / 1e6, c.layerCount, c.hiddenSize, c.vocabSize,
                         Date().timeIntervalSince(started), core.totalPageCount, options.pageSize,
                         Double(core.storage.totalBytes) / 1048576, options.kvCacheDType.rawValue,
                         Double(model.packedWeightBytes) / 1048576, options.matmulPrecision.rawValue))

@@ -6,7 +6,9 @@ import Profiling
 /// CPU in fp32 with fp32 or bf16 weights. Variants differ only in what the
 /// checkpoint holds: q/k/v biases (Qwen2), per-head q/k RMSNorm (Qwen3), a
 /// sliding window (Mistral), tied or separate output embeddings.
-public final class LlamaModel: @unchecked Sendable {
+public final class LlamaModel: CausalLM, @unchecked Sendable {
+    public static let architectures = ["LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM"]
+
     public let config: ModelConfig
     public let directory: URL
     private let embeddings: WeightMatrix
@@ -14,6 +16,8 @@ public final class LlamaModel: @unchecked Sendable {
     private let finalNorm: [Float]
     private let layers: [DecoderLayer]
     private let invFreq: [Float]
+    /// Keys attend only the last this many positions (Mistral's window; 0: all).
+    private let window: Int
     /// How the large linear layers multiply: the requested precision where
     /// this CPU runs it, else fp32 (`MatmulPrecision.effective`).
     public let matmulPrecision: MatmulPrecision
@@ -27,10 +31,13 @@ public final class LlamaModel: @unchecked Sendable {
         let gate, up, down: WeightMatrix
     }
 
-    /// Loads `config.json` and the safetensors weights of a checkpoint folder.
-    /// `progress` is called after each layer with (loaded, total).
-    public init(directory: URL, matmulPrecision: MatmulPrecision = .fp32, progress: (Int, Int) -> Void = { _, _ in }) throws {
-        let config = try ModelConfig(directory: directory)
+    /// Loads the safetensors weights of a checkpoint folder (`ModelRegistry.load` reads its config).
+    public init(config: ModelConfig, directory: URL, matmulPrecision: MatmulPrecision, progress: (Int, Int) -> Void) throws {
+        guard Self.architectures.contains(config.architecture) else {
+            throw ModelLoadError(file: directory.appendingPathComponent("config.json"), ModelRegistry.unsupported(config.architecture))
+        }
+        // Only Mistral's attention slides (transformers' Llama and Qwen2/3 attend every position here).
+        window = config.architecture == "MistralForCausalLM" ? config.slidingWindow ?? 0 : 0
         let checkpoint = try Checkpoint(directory: directory)
         self.config = config
         self.directory = directory
@@ -103,12 +110,11 @@ public final class LlamaModel: @unchecked Sendable {
     public var weightDTypeName: String { layers.first?.q.dtype.rawValue ?? outputProjection.dtype.rawValue }
 
     /// Element width of one token's K (or V) row in the cache.
-    public var kvWidth: Int { config.kvHeadCount * config.headDim }
+    var kvWidth: Int { config.kvHeadCount * config.headDim }
 
-    /// Runs the batch through the model, writing its K/V into `cache`, and
-    /// returns `[batch.logitRows.count, vocabSize]` logits. With `trace`,
-    /// every layer, block and kernel becomes a span (a profiled step).
-    public func forward(_ batch: ForwardBatch, cache: PagedKVStorage, pool: ComputePool, trace: TraceRecorder? = nil) -> [Float] {
+    public func kvCacheSpec(dtype: DType) -> KVCacheSpec { .keyValue(layers: config.layerCount, width: kvWidth, dtype: dtype) }
+
+    public func forward(_ batch: ForwardBatch, cache: PagedKVStorage, pool: ComputePool, trace: TraceRecorder?) -> [Float] {
         let c = config
         let t = batch.tokens.count
         precondition(t > 0, "empty forward batch")
@@ -152,7 +158,7 @@ public final class LlamaModel: @unchecked Sendable {
                     timed("kv_store", index) { cache.store(layer: index, keys: k, values: v, slots: batch.slots) }
                     timed("attention", index) {
                         pool.attention(q: q, spans: batch.spans, heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim,
-                                       cache: cache, layer: index, window: c.slidingWindow ?? 0, scale: scale, into: &attention)
+                                       cache: cache, layer: index, window: window, scale: scale, into: &attention)
                     }
                     timed("o_proj", index) { pool.linear(attention, rows: t, weight: layer.o, bias: nil, precision: matmulPrecision, into: &projected) }
                     Kernels.add(&x, projected)

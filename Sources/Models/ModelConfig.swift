@@ -1,15 +1,6 @@
 import ByteExactJSON
 import Foundation
 
-/// The architectures PDServe runs. All are Llama-shaped decoders; the
-/// differences are switched on by what the checkpoint holds.
-public enum Architecture: String, Sendable, CaseIterable {
-    case llama = "LlamaForCausalLM"
-    case qwen2 = "Qwen2ForCausalLM"
-    case qwen3 = "Qwen3ForCausalLM"
-    case mistral = "MistralForCausalLM"
-}
-
 /// How rotary frequencies are derived from `rope_theta`.
 public enum RopeScaling: Sendable, Equatable {
     case none
@@ -17,11 +8,13 @@ public enum RopeScaling: Sendable, Equatable {
     case llama3(factor: Float, lowFreqFactor: Float, highFreqFactor: Float, originalMaxPositions: Int)
 }
 
-/// The parts of `config.json` the forward pass needs, read from either
+/// The fields of `config.json` every family shares, read from either
 /// generation of checkpoints: classic (top-level `rope_theta`,
-/// `rope_scaling`) and transformers 5 (`rope_parameters`).
+/// `rope_scaling`) and transformers 5 (`rope_parameters`). Which family
+/// runs it is `ModelRegistry`'s to say, from `architecture`.
 public struct ModelConfig: Sendable {
-    public var architecture: Architecture
+    /// config.json's first `architectures` entry, e.g. "Qwen2ForCausalLM".
+    public var architecture: String
     public var hiddenSize: Int
     public var intermediateSize: Int
     public var layerCount: Int
@@ -34,7 +27,9 @@ public struct ModelConfig: Sendable {
     public var ropeScaling: RopeScaling
     public var maxPositionEmbeddings: Int
     public var tieWordEmbeddings: Bool
-    /// Keys attend only the last `slidingWindow` positions (Mistral); nil means all.
+    /// The window config.json declares for sliding-window attention, unless
+    /// `use_sliding_window` is false (Qwen declares one it does not use); a
+    /// family decides whether its attention applies it.
     public var slidingWindow: Int?
     public var bosTokenId: Int?
     public var eosTokenIds: [Int]
@@ -61,12 +56,9 @@ public struct ModelConfig: Sendable {
         let reader = try JSONFields(data: data, file: file)
         let names = try reader.stringList("architectures")
         guard let name = names.first else {
-            throw ModelLoadError(file: file, "no \"architectures\" entry; supported: \(Architecture.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ModelLoadError(file: file, "no \"architectures\" entry; supported: \(ModelRegistry.supportedArchitectures.joined(separator: ", "))")
         }
-        guard let arch = Architecture(rawValue: name) else {
-            throw ModelLoadError(file: file, "unsupported architecture \(name); supported: \(Architecture.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        architecture = arch
+        architecture = name
         if let act = try reader.optionalString("hidden_act"), act != "silu" {
             throw ModelLoadError(file: file, "unsupported hidden_act \(act); only silu is implemented")
         }
@@ -115,18 +107,12 @@ public struct ModelConfig: Sendable {
             throw ModelLoadError(file: file, "unsupported rope type \(ropeType); supported: default, linear, llama3")
         }
 
-        // Sliding windows: Mistral declares one; Qwen only uses one when use_sliding_window is set.
+        // Sliding windows: Mistral declares one; Qwen declares one and uses it only with use_sliding_window.
         let window = try reader.optionalInt("sliding_window")
-        switch arch {
-        case .mistral:
-            slidingWindow = window
-        case .qwen2, .qwen3:
-            if try reader.optionalBool("use_sliding_window") == true {
-                throw ModelLoadError(file: file, "use_sliding_window=true (per-layer sliding windows) is not supported")
-            }
-            slidingWindow = nil
-        case .llama:
-            slidingWindow = nil
+        switch try reader.optionalBool("use_sliding_window") {
+        case true?: throw ModelLoadError(file: file, "use_sliding_window=true (per-layer sliding windows) is not supported")
+        case false?: slidingWindow = nil
+        case nil: slidingWindow = window
         }
     }
 

@@ -48,7 +48,7 @@ struct InfoHandlers: Sendable {
         return JSON.response([
             "model_path": configuration.modelPath, "tokenizer_path": configuration.modelPath,
             "served_model_name": configuration.servedModelName, "is_generation": true,
-            "architectures": [config.architecture.rawValue], "tp_size": 1, "dp_size": 1,
+            "architectures": [config.architecture], "tp_size": 1, "dp_size": 1,
             "disaggregation_mode": configuration.disaggregationMode, "context_length": service.engine.contextLength,
         ])
     }

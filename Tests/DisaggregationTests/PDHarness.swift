@@ -4,6 +4,8 @@ import EngineTesting
 import Foundation
 import Kernels
 import Logging
+import Models
+import Tokenization
 import ServiceLifecycle
 
 /// A prefill and a decode engine with their side-cars in one process, over
@@ -27,7 +29,9 @@ final class PDHarness {
     private var poisoned: [Int32] = []
     static let poison: UInt8 = 0xA5
 
+    /// `model` makes each side's model (default: the qwen2 fixture), with that fixture's tokenizer.
     init(backend: String, decodeMaxRunning: Int = 64, prefillKey: ChannelKey? = nil, decodeKey: ChannelKey? = nil,
+         model: (() throws -> any CausalLM)? = nil,
          settings overrides: (inout DisaggregationEnvironment) -> Void = { _ in }) async throws {
         backendName = backend
         reference = try ModelReference.load(Self.model)
@@ -36,11 +40,15 @@ final class PDHarness {
         options.chunkedPrefillSize = 16
         options.maxTotalTokens = 4 * 128
         options.threads = 1
-        prefillCore = try EngineCore.fixture(Self.model, options: options)
+        func core(_ options: EngineOptions) throws -> EngineCore {
+            guard let model else { return try EngineCore.fixture(Self.model, options: options) }
+            return try EngineCore(model: try model(), tokenizer: try Tokenizer(directory: Fixtures.modelDirectory(Self.model)), options: options)
+        }
+        prefillCore = try core(options)
         var decodeOptions = options
         decodeOptions.maxRunningRequests = decodeMaxRunning
         if TransferBackends.needsSharedPool(backend) { decodeOptions.kvSharedMemoryPath = SharedPoolFile.newPath() }
-        decodeCore = try EngineCore.fixture(Self.model, options: decodeOptions)
+        decodeCore = try core(decodeOptions)
 
         var settings = DisaggregationEnvironment.defaults
         settings.bootstrapTimeout = 30
@@ -156,11 +164,11 @@ final class PDHarness {
 
     // MARK: poison: pages no one leases must not be written
 
-    /// Fills every free decode page with a pattern (all layers, K and V).
+    /// Fills every free decode page with a pattern (every buffer of the pool).
     func poisonFreeDecodePages() {
         let storage = decodeCore.storage
         poisoned = (0..<Int32(storage.pageCount)).filter { decodeCore.allocator.referenceCount(of: $0) == 0 }
-        for page in poisoned { forEachRange(page) { $0.initializeMemory(as: UInt8.self, repeating: Self.poison, count: storage.bytesPerPage) } }
+        for page in poisoned { forEachRange(page) { $0.initializeMemory(as: UInt8.self, repeating: Self.poison) } }
     }
 
     /// Poisoned pages that something wrote into while no one owned them.
@@ -168,19 +176,17 @@ final class PDHarness {
         let storage = decodeCore.storage
         return poisoned.filter { page in
             var intact = true
-            forEachRange(page) { base in
-                let bytes = UnsafeRawBufferPointer(start: base, count: storage.bytesPerPage)
+            forEachRange(page) { bytes in
                 if bytes.contains(where: { $0 != Self.poison }) { intact = false }
             }
             return !intact
         }
     }
 
-    private func forEachRange(_ page: Int32, _ body: (UnsafeMutableRawPointer) -> Void) {
-        let storage = decodeCore.storage
-        for layer in 0..<storage.layers {
-            body(storage.keys(layer: layer) + Int(page) * storage.bytesPerPage)
-            body(storage.values(layer: layer) + Int(page) * storage.bytesPerPage)
+    /// `page`'s bytes in each of the decode pool's buffers.
+    private func forEachRange(_ page: Int32, _ body: (UnsafeMutableRawBufferPointer) -> Void) {
+        for buffer in decodeCore.storage.buffers {
+            body(UnsafeMutableRawBufferPointer(start: buffer.base + Int(page) * buffer.bytesPerPage, count: buffer.bytesPerPage))
         }
     }
 }

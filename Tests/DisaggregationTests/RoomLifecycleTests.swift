@@ -2,6 +2,8 @@
 import Profiling
 import Engine
 import EngineTesting
+import Models
+import Tokenization
 import Foundation
 import Testing
 
@@ -24,6 +26,32 @@ struct RoomLifecycleTests {
         #expect(done, "rooms did not settle: \(ids.map { "\($0): \(String(describing: pd.finish($0)))" })")
         #expect(pd.poolsWhole, "a KV pool did not come back whole")
         #expect(pd.writtenPoisonedPages().isEmpty, "pages written after their lease ended: \(pd.writtenPoisonedPages())")
+    }
+
+    /// A model whose cache is three tensors of unequal widths and mixed
+    /// dtypes (`SpecProbeModel`, whose tokens hash every byte its sequence
+    /// has in the pool) decodes through PD exactly as a unified engine of it
+    /// does, with chunks and several rooms at once; both pools come back whole.
+    @Test(arguments: backends)
+    func aCacheOfThreeUnequalTensorsMovesThroughPD(backend: String) async throws {
+        let prompts = [Self.longPrompt, 0, 1, 2]
+        var options = EngineOptions()
+        options.pageSize = 4
+        options.chunkedPrefillSize = 16
+        options.threads = 1
+        let reference = try ModelReference.load(PDHarness.model)
+        let unified = try EngineCore(model: try SpecProbeModel(vocabSize: 616),
+                                     tokenizer: try Tokenizer(directory: Fixtures.modelDirectory(PDHarness.model)), options: options)
+        for index in prompts { try unified.add(GenerateInput(id: "u\(index)", promptTokens: reference.prompts[index], params: .greedy(12))) }
+        let expected = unified.runToCompletion()
+        try await withHarness(backend: backend, model: { try SpecProbeModel(vocabSize: 616) }) { pd in
+            #expect(pd.decodeCore.storage.spec.tensors.map(\.elementsPerToken) == [24, 16, 8])
+            let pairs = try prompts.map { try pd.submit(prompt: $0, room: room(), maxNewTokens: 12) }
+            settle(pd, pairs.flatMap { [$0.prefillID, $0.decodeID] })
+            for (index, pair) in zip(prompts, pairs) {
+                #expect(pd.tokens(pair.decodeID) == expected["u\(index)"]?.tokens, "prompt \(index)")
+            }
+        }
     }
 
     @Test(arguments: backends)
@@ -318,8 +346,8 @@ enum TransferEngines {
 
 /// Runs `body` with a fresh harness and always shuts it down (the bootstrap server gracefully).
 func withHarness(backend: String, decodeMaxRunning: Int = 64, prefillKey: ChannelKey? = nil, decodeKey: ChannelKey? = nil,
-                 _ body: (PDHarness) async throws -> Void) async throws {
-    let pd = try await PDHarness(backend: backend, decodeMaxRunning: decodeMaxRunning, prefillKey: prefillKey, decodeKey: decodeKey)
+                 model: (() throws -> any CausalLM)? = nil, _ body: (PDHarness) async throws -> Void) async throws {
+    let pd = try await PDHarness(backend: backend, decodeMaxRunning: decodeMaxRunning, prefillKey: prefillKey, decodeKey: decodeKey, model: model)
     do {
         try await body(pd)
     } catch {

@@ -8,7 +8,7 @@ public extension EngineCore {
     /// Loads a fixture model with the given options.
     static func fixture(_ name: String, options: EngineOptions = EngineOptions()) throws -> EngineCore {
         let directory = Fixtures.modelDirectory(name)
-        return try EngineCore(model: try LlamaModel(directory: directory), tokenizer: try Tokenizer(directory: directory), options: options)
+        return try EngineCore(model: try ModelRegistry.load(directory: directory), tokenizer: try Tokenizer(directory: directory), options: options)
     }
 
     /// Steps until nothing is left, returning each request's tokens and final update.

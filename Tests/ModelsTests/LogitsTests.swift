@@ -46,8 +46,8 @@ func bf16MatmulLogitsStayClose(fixture: String) throws {
 /// change its thread count. The bf16 kernel moves them by ~1e-2.
 @Test(arguments: ["llama3-bf16", "qwen2-fp32"])
 func bf16MatmulAppliesOnlyToLongPrompts(fixture: String) throws {
-    let exact = try LlamaModel(directory: Fixtures.modelDirectory(fixture))
-    let rounded = try LlamaModel(directory: Fixtures.modelDirectory(fixture), matmulPrecision: .bf16)
+    let exact = try ModelRegistry.load(directory: Fixtures.modelDirectory(fixture))
+    let rounded = try ModelRegistry.load(directory: Fixtures.modelDirectory(fixture), matmulPrecision: .bf16)
     #expect(rounded.matmulPrecision == (MatmulPrecision.bf16Available ? .bf16 : .fp32))
     let allowed: Float = exact.weightDTypeName == DType.bf16.rawValue ? 1e-6 : 1e-5
     let prompts = try ModelReference.load(fixture).prompts
@@ -67,10 +67,10 @@ func bf16MatmulAppliesOnlyToLongPrompts(fixture: String) throws {
 }
 
 /// Last-position logits of one prompt run alone in one forward pass.
-func lastLogits(_ model: LlamaModel, _ prompt: [Int]) throws -> [Float] {
+func lastLogits(_ model: any CausalLM, _ prompt: [Int]) throws -> [Float] {
     let pageSize = 16
     let cache = try PagedKVStorage(layers: model.config.layerCount, pageCount: prompt.count / pageSize + 1, pageSize: pageSize,
-                                   width: model.kvWidth, dtype: .f32)
+                                   width: model.kvCacheSpec(dtype: .f32).keyValueWidth!, dtype: .f32)
     var batch = ForwardBatch()
     let pages = (0..<Int32(prompt.count / pageSize + 1)).map { $0 }
     batch.append(sequenceTokens: prompt.map { Int32($0) }, startPosition: 0, pageTable: pages, pageSize: pageSize, logitIndices: [prompt.count - 1])
@@ -81,12 +81,12 @@ func lastLogits(_ model: LlamaModel, _ prompt: [Int]) throws -> [Float] {
 /// worst logit exceeds `tolerance(reference, row's max |reference|)` (≤ 0 means all within).
 func logitError(fixture: String, kvCache: DType, matmulPrecision: MatmulPrecision = .fp32,
                 tolerance: (_ value: Float, _ rowMaxAbs: Float) -> Float) throws -> Float {
-    let model = try LlamaModel(directory: Fixtures.modelDirectory(fixture), matmulPrecision: matmulPrecision)
+    let model = try ModelRegistry.load(directory: Fixtures.modelDirectory(fixture), matmulPrecision: matmulPrecision)
     let reference = try ModelReference.load(fixture)
     let pageSize = 16
     let longest = reference.prompts.map(\.count).max()!
     let cache = try PagedKVStorage(layers: model.config.layerCount, pageCount: longest / pageSize + 1, pageSize: pageSize,
-                                   width: model.kvWidth, dtype: kvCache)
+                                   width: model.kvCacheSpec(dtype: kvCache).keyValueWidth!, dtype: kvCache)
     let pool = ComputePool(threads: 2)
     var worst: Float = -.infinity
     for (index, prompt) in reference.prompts.enumerated() {
@@ -153,7 +153,7 @@ func scratchCopy(of fixture: String) throws -> URL {
 
 func loadError(_ directory: URL) -> String? {
     do {
-        _ = try LlamaModel(directory: directory)
+        _ = try ModelRegistry.load(directory: directory)
         return nil
     } catch {
         return "\(error)"
@@ -169,6 +169,31 @@ func loadError(_ directory: URL) -> String? {
     try JSONSerialization.data(withJSONObject: json).write(to: url)
     let message = try #require(loadError(dir))
     #expect(message.contains("config.json") && message.contains("unsupported architecture GPTNeoXForCausalLM"))
+    // The refusal lists every registered family's architectures.
+    for name in ["LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM"] {
+        #expect(message.contains(name), "\(message)")
+        #expect(ModelRegistry.family(for: name) == LlamaModel.self)
+    }
+    #expect(ModelRegistry.family(for: "GPTNeoXForCausalLM") == nil)
+    // A family's own initializer refuses an architecture it does not load, with the same list.
+    let config = try ModelConfig(directory: dir)
+    #expect(throws: ModelLoadError.self) { try LlamaModel(config: config, directory: dir, matmulPrecision: .fp32) { _, _ in } }
+}
+
+@Test func llamaCachesKeyAndValueOfOneWidth() throws {
+    let model = try ModelRegistry.load(directory: Fixtures.modelDirectory("qwen2-fp32"))
+    let spec = model.kvCacheSpec(dtype: .bf16)
+    #expect(spec == .keyValue(layers: 3, width: 36, dtype: .bf16))
+    #expect(spec.keyValueWidth == 36 && spec.bytesPerToken == 3 * 2 * 36 * 2)
+    #expect(spec.description == "3 layers × [k 36 bfloat16, v 36 bfloat16]")
+    // Anything but K then V of one width and dtype is not that shape.
+    let latent = KVCacheSpec(layers: 2, tensors: [.init(name: "latent", elementsPerToken: 24, dtype: .f32),
+                                                  .init(name: "rope_k", elementsPerToken: 16, dtype: .f32),
+                                                  .init(name: "extra", elementsPerToken: 8, dtype: .bf16)])
+    #expect(latent.keyValueWidth == nil && latent.bytesPerToken == 2 * (24 * 4 + 16 * 4 + 8 * 2))
+    var unequal = KVCacheSpec.keyValue(layers: 1, width: 8, dtype: .f32)
+    unequal.tensors[1].elementsPerToken = 4
+    #expect(unequal.keyValueWidth == nil)
 }
 
 @Test func truncatedWeightsAreReportedWithTheFile() throws {
@@ -208,6 +233,6 @@ func loadError(_ directory: URL) -> String? {
     }
     let weightsA = try Data(contentsOf: a.appendingPathComponent("model.safetensors"))
     #expect(weightsA == (try Data(contentsOf: b.appendingPathComponent("model.safetensors"))))
-    let model = try LlamaModel(directory: a)
-    #expect(model.config.architecture == .llama && model.config.vocabSize == 259)
+    let model = try ModelRegistry.load(directory: a)
+    #expect(model.config.architecture == "LlamaForCausalLM" && model.config.vocabSize == 259)
 }

@@ -1,10 +1,10 @@
-"""The PDServe transfer protocol written by hand, for tests that play a
+"""The PDServe transfer protocol (version 4) written by hand, for tests that play a
 prefill or decode peer: frames (16-byte header: "PDKV", version, type,
 payload length, little endian), length-prefixed strings, hellos, the
 challenge, and reading frames back."""
 import struct
 
-VERSION = 3
+VERSION = 4
 HELLO, TRANSFER_REQUEST, KV_PAGES, KV_WRITTEN, METADATA, STATUS, ABORT, ABORT_ACK, HEARTBEAT, ERROR, CHALLENGE = range(1, 12)
 
 
@@ -19,8 +19,9 @@ def string(s):
 
 
 def hello(role, layers, page_size, width, model, backend="tcp", session=0, nonce=bytes(16), instance="test"):
-    """A hello without an auth proof (fp32 pools)."""
-    return frame(HELLO, string(role) + string(instance) + struct.pack("<IIIB", layers, page_size, width, 0) + string(model)
+    """A hello without an auth proof: an fp32 pool of K and V of `width` elements per layer."""
+    tensors = b"".join(string(name) + struct.pack("<IB", width, 0) for name in ("k", "v"))
+    return frame(HELLO, string(role) + string(instance) + struct.pack("<III", layers, page_size, 2) + tensors + string(model)
                  + string(backend) + string(b"") + struct.pack("<Q", session) + string(nonce) + string(b""))
 
 

@@ -2,24 +2,23 @@ import Kernels
 
 /// How page bytes move for each backend — the part of a transfer that
 /// `pdserve bench transfer` measures. Pages are gathered and scattered as
-/// merged runs: per layer, one contiguous range for K and one for V per run.
+/// merged runs: one contiguous range per pool buffer (every cache tensor of
+/// every layer, in the pool's order: K then V per layer for attention) per run.
 public enum KVDataPlane {
     /// Raw bytes of one kvPages frame for `pages` of `storage`.
     public static func byteCount(pages: Int, storage: PagedKVStorage) -> UInt64 {
-        UInt64(pages * storage.bytesPerPage * storage.layers * 2)
+        UInt64(pages * storage.bytesPerPageAllBuffers)
     }
 
-    /// The pool memory of `pages`, in wire order: per layer K then V, each as merged runs of consecutive pages.
+    /// The pool memory of `pages`, in wire order: buffer by buffer, each as merged runs of consecutive pages.
     static func ranges(of pages: [Int32], in storage: PagedKVStorage) -> [UnsafeMutableRawBufferPointer] {
-        let pageBytes = storage.bytesPerPage
         let runs = PageRun.merge(sources: pages, destinations: pages)
         var ranges: [UnsafeMutableRawBufferPointer] = []
-        ranges.reserveCapacity(storage.layers * 2 * runs.count)
-        for layer in 0..<storage.layers {
-            for base in [storage.keys(layer: layer), storage.values(layer: layer)] {
-                for run in runs {
-                    ranges.append(UnsafeMutableRawBufferPointer(start: base + Int(run.source) * pageBytes, count: run.count * pageBytes))
-                }
+        ranges.reserveCapacity(storage.buffers.count * runs.count)
+        for buffer in storage.buffers {
+            for run in runs {
+                ranges.append(UnsafeMutableRawBufferPointer(start: buffer.base + Int(run.source) * buffer.bytesPerPage,
+                                                            count: run.count * buffer.bytesPerPage))
             }
         }
         return ranges
@@ -40,15 +39,12 @@ public enum KVDataPlane {
 
     /// shm: copies pages from the prefill pool into the decode pool mapped from shared memory.
     public static func copy(source: [Int32], destination: [Int32], from storage: PagedKVStorage, to pool: SharedPoolMapping) throws {
-        let pageBytes = storage.bytesPerPage
         let runs = PageRun.merge(sources: source, destinations: destination)
         try PageRun.checkDestinations(runs, within: pool.pageCount, pool: "the shared pool")
-        for layer in 0..<storage.layers {
-            for (kind, base) in [storage.keys(layer: layer), storage.values(layer: layer)].enumerated() {
-                let target = pool.buffer(layer: layer, kind: kind)
-                for run in runs {
-                    (target + Int(run.destination) * pageBytes).copyMemory(from: base + Int(run.source) * pageBytes, byteCount: run.count * pageBytes)
-                }
+        for (buffer, target) in zip(storage.buffers, pool.buffers) {
+            let pageBytes = buffer.bytesPerPage
+            for run in runs {
+                (target + Int(run.destination) * pageBytes).copyMemory(from: buffer.base + Int(run.source) * pageBytes, byteCount: run.count * pageBytes)
             }
         }
     }

@@ -2,6 +2,7 @@ import ByteExactJSON
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Kernels
 import Logging
 import NIOCore
 
@@ -24,12 +25,33 @@ public struct PrefillRoute: Sendable, Equatable {
     }
 
     var json: [String: Any] {
-        [
+        var json: [String: Any] = [
             "rank_ip": rankIP, "rank_port": rankPort, "engine_rank": tpRank, "tp_size": tpSize, "dp_rank": dpRank,
             "dp_size": dpSize, "pp_rank": ppRank, "pp_size": ppSize, "page_size": Int(layout.pageSize),
-            "kv_dtype": layout.dtype == 0 ? "float32" : "bfloat16", "num_layers": Int(layout.layers),
-            "kv_width": Int(layout.width), "model": layout.model, "transfer_backend": backend,
+            "kv_dtype": layout.spec.tensors[0].dtype.rawValue, "num_layers": Int(layout.layers),
+            "kv_tensors": layout.spec.tensors.map { ["name": $0.name, "elements": $0.elementsPerToken, "dtype": $0.dtype.rawValue] as [String: Any] },
+            "model": layout.model, "transfer_backend": backend,
         ]
+        // Attention's K/V spec also as one width, as before the spec.
+        if let width = layout.spec.keyValueWidth { json["kv_width"] = width }
+        return json
+    }
+
+    /// `kv_tensors` when given, else K and V of `kv_width` elements of `kv_dtype`.
+    private static func tensors(_ json: [String: Any]) -> [KVCacheSpec.Tensor]? {
+        func dtype(_ value: Any?) -> DType? { (value as? String).flatMap { DType(rawValue: $0) } }
+        if let list = json["kv_tensors"] {
+            guard let list = list as? [[String: Any]], (1...16).contains(list.count) else { return nil }
+            var tensors: [KVCacheSpec.Tensor] = []
+            for item in list {
+                guard let name = item["name"] as? String, !name.isEmpty, let elements = item["elements"].flatMap(JSONScalar.integer),
+                      elements > 0, let type = dtype(item["dtype"]) else { return nil }
+                tensors.append(.init(name: name, elementsPerToken: elements, dtype: type))
+            }
+            return tensors
+        }
+        guard let width = json["kv_width"].flatMap(JSONScalar.integer), width > 0, let type = dtype(json["kv_dtype"]) else { return nil }
+        return KVCacheSpec.keyValue(layers: 1, width: width, dtype: type).tensors
     }
 
     init?(json: [String: Any]) {
@@ -39,11 +61,10 @@ public struct PrefillRoute: Sendable, Equatable {
             guard int(key) != nil else { return nil }
         }
         guard let ip = json["rank_ip"] as? String, !ip.isEmpty, let port = int("rank_port"), (1...65535).contains(port),
-              let pageSize = int("page_size"), pageSize > 0, let layers = int("num_layers"), layers > 0,
-              let width = int("kv_width"), width > 0, let dtype = json["kv_dtype"] as? String, ["float32", "bfloat16"].contains(dtype),
+              let pageSize = int("page_size"), pageSize > 0, let layers = int("num_layers"), layers > 0, let tensors = Self.tensors(json),
               let model = json["model"] as? String, let backend = json["transfer_backend"] as? String else { return nil }
         self.init(rankIP: ip, rankPort: port,
-                  layout: KVLayout(layers: UInt32(layers), pageSize: UInt32(pageSize), width: UInt32(width), dtype: dtype == "float32" ? 0 : 1, model: model),
+                  layout: KVLayout(pageSize: UInt32(pageSize), spec: KVCacheSpec(layers: layers, tensors: tensors), model: model),
                   backend: backend)
         tpRank = int("engine_rank") ?? int("tp_rank") ?? 0
         tpSize = int("tp_size") ?? 1
@@ -160,7 +181,7 @@ public struct BootstrapServer: Sendable {
                 return Answer.failure(.badRequest, "PUT /route needs a JSON object").response(to: request, key: key)
             }
             guard let route = PrefillRoute(json: object) else {
-                return Answer.failure(.badRequest, "PUT /route needs rank_ip, rank_port, page_size, num_layers, kv_width, kv_dtype (float32|bfloat16), model and transfer_backend, and ranks inside their sizes (0 <= rank < size <= \(PrefillRoute.maxGroupSize))").response(to: request, key: key)
+                return Answer.failure(.badRequest, "PUT /route needs rank_ip, rank_port, page_size, num_layers, kv_tensors (or kv_width and kv_dtype: float32|bfloat16), model and transfer_backend, and ranks inside their sizes (0 <= rank < size <= \(PrefillRoute.maxGroupSize))").response(to: request, key: key)
             }
             registry.register(route)
             return Answer.json(["registered": true]).response(to: request, key: key)
@@ -186,7 +207,7 @@ public struct BootstrapServer: Sendable {
         if tp == -1 && dp == -1 {
             return Answer.json([
                 "prefill_tp_size": first.tpSize, "prefill_dp_size": first.dpSize, "prefill_pp_size": first.ppSize,
-                "page_size": Int(first.layout.pageSize), "kv_dtype": first.layout.dtype == 0 ? "float32" : "bfloat16",
+                "page_size": Int(first.layout.pageSize), "kv_dtype": first.layout.spec.tensors[0].dtype.rawValue,
                 "transfer_backend": first.backend, "model": first.layout.model,
             ])
         }

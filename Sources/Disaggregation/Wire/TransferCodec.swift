@@ -1,3 +1,5 @@
+import Kernels
+
 /// The bytes of `TransferMessage`s. A frame is a 16-byte header — magic
 /// "PDKV", version (u16), type (u16), payload length (u64), little endian —
 /// then the payload. `kvPages` frames count their raw page bytes in the
@@ -5,7 +7,10 @@
 public enum TransferCodec {
     public static let magic: [UInt8] = Array("PDKV".utf8)
     /// 3: connections open with a challenge; hellos carry a nonce and a proof.
-    public static let version: UInt16 = 3
+    /// 4: the hello carries the cache spec (every tensor's name, width and dtype) instead of one K/V width.
+    public static let version: UInt16 = 4
+    /// Cache tensors a hello may list per layer.
+    static let maxCacheTensors: UInt32 = 16
     public static let headerSize = 16
     /// Largest payload of a frame other than kvPages.
     public static let maxControlPayload = 16 << 20
@@ -33,7 +38,9 @@ public enum TransferCodec {
         case .hello(let h):
             kind = .hello
             w.string(h.role); w.string(h.instance)
-            w.u32(h.layout.layers); w.u32(h.layout.pageSize); w.u32(h.layout.width); w.u8(h.layout.dtype); w.string(h.layout.model)
+            w.u32(h.layout.layers); w.u32(h.layout.pageSize); w.u32(UInt32(h.layout.spec.tensors.count))
+            for tensor in h.layout.spec.tensors { w.string(tensor.name); w.u32(UInt32(tensor.elementsPerToken)); w.u8(tensor.dtype.wireTag) }
+            w.string(h.layout.model)
             w.string(h.backend); w.blob(h.descriptor); w.u64(h.session); w.blob(h.nonce); w.blob(h.proof)
         case .transferRequest(let r):
             kind = .transferRequest
@@ -106,7 +113,15 @@ public enum TransferCodec {
             message = .challenge(nonce: try r.blob())
         case .hello:
             let role = try r.string(), instance = try r.string()
-            let layout = KVLayout(layers: try r.u32(), pageSize: try r.u32(), width: try r.u32(), dtype: try r.u8(), model: try r.string())
+            let layers = try r.u32(), pageSize = try r.u32(), count = try r.u32()
+            guard count <= Self.maxCacheTensors else { throw TransferProtocolError("hello lists \(count) cache tensors; at most \(Self.maxCacheTensors)") }
+            var tensors: [KVCacheSpec.Tensor] = []
+            for _ in 0..<count {
+                let name = try r.string(), elements = try r.u32(), tag = try r.u8()
+                guard let dtype = DType(wireTag: tag) else { throw TransferProtocolError("unknown cache dtype \(tag)") }
+                tensors.append(.init(name: name, elementsPerToken: Int(elements), dtype: dtype))
+            }
+            let layout = KVLayout(pageSize: pageSize, spec: KVCacheSpec(layers: Int(layers), tensors: tensors), model: try r.string())
             let backend = try r.string(), descriptor = try r.blob(), session = try r.u64(), nonce = try r.blob(), proof = try r.blob()
             message = .hello(.init(role: role, instance: instance, layout: layout, backend: backend, descriptor: descriptor, session: session,
                                    nonce: nonce, proof: proof))
@@ -214,5 +229,18 @@ struct ByteReader {
         let raw = try blob()
         guard let s = String(validating: raw, as: UTF8.self) else { throw TransferProtocolError("string is not valid UTF-8") }
         return s
+    }
+}
+
+extension DType {
+    /// How the wire names a dtype: 0 fp32, 1 bf16.
+    var wireTag: UInt8 { self == .f32 ? 0 : 1 }
+
+    init?(wireTag: UInt8) {
+        switch wireTag {
+        case 0: self = .f32
+        case 1: self = .bf16
+        default: return nil
+        }
     }
 }

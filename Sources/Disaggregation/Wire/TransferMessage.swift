@@ -1,3 +1,5 @@
+import Kernels
+
 /// Everything that crosses a transfer connection, as one typed enum.
 /// `TransferCodec` is the only place that knows the bytes.
 public enum TransferMessage: Sendable, Equatable {
@@ -126,33 +128,34 @@ public enum TransferMessage: Sendable, Equatable {
     }
 }
 
-/// The shape of a KV pool; both sides must agree before any page moves.
+/// The shape of a KV pool; both sides must agree before any page moves:
+/// the model, the page size and the cache spec (every tensor of every layer).
 public struct KVLayout: Sendable, Equatable {
-    public var layers: UInt32
     public var pageSize: UInt32
-    /// Elements per token row (kv heads × head dim).
-    public var width: UInt32
-    /// 0 fp32, 1 bf16.
-    public var dtype: UInt8
+    public var spec: KVCacheSpec
     /// Identifies the model's shape, so mismatched checkpoints are refused.
     public var model: String
 
-    public init(layers: UInt32, pageSize: UInt32, width: UInt32, dtype: UInt8, model: String) {
-        self.layers = layers
+    public init(pageSize: UInt32, spec: KVCacheSpec, model: String) {
         self.pageSize = pageSize
-        self.width = width
-        self.dtype = dtype
+        self.spec = spec
         self.model = model
     }
 
-    public var bytesPerPage: Int { Int(pageSize) * Int(width) * (dtype == 0 ? 4 : 2) }
+    /// K and V of `width` elements per layer; dtype 0 fp32, 1 bf16.
+    public init(layers: UInt32, pageSize: UInt32, width: UInt32, dtype: UInt8, model: String) {
+        self.init(pageSize: pageSize, spec: .keyValue(layers: Int(layers), width: Int(width), dtype: dtype == 0 ? .f32 : .bf16), model: model)
+    }
+
+    public var layers: UInt32 { UInt32(spec.layers) }
 
     /// Why two pools cannot exchange pages, or nil.
     public func mismatch(with other: KVLayout) -> String? {
         if model != other.model { return "model differs: \(model) here, \(other.model) there" }
         if pageSize != other.pageSize { return "page size differs: \(pageSize) here, \(other.pageSize) there (use the same --page-size)" }
-        if dtype != other.dtype { return "KV cache dtype differs: \(dtype == 0 ? "float32" : "bfloat16") here, \(other.dtype == 0 ? "float32" : "bfloat16") there (use the same --kv-cache-dtype)" }
-        if layers != other.layers || width != other.width { return "KV shape differs: \(layers)×\(width) here, \(other.layers)×\(other.width) there" }
-        return nil
+        guard spec != other.spec else { return nil }
+        let dtypes = Set(spec.tensors.map(\.dtype)).union(other.spec.tensors.map(\.dtype))
+        let hint = dtypes.count > 1 ? " (use the same --kv-cache-dtype)" : ""
+        return "KV cache differs: \(spec) here, \(other.spec) there\(hint)"
     }
 }

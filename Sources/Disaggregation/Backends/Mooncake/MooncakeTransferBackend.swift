@@ -15,16 +15,14 @@ final class MooncakeTransferBackend: TransferBackend, @unchecked Sendable {
     let name = "mooncake"
     let movesNothing = false
     private let storage: PagedKVStorage
-    private let layout: KVLayout
     private let engine: MooncakeEngine
 
     init(context: TransferBackends.Context) throws {
         try Self.refuseGPUOnlyPools(context.settings, environment: ProcessInfo.processInfo.environment)
         storage = context.storage
-        layout = context.layout
         let host = context.settings.hostIP ?? (AdvertisedAddress.isWildcard(context.host) ? LocalInterfaces.primaryAddress() : context.host)
         engine = try MooncakeEngine(library: try MooncakeLibrary.find(), host: host, devices: context.ibDevice)
-        try engine.register(storage.keys(layer: 0), length: storage.totalBytes)
+        try engine.register(storage.base, length: storage.totalBytes)
     }
 
     /// Mooncake's GPU pools (SGLang's custom pools, multi-node NVLink) place
@@ -42,7 +40,7 @@ final class MooncakeTransferBackend: TransferBackend, @unchecked Sendable {
 
     func makeWriter(peerDescriptor: [UInt8], connection: FrameConnection) throws -> any KVPageWriter {
         let peer = try RemotePoolDescriptor(decoding: peerDescriptor, engine: "Mooncake")
-        try peer.checkFits(layout, engine: "Mooncake")
+        try peer.checkFits(storage, engine: "Mooncake")
         let engine = self.engine
         let segment = try engine.openSegment(String(decoding: peer.endpoint, as: UTF8.self))
         return RemotePoolWriter(peer: peer, storage: storage, connection: connection,

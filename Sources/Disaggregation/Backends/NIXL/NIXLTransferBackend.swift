@@ -14,7 +14,6 @@ final class NIXLTransferBackend: TransferBackend, @unchecked Sendable {
     let name = "nixl"
     let movesNothing = false
     private let storage: PagedKVStorage
-    private let layout: KVLayout
     private let agent: NIXLAgent
 
     /// The pinned wheel, without its dependencies (the `nixl` meta package pulls torch and CUDA).
@@ -24,7 +23,6 @@ final class NIXLTransferBackend: TransferBackend, @unchecked Sendable {
 
     init(context: TransferBackends.Context) throws {
         storage = context.storage
-        layout = context.layout
         let library = try PythonWheelLibrary.find(file: "libnixl_capi.so", folders: Self.wheelFolders, override: "PDSERVE_NIXL_LIB",
                                                   install: Self.installCommand)
         var parameters: [String: String] = [:]
@@ -41,7 +39,7 @@ final class NIXLTransferBackend: TransferBackend, @unchecked Sendable {
         } catch let error as ConfigurationError where context.ibDevice != nil {
             throw ConfigurationError("\(error.description); --disaggregation-ib-device \(context.ibDevice!): UCX has no such RDMA device here")
         }
-        try agent.register(storage.keys(layer: 0), length: storage.totalBytes)
+        try agent.register(storage.base, length: storage.totalBytes)
         if context.side == .decode { startProgress() }
     }
 
@@ -84,7 +82,7 @@ final class NIXLTransferBackend: TransferBackend, @unchecked Sendable {
 
     func makeWriter(peerDescriptor: [UInt8], connection: FrameConnection) throws -> any KVPageWriter {
         let peer = try RemotePoolDescriptor(decoding: peerDescriptor, engine: "NIXL")
-        try peer.checkFits(layout, engine: "NIXL")
+        try peer.checkFits(storage, engine: "NIXL")
         let agent = self.agent
         let remote = try agent.loadRemote(peer.endpoint)
         return RemotePoolWriter(peer: peer, storage: storage, connection: connection,

@@ -9,7 +9,8 @@ struct RemotePoolDescriptor: Equatable {
     /// The engine's own address of this side: NIXL's agent metadata blob,
     /// Mooncake's segment name.
     var endpoint: [UInt8]
-    /// The registered pool: its address in that process, its size, and the size of one layer's K (or V) buffer.
+    /// The registered pool: its address in that process, its size, and the size of its first buffer
+    /// (one layer's K for attention; buffers lie in `PagedKVStorage`'s order from `poolBase` on).
     var poolBase: UInt64
     var poolBytes: UInt64
     var layerBufferBytes: UInt64
@@ -18,8 +19,8 @@ struct RemotePoolDescriptor: Equatable {
 
     /// This process's pool, reached through `endpoint`.
     init(endpoint: [UInt8], storage: PagedKVStorage) {
-        self.init(endpoint: endpoint, poolBase: UInt64(UInt(bitPattern: storage.keys(layer: 0))),
-                  poolBytes: UInt64(storage.totalBytes), layerBufferBytes: UInt64(storage.bytesPerLayerBuffer),
+        self.init(endpoint: endpoint, poolBase: UInt64(UInt(bitPattern: storage.base)),
+                  poolBytes: UInt64(storage.totalBytes), layerBufferBytes: UInt64(storage.pageCount * storage.buffers[0].bytesPerPage),
                   processID: getpid(), bootID: SharedMemoryDescriptor.currentBootID)
     }
 
@@ -50,10 +51,14 @@ struct RemotePoolDescriptor: Equatable {
         guard r.remaining == 0, !endpoint.isEmpty else { throw TransferProtocolError("malformed \(engine) descriptor") }
     }
 
-    /// A decode pool this prefill's layout can write into: whole pages, K and V of every layer.
-    func checkFits(_ layout: KVLayout, engine: String) throws {
-        guard layerBufferBytes > 0, layerBufferBytes % UInt64(layout.bytesPerPage) == 0,
-              poolBytes == layerBufferBytes * 2 * UInt64(layout.layers) else {
+    /// Pages in the decode's pool, which the hello checked is laid out from the same spec as `storage`.
+    func pageCount(like storage: PagedKVStorage) -> Int { Int(poolBytes / UInt64(storage.bytesPerPageAllBuffers)) }
+
+    /// A decode pool this prefill can write into: whole pages of every buffer of `storage`'s spec.
+    func checkFits(_ storage: PagedKVStorage, engine: String) throws {
+        let pages = UInt64(pageCount(like: storage))
+        guard pages > 0, poolBytes == pages * UInt64(storage.bytesPerPageAllBuffers),
+              layerBufferBytes == pages * UInt64(storage.buffers[0].bytesPerPage) else {
             throw TransferProtocolError("the decode's \(engine) pool description does not fit the KV layout")
         }
     }

@@ -3,7 +3,7 @@ import Kernels
 
 /// Prefill side of a one-sided engine: turns a room's page runs into one
 /// list of (local address, address in the decode's pool, length) ranges —
-/// the same merged runs the shm backend copies, per layer, K and V — hands
+/// the same merged runs the shm backend copies, one per pool buffer — hands
 /// them to the engine, and reports the chunk written only once the engine
 /// said every byte is in the decode's memory.
 final class RemotePoolWriter: KVPageWriter, @unchecked Sendable {
@@ -29,22 +29,28 @@ final class RemotePoolWriter: KVPageWriter, @unchecked Sendable {
     deinit { release() }
 
     func write(room: UInt64, firstIndex: Int, source: [Int32], destination: [Int32]) throws {
-        let pageBytes = UInt64(storage.bytesPerPage)
-        let runs = PageRun.merge(sources: source, destinations: destination)
-        try PageRun.checkDestinations(runs, within: Int(peer.layerBufferBytes / pageBytes), pool: "the decode's pool")
-        var local: [UInt64] = [], target: [UInt64] = [], lengths: [UInt64] = []
-        for layer in 0..<storage.layers {
-            for (kind, base) in [storage.keys(layer: layer), storage.values(layer: layer)].enumerated() {
-                let remoteBase = peer.poolBase + UInt64(2 * layer + kind) * peer.layerBufferBytes
-                for run in runs {
-                    local.append(UInt64(UInt(bitPattern: base)) + UInt64(run.source) * pageBytes)
-                    target.append(remoteBase + UInt64(run.destination) * pageBytes)
-                    lengths.append(UInt64(run.count) * pageBytes)
-                }
-            }
-        }
+        let (local, target, lengths) = try ranges(source: source, destination: destination)
         try post(local, target, lengths)
         try connection.send(.kvWritten(room: room, firstIndex: UInt32(firstIndex), pageCount: UInt32(source.count)))
+    }
+
+    /// The (local, remote, length) ranges of a chunk: per pool buffer, one per merged run. The decode's
+    /// buffers lie where `PagedKVStorage` puts them for its own page count.
+    func ranges(source: [Int32], destination: [Int32]) throws -> (local: [UInt64], remote: [UInt64], lengths: [UInt64]) {
+        let runs = PageRun.merge(sources: source, destinations: destination)
+        let remotePages = peer.pageCount(like: storage)
+        try PageRun.checkDestinations(runs, within: remotePages, pool: "the decode's pool")
+        let remoteOffsets = storage.spec.bufferOffsets(pageCount: remotePages, pageSize: storage.pageSize)
+        var local: [UInt64] = [], remote: [UInt64] = [], lengths: [UInt64] = []
+        for (buffer, offset) in zip(storage.buffers, remoteOffsets) {
+            let pageBytes = UInt64(buffer.bytesPerPage)
+            for run in runs {
+                local.append(UInt64(UInt(bitPattern: buffer.base)) + UInt64(run.source) * pageBytes)
+                remote.append(peer.poolBase + UInt64(offset) + UInt64(run.destination) * pageBytes)
+                lengths.append(UInt64(run.count) * pageBytes)
+            }
+        }
+        return (local, remote, lengths)
     }
 }
 

@@ -16,12 +16,10 @@ final class SharedMemoryTransferBackend: TransferBackend {
     let name = "shm"
     let movesNothing = false
     private let storage: PagedKVStorage
-    private let layout: KVLayout
     private let side: TransferBackends.Side
 
     init(context: TransferBackends.Context) throws {
         storage = context.storage
-        layout = context.layout
         side = context.side
         if side == .decode, storage.sharedMemoryPath == nil {
             throw ConfigurationError("the shm backend needs the decode's KV pool in shared memory")
@@ -36,7 +34,7 @@ final class SharedMemoryTransferBackend: TransferBackend {
     func makeWriter(peerDescriptor: [UInt8], connection: FrameConnection) throws -> any KVPageWriter {
         let peer = try SharedMemoryDescriptor(decoding: peerDescriptor)
         try peer.checkSameHost()
-        return Writer(storage: storage, pool: try SharedPoolMapping(path: peer.poolPath, layout: layout), connection: connection)
+        return Writer(storage: storage, pool: try SharedPoolMapping(path: peer.poolPath, spec: storage.spec, pageSize: storage.pageSize), connection: connection)
     }
 
     func makeLander(peerDescriptor: [UInt8], connection: FrameConnection) throws -> any KVPageLander {
