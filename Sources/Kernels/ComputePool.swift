@@ -48,21 +48,37 @@ public final class ComputePool: @unchecked Sendable {
         }
     }
 
-    /// Causal attention of a batch of query spans over the paged cache of one layer.
+    /// Causal attention of a batch of query spans over the K and V of one layer of a `.keyValue` cache.
     public func attention(
         q: [Float], spans: [AttentionSpan], heads: Int, kvHeads: Int, headDim: Int,
         cache: PagedKVStorage, layer: Int, window: Int, scale: Float, into out: inout [Float]
     ) {
+        precondition(kvHeads * headDim == cache.width, "attention head layout mismatch")
+        attention(q: q, spans: spans, heads: heads, kvHeads: kvHeads,
+                  keys: AttentionOperand(base: cache.keys(layer: layer), rowStride: cache.width, headDim: headDim, dtype: cache.dtype),
+                  values: AttentionOperand(base: cache.values(layer: layer), rowStride: cache.width, headDim: headDim, dtype: cache.dtype),
+                  pageSize: cache.pageSize, window: window, scale: scale, into: &out)
+    }
+
+    /// Causal attention with keys and values read as two operands whose head
+    /// dims, row strides and dtypes may differ (MLA: K a latent row plus its
+    /// rotary part, V the latent alone). q: `[tokens, heads·keys.headDim]`,
+    /// out: `[tokens, heads·values.headDim]`.
+    public func attention(
+        q: [Float], spans: [AttentionSpan], heads: Int, kvHeads: Int, keys: AttentionOperand, values: AttentionOperand,
+        pageSize: Int, window: Int, scale: Float, into out: inout [Float]
+    ) {
         let tokens = spans.reduce(0) { $0 + $1.tokenCount }
-        precondition(q.count == tokens * heads * headDim && out.count >= q.count, "attention shape mismatch")
-        precondition(heads % kvHeads == 0 && kvHeads * headDim == cache.width, "attention head layout mismatch")
+        precondition(q.count == tokens * heads * keys.headDim && out.count >= tokens * heads * values.headDim, "attention shape mismatch")
+        precondition(heads % kvHeads == 0 && kvHeads * keys.headDim <= keys.rowStride && kvHeads * values.headDim <= values.rowStride,
+                     "attention head layout mismatch")
         // The page tables must stay pinned while C reads them.
         var pinned: [UnsafeMutableBufferPointer<Int32>] = []
         defer { pinned.forEach { $0.deallocate() } }
         var seqs = [pds_attn_seq]()
         seqs.reserveCapacity(spans.count)
         for span in spans {
-            precondition(span.pageTable.count * cache.pageSize >= span.startPosition + span.tokenCount, "page table too short")
+            precondition(span.pageTable.count * pageSize >= span.startPosition + span.tokenCount, "page table too short")
             let table = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(span.pageTable.count, 1))
             _ = table.initialize(from: span.pageTable)
             pinned.append(table)
@@ -71,12 +87,29 @@ public final class ComputePool: @unchecked Sendable {
         }
         q.withUnsafeBufferPointer { qp in
             out.withUnsafeMutableBufferPointer { op in
-                pds_attention(pool, seqs, Int32(seqs.count), Int32(tokens), qp.baseAddress!, Int32(heads), Int32(kvHeads),
-                              Int32(headDim), cache.keys(layer: layer), cache.values(layer: layer), cache.dtype.kernelTag,
-                              Int32(cache.pageSize), Int32(window), scale, op.baseAddress!)
+                pds_attention_kv(pool, seqs, Int32(seqs.count), Int32(tokens), qp.baseAddress!, Int32(heads), Int32(kvHeads),
+                                 keys.operand, values.operand, Int32(pageSize), Int32(window), scale, op.baseAddress!)
             }
         }
     }
+}
+
+/// One cache tensor as attention reads it: element (slot, kv head h, d) is
+/// `base[slot·rowStride + h·headDim + d]` of `dtype`.
+public struct AttentionOperand {
+    public var base: UnsafeRawPointer
+    public var rowStride: Int
+    public var headDim: Int
+    public var dtype: DType
+
+    public init(base: UnsafeRawPointer, rowStride: Int, headDim: Int, dtype: DType) {
+        self.base = base
+        self.rowStride = rowStride
+        self.headDim = headDim
+        self.dtype = dtype
+    }
+
+    var operand: pds_kv_operand { pds_kv_operand(base: base, stride: Int32(rowStride), head_dim: Int32(headDim), type: dtype.kernelTag) }
 }
 
 /// One sequence's run of query tokens inside a batch.

@@ -33,59 +33,62 @@ typedef struct {
     const int32_t *unit_block;  // query block within that sequence
     const float *q;
     float *out;
-    const void *kcache, *vcache;
-    int kv_type, heads, kv_heads, head_dim, page_size, window;
+    pds_kv_operand k, v;
+    int heads, kv_heads, page_size, window;
     float scale;
 } attn_args;
 
 /// Per-thread scratch: transposed K tile, V tile, and per-row output/max/sum.
 typedef struct {
     float *kt, *v, *acc, *row_max, *row_sum;
-    int dim, rows;  // what it was sized for
+    int kdim, vdim, rows;  // what it was sized for
 } attn_scratch;
 
 static _Thread_local attn_scratch scratch;
 
-static void ensure_scratch(int dim, int rows) {
-    if (scratch.kt && dim <= scratch.dim && rows <= scratch.rows) return;
-    if (dim < scratch.dim) dim = scratch.dim;
-    if (rows < scratch.rows) rows = scratch.rows;
-    size_t need = (size_t)dim * (size_t)rows;
+static int max_int(int a, int b) { return a > b ? a : b; }
+
+static void ensure_scratch(int kdim, int vdim, int rows) {
+    if (scratch.kt && kdim <= scratch.kdim && vdim <= scratch.vdim && rows <= scratch.rows) return;
+    kdim = max_int(kdim, scratch.kdim);
+    vdim = max_int(vdim, scratch.vdim);
+    rows = max_int(rows, scratch.rows);
     free(scratch.kt); free(scratch.v); free(scratch.acc); free(scratch.row_max); free(scratch.row_sum);
-    scratch.kt = malloc(sizeof(float) * (size_t)dim * KT);
-    scratch.v = malloc(sizeof(float) * (size_t)dim * KT);
-    scratch.acc = malloc(sizeof(float) * need);
+    scratch.kt = malloc(sizeof(float) * (size_t)kdim * KT);
+    scratch.v = malloc(sizeof(float) * (size_t)vdim * KT);
+    scratch.acc = malloc(sizeof(float) * (size_t)vdim * (size_t)rows);
     scratch.row_max = malloc(sizeof(float) * (size_t)rows);
     scratch.row_sum = malloc(sizeof(float) * (size_t)rows);
-    scratch.dim = dim;
+    scratch.kdim = kdim;
+    scratch.vdim = vdim;
     scratch.rows = rows;
 }
 
-static inline const void *kv_row(const attn_args *a, const void *cache, const pds_attn_seq *s, int pos, int kvh) {
+/// Head `kvh`'s part of the row of position `pos` in one cache tensor.
+static inline const void *kv_row(const attn_args *a, const pds_kv_operand *op, const pds_attn_seq *s, int pos, int kvh) {
     size_t slot = (size_t)s->page_table[pos / a->page_size] * a->page_size + pos % a->page_size;
-    size_t off = slot * (size_t)a->kv_heads * a->head_dim + (size_t)kvh * a->head_dim;
-    return a->kv_type == PDS_BF16 ? (const void *)((const uint16_t *)cache + off) : (const void *)((const float *)cache + off);
+    size_t off = slot * (size_t)op->stride + (size_t)kvh * op->head_dim;
+    return op->type == PDS_BF16 ? (const void *)((const uint16_t *)op->base + off) : (const void *)((const float *)op->base + off);
 }
 
-/// Loads keys [k0, k0+n) into kt[d*KT + j] (transposed) and values into v[j*dim + d]; missing keys are zero.
+static inline void load_row(const pds_kv_operand *op, const void *src, float *dst) {
+    if (op->type == PDS_BF16) pds_bf16_to_f32(src, dst, (size_t)op->head_dim);
+    else memcpy(dst, src, sizeof(float) * (size_t)op->head_dim);
+}
+
+/// Loads keys [k0, k0+n) into kt[d*KT + j] (transposed) and values into v[j*vdim + d]; missing keys are zero.
 static void load_tile(const attn_args *a, const pds_attn_seq *s, int kvh, int k0, int n, float *kt, float *v) {
-    int dim = a->head_dim;
-    float row[dim];
+    int kdim = a->k.head_dim, vdim = a->v.head_dim;
+    float row[kdim];
     for (int j = 0; j < KT; j++) {
         if (j < n) {
-            const void *kr = kv_row(a, a->kcache, s, k0 + j, kvh), *vr = kv_row(a, a->vcache, s, k0 + j, kvh);
-            if (a->kv_type == PDS_BF16) {
-                pds_bf16_to_f32(kr, row, (size_t)dim);
-                pds_bf16_to_f32(vr, v + (size_t)j * dim, (size_t)dim);
-            } else {
-                memcpy(row, kr, sizeof(float) * (size_t)dim);
-                memcpy(v + (size_t)j * dim, vr, sizeof(float) * (size_t)dim);
-            }
+            load_row(&a->k, kv_row(a, &a->k, s, k0 + j, kvh), row);
+            load_row(&a->v, kv_row(a, &a->v, s, k0 + j, kvh), v + (size_t)j * vdim);
         } else {
-            memset(row, 0, sizeof(float) * (size_t)dim);
-            memset(v + (size_t)j * dim, 0, sizeof(float) * (size_t)dim);
+            memset(row, 0, sizeof(float) * (size_t)kdim);
+            memset(v + (size_t)j * vdim, 0, sizeof(float) * (size_t)vdim);
         }
-        for (int d = 0; d < dim; d++) kt[d * KT + j] = row[d];
+        for (int d = 0; d < kdim; d++) kt[d * KT + j] = row[d];
     }
 }
 
@@ -106,9 +109,9 @@ static inline __m256 tile_scores(const float *q, const float *kt, int dim) {
 /// Folds one key tile into one query row's running softmax and output.
 static void fold_tile(const attn_args *a, const float *q, int k0, int first, int last,
                       const float *kt, const float *v, float *acc, float *row_max, float *row_sum) {
-    int dim = a->head_dim;
+    int dim = a->v.head_dim;
     float s[KT];
-    _mm256_storeu_ps(s, _mm256_mul_ps(tile_scores(q, kt, dim), _mm256_set1_ps(a->scale)));
+    _mm256_storeu_ps(s, _mm256_mul_ps(tile_scores(q, kt, a->k.head_dim), _mm256_set1_ps(a->scale)));
     float m = *row_max;
     for (int j = 0; j < KT; j++) {
         int p = k0 + j;
@@ -139,13 +142,13 @@ static void fold_tile(const attn_args *a, const float *q, int k0, int first, int
 static void attention_unit(void *vargs, int unit, int nunits) {
     (void)nunits;
     const attn_args *a = vargs;
-    int group = a->heads / a->kv_heads, dim = a->head_dim;
+    int group = a->heads / a->kv_heads, kdim = a->k.head_dim, dim = a->v.head_dim;
     int seq_unit = unit / a->kv_heads, kvh = unit % a->kv_heads;
     const pds_attn_seq *s = &a->seqs[a->unit_seq[seq_unit]];
     int t0 = a->unit_block[seq_unit] * QB;
     int nt = s->token_count - t0 < QB ? s->token_count - t0 : QB;
     int rows = nt * group;
-    ensure_scratch(dim, QB * group);
+    ensure_scratch(kdim, dim, QB * group);
     for (int r = 0; r < rows; r++) scratch.row_max[r] = -INFINITY, scratch.row_sum[r] = 0;
     memset(scratch.acc, 0, sizeof(float) * (size_t)rows * dim);
 
@@ -161,7 +164,7 @@ static void attention_unit(void *vargs, int unit, int nunits) {
             if (k0 > pos || k0 + KT <= first) continue;  // no visible key in this tile
             for (int g = 0; g < group; g++) {
                 int head = kvh * group + g, r = t * group + g;
-                const float *q = a->q + ((size_t)(s->token_offset + t0 + t) * a->heads + head) * dim;
+                const float *q = a->q + ((size_t)(s->token_offset + t0 + t) * a->heads + head) * kdim;
                 fold_tile(a, q, k0, first, pos, scratch.kt, scratch.v, scratch.acc + (size_t)r * dim,
                           &scratch.row_max[r], &scratch.row_sum[r]);
             }
@@ -180,6 +183,13 @@ void pds_attention(pds_pool *pool, const pds_attn_seq *seqs, int nseqs, int tota
                    const float *q, int heads, int kv_heads, int head_dim,
                    const void *kcache, const void *vcache, int kv_type, int page_size,
                    int window, float scale, float *out) {
+    pds_kv_operand k = { kcache, kv_heads * head_dim, head_dim, kv_type }, v = { vcache, kv_heads * head_dim, head_dim, kv_type };
+    pds_attention_kv(pool, seqs, nseqs, total_tokens, q, heads, kv_heads, k, v, page_size, window, scale, out);
+}
+
+void pds_attention_kv(pds_pool *pool, const pds_attn_seq *seqs, int nseqs, int total_tokens,
+                      const float *q, int heads, int kv_heads, pds_kv_operand k, pds_kv_operand v,
+                      int page_size, int window, float scale, float *out) {
     if (total_tokens <= 0) return;
     int blocks = 0;
     for (int s = 0; s < nseqs; s++) blocks += (seqs[s].token_count + QB - 1) / QB;
@@ -188,8 +198,7 @@ void pds_attention(pds_pool *pool, const pds_attn_seq *seqs, int nseqs, int tota
     int u = 0;
     for (int s = 0; s < nseqs; s++)
         for (int b = (seqs[s].token_count + QB - 1) / QB - 1; b >= 0; b--) { unit_seq[u] = s; unit_block[u] = b; u++; }
-    attn_args a = { seqs, unit_seq, unit_block, q, out, kcache, vcache, kv_type, heads, kv_heads, head_dim,
-                    page_size, window, scale };
+    attn_args a = { seqs, unit_seq, unit_block, q, out, k, v, heads, kv_heads, page_size, window, scale };
     pds_pool_run(pool, attention_unit, &a, blocks * kv_heads);
     free(unit_seq);
     free(unit_block);

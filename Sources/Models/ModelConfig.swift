@@ -35,6 +35,9 @@ public struct ModelConfig: Sendable {
     public var eosTokenIds: [Int]
     /// The dtype the checkpoint declares (informational).
     public var declaredDType: String?
+    /// The whole of config.json, for the fields only one family reads
+    /// (experts, latent ranks): `config.fields.optionalInt("num_experts")`.
+    let fields: JSONFields
 
     /// Reads `config.json` from a model folder, and the end-of-sequence ids
     /// of `generation_config.json` beside it: like vLLM and SGLang, EOS is
@@ -54,6 +57,7 @@ public struct ModelConfig: Sendable {
 
     public init(json data: Data, file: String = "config.json") throws {
         let reader = try JSONFields(data: data, file: file)
+        fields = reader
         let names = try reader.stringList("architectures")
         guard let name = names.first else {
             throw ModelLoadError(file: file, "no \"architectures\" entry; supported: \(ModelRegistry.supportedArchitectures.joined(separator: ", "))")
@@ -146,7 +150,7 @@ public struct ModelConfig: Sendable {
 /// Numbers and booleans are distinct JSON types here (Foundation's
 /// `NSNumber` bridging reads 0, 1 and 1.0 as booleans on Linux), and a key
 /// that is present with the wrong type is an error, not a default.
-struct JSONFields {
+struct JSONFields: Sendable {
     let object: JSONValue
     let file: String
 

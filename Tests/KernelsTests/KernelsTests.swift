@@ -267,3 +267,70 @@ func pagedAttentionMatchesContiguous(dtype: DType, window: Int, dim: Int, contex
         #expect(worst < 1e-5, "\(dtype) window \(window) threads \(threads): max error \(worst)")
     }
 }
+
+/// Keys and values of unequal head dims, strides and dtypes: an MLA-like
+/// cache (one KV head; K the whole row, V its first `valueDim` elements)
+/// and a pool of separate K and V tensors (K fp32 of 12 per head, V bf16 of
+/// 8 per head, two KV heads), both against a naive reference.
+@Test(arguments: [(1, 20, 16, true), (2, 12, 8, false)])
+func attentionReadsKeysAndValuesOfUnequalWidths(kvHeads: Int, keyDim: Int, valueDim: Int, sharedRow: Bool) throws {
+    var gen = Values(state: 7)
+    let heads = 4, pageSize = 4, context = 19, newTokens = 6, start = context - newTokens
+    let pageCount = (context + pageSize - 1) / pageSize
+    let pageTable: [Int32] = (0..<pageCount).map { Int32(pageCount - 1 - $0) }
+    let slots = (0..<context).map { Int(pageTable[$0 / pageSize]) * pageSize + $0 % pageSize }
+    let spec = sharedRow
+        ? KVCacheSpec(layers: 1, tensors: [.init(name: "latent", elementsPerToken: kvHeads * keyDim, dtype: .f32)])
+        : KVCacheSpec(layers: 1, tensors: [.init(name: "k", elementsPerToken: kvHeads * keyDim, dtype: .f32),
+                                           .init(name: "v", elementsPerToken: kvHeads * valueDim, dtype: .bf16)])
+    let cache = try PagedKVStorage(spec: spec, pageCount: pageCount, pageSize: pageSize)
+    // Contiguous K [pos][kvh][keyDim] and V [pos][kvh][valueDim], written into the pool by slot.
+    let k = gen.array(context * kvHeads * keyDim)
+    var v = sharedRow ? [] : bf16Round(gen.array(context * kvHeads * valueDim))
+    let keyBase = cache.buffer(layer: 0, tensor: 0).assumingMemoryBound(to: Float.self)
+    for p in 0..<context {
+        for i in 0..<kvHeads * keyDim { keyBase[slots[p] * kvHeads * keyDim + i] = k[p * kvHeads * keyDim + i] }
+    }
+    if sharedRow {
+        // V is the first valueDim elements of each (single-head) K row.
+        v = (0..<context).flatMap { p in k[p * keyDim..<p * keyDim + valueDim] }
+    } else {
+        let valueBase = cache.buffer(layer: 0, tensor: 1).assumingMemoryBound(to: UInt16.self)
+        for p in 0..<context {
+            v[p * kvHeads * valueDim..<(p + 1) * kvHeads * valueDim].withUnsafeBufferPointer {
+                pds_f32_to_bf16($0.baseAddress!, valueBase + slots[p] * kvHeads * valueDim, kvHeads * valueDim)
+            }
+        }
+    }
+    let keys = AttentionOperand(base: cache.buffer(layer: 0, tensor: 0), rowStride: kvHeads * keyDim, headDim: keyDim, dtype: .f32)
+    let values = sharedRow
+        ? AttentionOperand(base: cache.buffer(layer: 0, tensor: 0), rowStride: keyDim, headDim: valueDim, dtype: .f32)
+        : AttentionOperand(base: cache.buffer(layer: 0, tensor: 1), rowStride: kvHeads * valueDim, headDim: valueDim, dtype: .bf16)
+    let q = gen.array(newTokens * heads * keyDim)
+    let scale = 1 / Float(keyDim).squareRoot()
+    // Reference: per head, softmax(q·k · scale) over positions 0...pos, times v.
+    var expected = [Float](repeating: 0, count: newTokens * heads * valueDim)
+    for t in 0..<newTokens {
+        let pos = start + t
+        for h in 0..<heads {
+            let kvh = h / (heads / kvHeads)
+            let scores = (0...pos).map { p in
+                (0..<keyDim).reduce(0.0) { $0 + Double(q[(t * heads + h) * keyDim + $1]) * Double(k[(p * kvHeads + kvh) * keyDim + $1]) } * Double(scale)
+            }
+            let m = scores.max()!
+            let e = scores.map { Foundation.exp($0 - m) }
+            let z = e.reduce(0, +)
+            for d in 0..<valueDim {
+                expected[(t * heads + h) * valueDim + d] = Float((0...pos).reduce(0.0) { $0 + e[$1] / z * Double(v[($1 * kvHeads + kvh) * valueDim + d]) })
+            }
+        }
+    }
+    for threads in [1, 2] {
+        var out = [Float](repeating: .nan, count: expected.count)
+        ComputePool(threads: threads).attention(
+            q: q, spans: [AttentionSpan(tokenOffset: 0, tokenCount: newTokens, startPosition: start, pageTable: pageTable)],
+            heads: heads, kvHeads: kvHeads, keys: keys, values: values, pageSize: pageSize, window: 0, scale: scale, into: &out)
+        let worst = zip(out, expected).map { abs($0 - $1) }.max()!
+        #expect(worst < 1e-5, "kv heads \(kvHeads), K \(keyDim), V \(valueDim), threads \(threads): max error \(worst)")
+    }
+}

@@ -120,6 +120,8 @@ func logitError(fixture: String, kvCache: DType, matmulPrecision: MatmulPrecisio
     #expect(mistral.slidingWindow == 96)
     let qwen2 = try ModelConfig(directory: Fixtures.modelDirectory("qwen2-fp32"))
     #expect(qwen2.slidingWindow == nil, "Qwen2's sliding_window applies only with use_sliding_window")
+    // A family reads the fields only it knows from the same config.
+    #expect(try qwen2.fields.optionalBool("use_sliding_window") == false && qwen2.fields.optionalInt("sliding_window") == 131072)
 }
 
 @Test func numbersAreNotBooleans() throws {

@@ -102,4 +102,21 @@ void pds_attention(pds_pool *pool, const pds_attn_seq *seqs, int nseqs, int tota
                    const void *kcache, const void *vcache, int kv_type, int page_size,
                    int window, float scale, float *out);
 
+/// One cache tensor as attention reads it: element (slot, kv head h, d) is
+/// base[slot * stride + h * head_dim + d], of `type` (PDS_F32 or PDS_BF16).
+typedef struct {
+    const void *base;
+    int stride;
+    int head_dim;
+    int type;
+} pds_kv_operand;
+
+/// pds_attention with keys and values described apart: their head dims,
+/// row strides and dtypes may differ (MLA reads K as a latent row plus a
+/// rotary part and V as the latent alone). q: [tokens, heads*k.head_dim];
+/// out: [tokens, heads*v.head_dim].
+void pds_attention_kv(pds_pool *pool, const pds_attn_seq *seqs, int nseqs, int total_tokens,
+                      const float *q, int heads, int kv_heads, pds_kv_operand k, pds_kv_operand v,
+                      int page_size, int window, float scale, float *out);
+
 #endif
