@@ -20,13 +20,21 @@ class PDPair:
     """A prefill and a decode instance of one model, talking over `backend`."""
 
     def __init__(self, model="qwen2-fp32", backend="tcp", prefill_args=(), decode_args=(), env=None):
-        self.bootstrap_port = free_port()
         if backend == "nixl":
             # UCX would otherwise listen and connect on every interface; these tests stay on loopback.
             env = {"UCX_NET_DEVICES": "lo", **(env or {})}
         common = ["--model-path", str(FIXTURES / model), "--disaggregation-transfer-backend", backend]
-        self.prefill = Server(*common, "--disaggregation-mode", "prefill",
-                              "--disaggregation-bootstrap-port", str(self.bootstrap_port), *prefill_args, env=env)
+        for attempt in range(3):
+            # The port free_port found can be taken (by the prefill's own transfer listener, on port 0)
+            # before the bootstrap server binds it: then start again on another.
+            self.bootstrap_port = free_port()
+            try:
+                self.prefill = Server(*common, "--disaggregation-mode", "prefill",
+                                      "--disaggregation-bootstrap-port", str(self.bootstrap_port), *prefill_args, env=env)
+                break
+            except RuntimeError as error:
+                if "Address already in use" not in str(error) or attempt == 2:
+                    raise
         self._decode_command, self._env = (*common, "--disaggregation-mode", "decode", *decode_args), env
         try:
             self.decode = Server(*self._decode_command, env=env)
