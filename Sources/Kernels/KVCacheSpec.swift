@@ -18,6 +18,9 @@ public struct KVCacheSpec: Sendable, Equatable, CustomStringConvertible {
         public var bytesPerToken: Int { elementsPerToken * dtype.size }
     }
 
+    /// The most tensors a spec may list per layer (what a peer may describe).
+    public static let maxTensors = 16
+
     public var layers: Int
     /// The same list in every layer.
     public var tensors: [Tensor]

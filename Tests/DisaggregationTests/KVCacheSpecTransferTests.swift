@@ -57,6 +57,23 @@ struct KVCacheSpecTransferTests {
         }
     }
 
+    /// The hello carries the whole spec; pools whose specs differ refuse each other naming both.
+    @Test func theHelloCarriesTheSpecAndAMismatchNamesBoth() throws {
+        let layout = KVLayout(pageSize: UInt32(Self.pageSize), spec: Self.spec, model: "probe")
+        let hello = TransferMessage.hello(.init(role: "decode", instance: "d", layout: layout, backend: "tcp", nonce: Array(repeating: 1, count: 16)))
+        let bytes = TransferCodec.encode(hello)
+        let header = try TransferCodec.decodeHeader(Array(bytes.prefix(TransferCodec.headerSize)))
+        #expect(try TransferCodec.decode(header, payload: Array(bytes.dropFirst(TransferCodec.headerSize))) == hello)
+        var narrower = Self.spec
+        narrower.tensors[1].elementsPerToken = 12
+        let message = try #require(layout.mismatch(with: KVLayout(pageSize: UInt32(Self.pageSize), spec: narrower, model: "probe")))
+        #expect(message.contains("rope_k 16 float32") && message.contains("rope_k 12 float32"), "\(message)")
+        #expect(layout.mismatch(with: layout) == nil)
+        var other = Self.spec
+        other.tensors[0].dtype = .bf16
+        #expect(layout.mismatch(with: KVLayout(pageSize: UInt32(Self.pageSize), spec: other, model: "probe"))?.contains("--kv-cache-dtype") == true)
+    }
+
     @Test func tcpGathersAndScattersEveryBuffer() throws {
         let source = try filledSource(), target = try PagedKVStorage(spec: Self.spec, pageCount: 10, pageSize: Self.pageSize)
         var fds: [Int32] = [0, 0]

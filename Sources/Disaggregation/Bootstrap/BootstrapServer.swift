@@ -41,7 +41,7 @@ public struct PrefillRoute: Sendable, Equatable {
     private static func tensors(_ json: [String: Any]) -> [KVCacheSpec.Tensor]? {
         func dtype(_ value: Any?) -> DType? { (value as? String).flatMap { DType(rawValue: $0) } }
         if let list = json["kv_tensors"] {
-            guard let list = list as? [[String: Any]], (1...16).contains(list.count) else { return nil }
+            guard let list = list as? [[String: Any]], (1...KVCacheSpec.maxTensors).contains(list.count) else { return nil }
             var tensors: [KVCacheSpec.Tensor] = []
             for item in list {
                 guard let name = item["name"] as? String, !name.isEmpty, let elements = item["elements"].flatMap(JSONScalar.integer),

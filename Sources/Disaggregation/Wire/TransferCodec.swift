@@ -9,8 +9,7 @@ public enum TransferCodec {
     /// 3: connections open with a challenge; hellos carry a nonce and a proof.
     /// 4: the hello carries the cache spec (every tensor's name, width and dtype) instead of one K/V width.
     public static let version: UInt16 = 4
-    /// Cache tensors a hello may list per layer.
-    static let maxCacheTensors: UInt32 = 16
+
     public static let headerSize = 16
     /// Largest payload of a frame other than kvPages.
     public static let maxControlPayload = 16 << 20
@@ -114,7 +113,7 @@ public enum TransferCodec {
         case .hello:
             let role = try r.string(), instance = try r.string()
             let layers = try r.u32(), pageSize = try r.u32(), count = try r.u32()
-            guard count <= Self.maxCacheTensors else { throw TransferProtocolError("hello lists \(count) cache tensors; at most \(Self.maxCacheTensors)") }
+            guard count <= KVCacheSpec.maxTensors else { throw TransferProtocolError("hello lists \(count) cache tensors; at most \(KVCacheSpec.maxTensors)") }
             var tensors: [KVCacheSpec.Tensor] = []
             for _ in 0..<count {
                 let name = try r.string(), elements = try r.u32(), tag = try r.u8()
