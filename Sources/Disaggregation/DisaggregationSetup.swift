@@ -42,12 +42,15 @@ public enum DisaggregationSetup {
         }
         switch mode {
         case .prefill:
-            // Fail start-up, with the flag's name, before anything says it is serving.
+            // Fail start-up, with the flag's name, before anything says it is serving; and hold the
+            // port until the transfer listener (on any free port) is bound, so that it cannot take it.
+            let reservation: FrameListener
             do {
-                try FrameListener(host: host, port: bootstrapPort).close()
+                reservation = try FrameListener(host: host, port: bootstrapPort)
             } catch {
                 throw ConfigurationError("--disaggregation-bootstrap-port \(bootstrapPort): \(error)")
             }
+            defer { reservation.close() }
             let backend = try TransferBackends.make(name, context: .init(side: .prefill, storage: core.storage, layout: layout,
                                                                         settings: settings, ibDevice: ibDevice, host: host))
             let sideCar = try PrefillSideCar(storage: core.storage, layout: layout, backend: backend, settings: settings, host: host,
