@@ -101,12 +101,20 @@ struct InfoEndpoints: Sendable {
         let workers = core.registry.all
         let results = await fanOut(workers, request.method == .get ? .GET : .POST, path, json: body, headers: request.headers)
         let failed = results.filter { !$0.ok }
-        let summary: [String: Any] = [
+        var summary: [String: Any] = [
             "succeeded": results.filter(\.ok).map { $0.worker.url },
             "failed": failed.map { ["url": $0.worker.url, "error": $0.detail] },
             "responses": Dictionary(results.compactMap { r in r.reply.map { (r.worker.url, ($0.json ?? $0.text) as Any) } }, uniquingKeysWith: { a, _ in a }),
         ]
-        return JSON.response(summary, status: failed.isEmpty ? .ok : .badGateway)
+        guard !failed.isEmpty else { return JSON.response(summary, status: .ok) }
+        // Every worker refused the request alike (a 400 for a bad field, a 409 for a profile already running):
+        // the client's fault, so the client gets that status and the first worker's error, not a 502.
+        let statuses = Set(failed.map { $0.reply?.status ?? 502 })
+        if failed.count == results.count, statuses.count == 1, let status = statuses.first, (400..<500).contains(status) {
+            summary["error"] = (failed[0].reply?.json as? [String: Any])?["error"]
+            return JSON.response(summary, status: HTTPResponse.Status(code: status))
+        }
+        return JSON.response(summary, status: .badGateway)
     }
 
     struct FanOutResult: @unchecked Sendable {

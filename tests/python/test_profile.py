@@ -282,6 +282,7 @@ def test_the_pd_router_profiles_both_halves(tmp_path, started):
     assert len(traces) == 2
     rooms = sorted((len(room_spans(trace, "prefill room")), len(room_spans(trace, "decode room"))) for trace in map(read_trace, traces))
     assert rooms == [(0, 1), (1, 0)], rooms
-    # Nothing left to stop anywhere: a 502 that names both.
+    # Nothing left to stop anywhere: both instances' 409, naming both, with their error.
     again = requests.post(router.url + "/stop_profile", timeout=60)
-    assert again.status_code == 502 and len(again.json()["failed"]) == 2
+    assert again.status_code == 409 and len(again.json()["failed"]) == 2, again.text
+    assert "not in progress" in again.json()["error"]["message"]
