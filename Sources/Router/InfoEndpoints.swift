@@ -91,12 +91,7 @@ struct InfoEndpoints: Sendable {
         var body: Any?
         if request.method == .post {
             let buffer = try await request.body.collect(upTo: 1 << 20)
-            if buffer.readableBytes > 0 {
-                guard let object = JSONParser.foundationObject(from: Data(buffer.readableBytesView)) else {
-                    throw APIError.invalid("The request body is not valid JSON.")
-                }
-                body = object
-            }
+            if buffer.readableBytes > 0 { body = try RequestDocument.parse(Data(buffer.readableBytesView)).foundationObject }
         }
         let workers = core.registry.all
         let results = await fanOut(workers, request.method == .get ? .GET : .POST, path, json: body, headers: request.headers)

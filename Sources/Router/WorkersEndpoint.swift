@@ -34,8 +34,8 @@ struct WorkersEndpoint: Sendable {
         var port: Int?
         switch body["bootstrap_port"] {
         case nil, is NSNull: port = nil
-        case let value? where JSONScalar.integer(value) != nil: port = JSONScalar.integer(value)
-        default: throw APIError.invalid("'bootstrap_port' must be an integer or null.", param: "bootstrap_port")
+        case let value? where JSONScalar.integer(value).map({ (1...65535).contains($0) }) == true: port = JSONScalar.integer(value)
+        default: throw APIError.invalid("'bootstrap_port' must be a port number (1-65535) or null.", param: "bootstrap_port")
         }
         let worker: Worker
         do {
@@ -66,7 +66,7 @@ struct WorkersEndpoint: Sendable {
     private func object(_ request: Request) async throws -> [String: Any] {
         let buffer = try await request.body.collect(upTo: 1 << 20)
         guard buffer.readableBytes > 0 else { return [:] }
-        guard let object = JSONParser.foundationObject(from: Data(buffer.readableBytesView)) as? [String: Any] else {
+        guard let object = try RequestDocument.parse(Data(buffer.readableBytesView)).foundationObject as? [String: Any] else {
             throw APIError.invalid("The request body must be a JSON object.")
         }
         return object

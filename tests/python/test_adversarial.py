@@ -66,10 +66,10 @@ def hostile_body(base, path, literal):
     return json.dumps(body).replace(f'"{MARK}"', literal).encode()
 
 
-def send_every_hostile_number(url):
+def send_every_hostile_number(url, fields=NUMERIC_FIELDS):
     """Sends each value into each field; returns the failures (anything but a 4xx JSON error naming the field, or a
     200 with a result), and how many requests were sent."""
-    cases = [(endpoint, base, path, literal) for endpoint, base, path in NUMERIC_FIELDS for literal in HOSTILE_NUMBERS]
+    cases = [(endpoint, base, path, literal) for endpoint, base, path in fields for literal in HOSTILE_NUMBERS]
 
     def one(case):
         endpoint, base, path, literal = case
@@ -108,12 +108,17 @@ def test_every_numeric_field_of_every_endpoint_survives_hostile_numbers(started)
     server.assert_pool_whole()
 
 
+# The router's own numeric field: a prefill's bootstrap port when a worker is added at run time.
+ROUTER_FIELDS = [("/workers", {"url": "http://127.0.0.1:9", "mode": "prefill"}, ("bootstrap_port",))]
+
+
 def test_hostile_numbers_through_the_pd_router_leave_both_halves_serving(started):
     pair = PDPair(prefill_args=("--served-model-name", "qwen-tiny"), decode_args=("--served-model-name", "qwen-tiny"))
     started(pair)
     router = RouterProcess("--pd-disaggregation", "--prefill", pair.prefill.url, str(pair.bootstrap_port), "--decode", pair.decode.url)
     started(router)
-    failures, count = send_every_hostile_number(router.url)
+    failures, count = send_every_hostile_number(router.url, NUMERIC_FIELDS + ROUTER_FIELDS)
+    assert set(router.workers()) == {pair.prefill.url, pair.decode.url}, "a hostile /workers body added a worker"
     assert not failures, f"{len(failures)} of {count}:\n" + "\n".join(failures[:40])
     assert pair.prefill.proc.poll() is None and pair.decode.proc.poll() is None and router.proc.poll() is None
     ref = reference("qwen2-fp32")
