@@ -179,14 +179,6 @@ static void attention_unit(void *vargs, int unit, int nunits) {
         }
 }
 
-void pds_attention(pds_pool *pool, const pds_attn_seq *seqs, int nseqs, int total_tokens,
-                   const float *q, int heads, int kv_heads, int head_dim,
-                   const void *kcache, const void *vcache, int kv_type, int page_size,
-                   int window, float scale, float *out) {
-    pds_kv_operand k = { kcache, kv_heads * head_dim, head_dim, kv_type }, v = { vcache, kv_heads * head_dim, head_dim, kv_type };
-    pds_attention_kv(pool, seqs, nseqs, total_tokens, q, heads, kv_heads, k, v, page_size, window, scale, out);
-}
-
 void pds_attention_kv(pds_pool *pool, const pds_attn_seq *seqs, int nseqs, int total_tokens,
                       const float *q, int heads, int kv_heads, pds_kv_operand k, pds_kv_operand v,
                       int page_size, int window, float scale, float *out) {

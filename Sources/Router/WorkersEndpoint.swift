@@ -34,8 +34,11 @@ struct WorkersEndpoint: Sendable {
         var port: Int?
         switch body["bootstrap_port"] {
         case nil, is NSNull: port = nil
-        case let value? where JSONScalar.integer(value).map({ (1...65535).contains($0) }) == true: port = JSONScalar.integer(value)
-        default: throw APIError.invalid("'bootstrap_port' must be a port number (1-65535) or null.", param: "bootstrap_port")
+        case let value?:
+            guard let number = JSONScalar.integer(value), (1...65535).contains(number) else {
+                throw APIError.invalid("'bootstrap_port' must be a port number (1-65535) or null.", param: "bootstrap_port")
+            }
+            port = number
         }
         let worker: Worker
         do {

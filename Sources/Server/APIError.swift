@@ -1,8 +1,8 @@
-import NIOHTTP1
 import Engine
 import Foundation
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 
 /// An error answered as JSON in the shape OpenAI clients and the SGLang
 /// router understand: `{"error": {"message", "type", "param", "code"}}`,

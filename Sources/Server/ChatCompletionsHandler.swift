@@ -20,7 +20,7 @@ struct ChatCompletionsHandler: Sendable {
 
     func handle(_ request: Request, context: ServerRequestContext) async throws -> Response {
         let buffer = try await service.configuration.httpLimits.body(of: request, limit: service.configuration.maxRequestBodyBytes)
-        let document = try JSONBody.document(Data(buffer.readableBytesView))
+        let document = try RequestDocument.parse(Data(buffer.readableBytesView))
         let body = try JSONBody(document: document)
         try RequestReader.checkModel(body, configuration: service.configuration)
         try SamplingParser.rejectUnsupported(body)

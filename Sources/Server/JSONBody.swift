@@ -19,7 +19,7 @@ struct JSONBody {
 
     /// Parses a request body; malformed JSON or a non-object is a 400.
     init(data: Data) throws(APIError) {
-        try self.init(document: try Self.document(data))
+        try self.init(document: try RequestDocument.parse(data))
     }
 
     /// A parsed request body; a non-object is a 400.
@@ -27,10 +27,6 @@ struct JSONBody {
         guard let object = document.foundationObject as? [String: Any] else { throw .invalid("The request body must be a JSON object.") }
         self.init(fields: object, ordered: document)
     }
-
-    /// Parses a request body, byte-exact unlike JSONSerialization (a prompt reaches the
-    /// tokenizer as sent); empty or malformed JSON is a 400.
-    static func document(_ data: Data) throws(APIError) -> JSONValue { try RequestDocument.parse(data) }
 
     /// A field not in `allowed` is a 400 that names it: a misspelled or
     /// unknown option is never silently dropped.
@@ -119,8 +115,9 @@ struct JSONBody {
     }
 }
 
-/// A request body parsed byte-exact, with the 400 instances and routers
-/// alike answer for an empty or malformed one.
+/// A request body parsed byte-exact, unlike JSONSerialization (a prompt
+/// reaches the tokenizer as sent), with the 400 instances and routers alike
+/// answer for an empty or malformed one.
 public enum RequestDocument {
     public static func parse(_ data: Data) throws(APIError) -> JSONValue {
         guard !data.isEmpty else { throw .invalid("The request body is empty; expected a JSON object.") }

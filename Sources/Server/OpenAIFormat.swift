@@ -10,8 +10,6 @@ enum OpenAIFormat {
 
     static var now: Int { Int(Date().timeIntervalSince1970) }
 
-    /// PDServe's request field that puts each choice's phases (as `/generate`'s
-    /// `meta_info.phases`) into the choice: whole, or in its last stream event.
     /// Whether a stream ends with a usage chunk: OpenAI's `stream_options`,
     /// an object whose only key this server knows is `include_usage`.
     static func streamIncludesUsage(_ body: JSONBody) throws(APIError) -> Bool {
@@ -20,6 +18,8 @@ enum OpenAIFormat {
         return try options.bool("include_usage") ?? false
     }
 
+    /// PDServe's request field that puts each choice's phases (as `/generate`'s
+    /// `meta_info.phases`) into the choice: whole, or in its last stream event.
     static let returnPhasesField = "return_phases"
 
     /// `choice` with its phases when the request asked and the choice has ended.

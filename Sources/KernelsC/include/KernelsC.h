@@ -94,14 +94,6 @@ typedef struct {
     const int32_t *page_table;
 } pds_attn_seq;
 
-/// Causal GQA attention over a paged cache. q/out: [tokens, heads*head_dim].
-/// Query token at position p attends cached positions [max(0, p-window+1), p]
-/// (window <= 0 means unlimited). Slots are page_table[pos / page_size] * page_size + pos % page_size.
-void pds_attention(pds_pool *pool, const pds_attn_seq *seqs, int nseqs, int total_tokens,
-                   const float *q, int heads, int kv_heads, int head_dim,
-                   const void *kcache, const void *vcache, int kv_type, int page_size,
-                   int window, float scale, float *out);
-
 /// One cache tensor as attention reads it: element (slot, kv head h, d) is
 /// base[slot * stride + h * head_dim + d], of `type` (PDS_F32 or PDS_BF16).
 typedef struct {
@@ -111,10 +103,12 @@ typedef struct {
     int type;
 } pds_kv_operand;
 
-/// pds_attention with keys and values described apart: their head dims,
-/// row strides and dtypes may differ (MLA reads K as a latent row plus a
-/// rotary part and V as the latent alone). q: [tokens, heads*k.head_dim];
-/// out: [tokens, heads*v.head_dim].
+/// Causal GQA attention over a paged cache, keys and values described apart:
+/// their head dims, row strides and dtypes may differ (MLA reads K as a
+/// latent row plus a rotary part and V as the latent alone).
+/// q: [tokens, heads*k.head_dim]; out: [tokens, heads*v.head_dim].
+/// Query token at position p attends cached positions [max(0, p-window+1), p]
+/// (window <= 0 means unlimited). Slots are page_table[pos / page_size] * page_size + pos % page_size.
 void pds_attention_kv(pds_pool *pool, const pds_attn_seq *seqs, int nseqs, int total_tokens,
                       const float *q, int heads, int kv_heads, pds_kv_operand k, pds_kv_operand v,
                       int page_size, int window, float scale, float *out);
